@@ -1,0 +1,107 @@
+import { CsiServer } from "../csi/server.js";
+import { formatEndpoint } from "../csi/endpoint.js";
+import { callInterceptor } from "../csi/interceptor.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { createPlugin } from "../plugin.js";
+import { VERSION } from "../version.js";
+import { startDebugServer, type DebugServer } from "./debug-server.js";
+import { FlagError, usage } from "./flags.js";
+import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
+
+const QUIET_METHODS = new Set(["/csi.v1.Identity/Probe"]);
+
+async function main(argv: readonly string[]): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(argv, process.env, VERSION);
+  } catch (err) {
+    if (err instanceof FlagError) {
+      process.stderr.write(`${PROGRAM}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (command.help) {
+    process.stdout.write(`${usage(PROGRAM, FLAGS)}\n`);
+    return 0;
+  }
+  if (command.version) {
+    process.stdout.write(`${PROGRAM} ${VERSION}\n`);
+    return 0;
+  }
+  const { config } = command;
+  const log = await createLogger({ level: config.logLevel, format: config.logFormat });
+  installCrashLogging(log);
+  log.info({ version: VERSION, config: describeConfig(config) }, "starting");
+
+  let debug: DebugServer | undefined;
+  let server: CsiServer | undefined;
+  const plugin = await createPlugin(config, log);
+  try {
+    if (config.debugAddr !== "") debug = await startDebugServer(config.debugAddr, plugin.readiness, log);
+    server = await CsiServer.start({
+      endpoint: config.endpoint,
+      socketMode: config.socketMode,
+      log,
+      routes: (router) => plugin.routes(router),
+      interceptors: [callInterceptor({ log, observer: debug?.observer, quietMethods: QUIET_METHODS })],
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    });
+  } catch (err) {
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
+    await plugin.close();
+    await debug?.close();
+    return 1;
+  }
+  const endpoint = formatEndpoint(server.endpoint);
+  log.info(
+    { endpoint, mode: config.mode, backend: config.backend, driver: config.driverName },
+    `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
+  );
+
+  const running = server;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, "second signal: exiting now");
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      running
+        .shutdown()
+        .then(() => plugin.close())
+        .then(() => debug?.close())
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
+            resolve(1);
+          },
+        );
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+}
+
+function installCrashLogging(log: Logger): void {
+  process.on("uncaughtException", (err) => {
+    log.fatal({ err: err.message, stack: err.stack }, "uncaught exception");
+    process.exit(70);
+  });
+  process.on("unhandledRejection", (reason) => {
+    log.fatal({ err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined }, "unhandled rejection");
+    process.exit(70);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${PROGRAM}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

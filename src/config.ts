@@ -1,0 +1,79 @@
+import type { Endpoint } from "./csi/endpoint.js";
+import type { LogFormat } from "./log/logger.js";
+import type { LevelWithSilent } from "pino";
+
+export const DEFAULT_DRIVER_NAME = "dobs.csi.digitalocean.com";
+
+/** Which CSI services this process serves. */
+export type Mode = "controller" | "node" | "all";
+export type BackendKind = "digitalocean" | "local";
+
+/**
+ * Capabilities that CSI v1.12 marks alpha. Conformance tools reject alpha
+ * capabilities they do not know, so each is off unless switched on.
+ */
+export const ALPHA_FEATURES = [
+  "volume-condition", // VOLUME_CONDITION (controller and node), volume_condition in ListVolumes/NodeGetVolumeStats
+  "get-volume", // ControllerGetVolume, GET_VOLUME
+  "get-snapshot", // GetSnapshot, GET_SNAPSHOT
+  "snapshot-metadata", // SnapshotMetadata service, SNAPSHOT_METADATA_SERVICE
+  "single-node-multi-writer", // SINGLE_NODE_MULTI_WRITER and the SINGLE_NODE_{SINGLE,MULTI}_WRITER access modes
+] as const;
+export type AlphaFeature = (typeof ALPHA_FEATURES)[number];
+
+export interface DigitalOceanConfig {
+  /** API token; never logged. */
+  readonly token: string;
+  readonly apiUrl: string;
+  /** Region slug from --region; empty means "ask the metadata service". */
+  readonly region: string;
+  readonly tag: string;
+  /** per_page for volume listings when the caller gives no max_entries; 0 lets the API choose. */
+  readonly defaultVolumesPageSize: number;
+  /** Client-side QPS limit for API calls; 0 means unlimited. */
+  readonly apiRateLimit: number;
+  readonly validateAttachment: boolean;
+  readonly metadataUrl: string;
+  readonly byIdDir: string;
+}
+
+export interface LocalConfig {
+  /** Where volumes, snapshots and their metadata live. */
+  readonly dataDir: string;
+  /** How much of the data directory's free space may be promised to sparse volumes (1 = no overcommit). */
+  readonly overcommitRatio: number;
+}
+
+export interface Config {
+  readonly driverName: string;
+  readonly version: string;
+  readonly endpoint: Endpoint;
+  readonly socketMode: number;
+  readonly shutdownTimeoutMs: number;
+  readonly mode: Mode;
+  readonly backend: BackendKind;
+  readonly logLevel: LevelWithSilent;
+  readonly logFormat: LogFormat;
+  /** host:port for the HTTP debug server (/health, /metrics); empty disables it. */
+  readonly debugAddr: string;
+  readonly alpha: ReadonlySet<AlphaFeature>;
+  /** Node id override; otherwise the host name (local) or the droplet id (DigitalOcean). */
+  readonly nodeId: string;
+  /** max_volumes_per_node reported by NodeGetInfo; 0 means no limit. */
+  readonly volumeLimit: number;
+  readonly digitalocean: DigitalOceanConfig;
+  readonly local: LocalConfig;
+}
+
+export function servesController(mode: Mode): boolean {
+  return mode !== "node";
+}
+
+export function servesNode(mode: Mode): boolean {
+  return mode !== "controller";
+}
+
+/** Plugin names follow the spec: at most 63 characters, alphanumerics at both ends, dashes, dots and alphanumerics between. */
+export function validPluginName(name: string): boolean {
+  return name.length <= 63 && /^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(name);
+}

@@ -1,0 +1,67 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "./gen/csi/v1/csi_pb.js";
+import { servesController, servesNode, type Config } from "./config.js";
+import type { Logger } from "./log/logger.js";
+import { identityService } from "./driver/identity.js";
+import { Readiness } from "./driver/readiness.js";
+import { missingExecutables } from "./mounter/host-tools.js";
+
+/** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
+export interface Plugin {
+  readonly readiness: Readiness;
+  routes(router: ConnectRouter): void;
+  close(): Promise<void>;
+}
+
+/** Tools a node plugin cannot work without; xfs tools are checked when an xfs volume is staged. */
+const NODE_TOOLS = ["mount", "umount", "blkid", "mkfs.ext4", "resize2fs"];
+
+/**
+ * Wire the layers for a configuration: backends (loaded lazily, so a node
+ * plugin never loads controller code) behind the backend-agnostic services.
+ */
+export async function createPlugin(config: Config, log: Logger): Promise<Plugin> {
+  const readiness = new Readiness();
+  const closers: (() => Promise<void>)[] = [];
+
+  if (servesNode(config.mode)) {
+    readiness.add({
+      name: "node host tools",
+      async check() {
+        const missing = await missingExecutables(NODE_TOOLS);
+        if (missing.length > 0) {
+          throw new Error(`missing ${missing.join(", ")}; install e2fsprogs and util-linux/mount on the node (or use the driver's image)`);
+        }
+        return "ready";
+      },
+    });
+  }
+
+  const identity = identityService({
+    name: config.driverName,
+    version: config.version,
+    readiness,
+    features: {
+      controllerService: servesController(config.mode),
+      accessibilityConstraints: true,
+      onlineExpansion: true,
+      snapshotMetadataService: false,
+    },
+  });
+  log.debug({ mode: config.mode, backend: config.backend }, "plugin assembled");
+
+  return {
+    readiness,
+    routes(router) {
+      router.service(Identity, identity);
+      // Services not (yet) provided answer UNIMPLEMENTED for each of their methods.
+      router.service(Controller, {});
+      router.service(Node, {});
+      router.service(GroupController, {});
+      router.service(SnapshotMetadata, {});
+    },
+    async close() {
+      for (const close of closers.reverse()) await close();
+    },
+  };
+}
