@@ -1,10 +1,13 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "./gen/csi/v1/csi_pb.js";
 import { servesController, servesNode, type Config } from "./config.js";
 import type { Logger } from "./log/logger.js";
 import { identityService } from "./driver/identity.js";
 import { Readiness } from "./driver/readiness.js";
 import { missingExecutables } from "./mounter/host-tools.js";
+import { openControllerBackend, openNodeBackend } from "./backend/index.js";
+import { controllerService } from "./driver/controller.js";
+import { nodeService } from "./driver/node.js";
 
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
 export interface Plugin {
@@ -37,6 +40,26 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
     });
   }
 
+  let controller: Partial<ServiceImpl<typeof Controller>> = {};
+  let node: Partial<ServiceImpl<typeof Node>> = {};
+  try {
+    if (servesController(config.mode)) {
+      const backend = await openControllerBackend(config, log);
+      closers.push(() => backend.close());
+      if (backend.health) readiness.add(backend.health);
+      controller = controllerService({ config, backend, log });
+    }
+    if (servesNode(config.mode)) {
+      const backend = await openNodeBackend(config, log);
+      closers.push(() => backend.close());
+      if (backend.health) readiness.add(backend.health);
+      node = nodeService({ config, backend, log });
+    }
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+
   const identity = identityService({
     name: config.driverName,
     version: config.version,
@@ -55,8 +78,8 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
     routes(router) {
       router.service(Identity, identity);
       // Services not (yet) provided answer UNIMPLEMENTED for each of their methods.
-      router.service(Controller, {});
-      router.service(Node, {});
+      router.service(Controller, controller);
+      router.service(Node, node);
       router.service(GroupController, {});
       router.service(SnapshotMetadata, {});
     },
