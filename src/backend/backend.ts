@@ -164,6 +164,15 @@ export interface NodeBackend {
   attachDevice(volumeId: string, publishContext: StringMap, volumeContext: StringMap, signal: AbortSignal): Promise<string>;
   /** Undo attachDevice once the volume is unstaged; `devicePath` is what was staged, if known. Idempotent. */
   detachDevice(volumeId: string, devicePath: string | undefined, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional: the block devices of a volume that are attached to this node now
+   * (usually one; empty when none), found without attaching anything and
+   * without the publish context. The node service uses it to answer NOT_FOUND
+   * when a path given to NodeGetVolumeStats / NodeExpandVolume holds another
+   * volume. A backend that cannot tell omits it; the node service then relies
+   * on staging_target_path, or trusts the CO.
+   */
+  attachedDevices?(volumeId: string, signal: AbortSignal): Promise<readonly string[]>;
   readonly health?: HealthCheck;
   close(): Promise<void>;
 }
