@@ -43,3 +43,21 @@ export function backingFileKey(driverName: string): string {
 export function nodeTopologyKey(driverName: string): string {
   return `${driverName}/node`;
 }
+
+/** The controller's metadata: every volume, snapshot and attachment (written atomically). */
+export function stateFilePath(dataDir: string): string {
+  return join(dataDir, "state.json");
+}
+
+/** Held (flock) by the controller process that owns the data dir; never deleted. */
+export function lockFilePath(dataDir: string): string {
+  return join(dataDir, ".lock");
+}
+
+/** Suffix of an image still being written; it is renamed to `<id>.img` once complete. */
+export const PARTIAL_SUFFIX = ".partial";
+
+/** publish_context key: "true" when the volume was published read-only (ControllerPublishVolume readonly). */
+export function readonlyKey(driverName: string): string {
+  return `${driverName}/readonly`;
+}
