@@ -85,3 +85,19 @@ export async function blockDeviceSize(device: string): Promise<number> {
   const sectors = Number((await readFile(`/sys/class/block/${name}/size`, "utf8")).trim());
   return sectors * 512;
 }
+
+/** The backing file of a loop device (sysfs appends " (deleted)" once it was unlinked), or undefined if it is not attached. */
+export async function loopBackingFile(device: string): Promise<string | undefined> {
+  const name = (await realpath(device).catch(() => device)).replace(/^\/dev\//, "");
+  try {
+    return (await readFile(`/sys/block/${name}/loop/backing_file`, "utf8")).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loop devices backed by `file`, including ones whose file has since been deleted. */
+export async function loopDevicesForIncludingDeleted(file: string): Promise<string[]> {
+  const target = await realpath(file).catch(() => file);
+  return (await listLoopDevices()).filter((d) => d.backingFile === target || d.backingFile === `${target} (deleted)`).map((d) => d.device);
+}

@@ -64,3 +64,56 @@ export function mountAt(entries: readonly MountEntry[], path: string): MountEntr
 export function mountsOfSource(entries: readonly MountEntry[], device: string): MountEntry[] {
   return entries.filter((e) => e.source === device);
 }
+
+/** True when `path` is `root` or lies below it (compared component-wise). */
+export function isPathWithin(path: string, root: string): boolean {
+  if (root === "/") return path.startsWith("/");
+  return path === root || path.startsWith(`${root}/`);
+}
+
+/**
+ * The mount that holds `path`: the topmost mount whose mount point is the
+ * longest ancestor of (or equal to) `path`.
+ */
+export function containingMount(entries: readonly MountEntry[], path: string): MountEntry | undefined {
+  let found: MountEntry | undefined;
+  for (const entry of entries) {
+    if (!isPathWithin(path, entry.mountPoint)) continue;
+    if (found === undefined || entry.mountPoint.length >= found.mountPoint.length) found = entry;
+  }
+  return found;
+}
+
+/** Every mount stacked at exactly `path`, bottom first. */
+export function mountsAt(entries: readonly MountEntry[], path: string): MountEntry[] {
+  return entries.filter((e) => e.mountPoint === path);
+}
+
+/**
+ * Every mount that uses a block device: filesystems on it (matched by the
+ * device number the kernel reports) and bind mounts of its device node from a
+ * devtmpfs (whose root is the node's path inside /dev, e.g. "/loop3").
+ */
+export function mountsOfDevice(entries: readonly MountEntry[], deviceNumber: string, deviceName: string): MountEntry[] {
+  const nodeRoot = `/${deviceName.replace(/^\/dev\//, "")}`;
+  return entries.filter((e) => e.device === deviceNumber || (e.fsType === "devtmpfs" && e.root === nodeRoot));
+}
+
+export type Propagation = "shared" | "slave" | "private";
+
+/** How mount and unmount events propagate from and to a mount (from the optional fields). */
+export function propagationOf(entry: MountEntry): Propagation {
+  if (entry.optionalFields.some((f) => f.startsWith("shared:"))) return "shared";
+  if (entry.optionalFields.some((f) => f.startsWith("master:"))) return "slave";
+  return "private";
+}
+
+/** Per-mount read-only flag (a bind mount can be read-only on a read-write filesystem). */
+export function isReadOnlyMount(entry: MountEntry): boolean {
+  return entry.options.includes("ro");
+}
+
+/** The filesystem itself (the superblock) is read-only, e.g. after errors=remount-ro. */
+export function isReadOnlyFilesystem(entry: MountEntry): boolean {
+  return entry.superOptions.includes("ro");
+}
