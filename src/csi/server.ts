@@ -1,4 +1,5 @@
-import { createServer, type Http2Server, type ServerHttp2Session } from "node:http2";
+import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from "node:http2";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
@@ -6,6 +7,7 @@ import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/
 import type { Logger } from "../log/logger.js";
 import { Unavailable } from "./errors.js";
 import { formatEndpoint, type Endpoint } from "./endpoint.js";
+import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
 
 export interface CsiServerOptions {
@@ -19,17 +21,24 @@ export interface CsiServerOptions {
   shutdownTimeoutMs: number;
 }
 
+type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+
 /**
  * The gRPC server for the CSI services: HTTP/2 cleartext on a unix socket or a
  * TCP port, as kubelet and the kubernetes-csi sidecars dial it. It accepts
- * whatever `:authority` a client sends (Go clients send the socket path or
- * "localhost"), answers unknown methods with UNIMPLEMENTED, and shuts down
- * gracefully: no new calls, in-flight calls finish within a bound, socket removed.
+ * whatever `:authority` a client sends (Go clients send "localhost" or, when
+ * older, the socket path), answers unknown methods with UNIMPLEMENTED, and
+ * shuts down gracefully: no new calls, in-flight calls finish within a bound,
+ * socket removed.
  */
 export class CsiServer {
   readonly #options: CsiServerOptions;
-  readonly #server: Http2Server;
+  readonly #listener: NetServer;
+  readonly #http2: Http2Server;
   readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #connections = new Set<Socket>();
+  /** Connections handed to the HTTP/2 server (directly or through the authority relay). */
+  readonly #delivered = new WeakSet<Socket>();
   readonly #shutdown = new AbortController();
   #socketInode: number | bigint | undefined;
   #closing: Promise<void> | undefined;
@@ -38,7 +47,8 @@ export class CsiServer {
   private constructor(options: CsiServerOptions) {
     this.#options = options;
     this.#endpoint = options.endpoint;
-    const handler = connectNodeAdapter({
+    const { log } = options;
+    const connectHandler = connectNodeAdapter({
       routes: options.routes,
       interceptors: options.interceptors,
       grpc: true,
@@ -47,11 +57,36 @@ export class CsiServer {
       shutdownSignal: this.#shutdown.signal,
       fallback: unimplementedFallback,
     });
-    this.#server = createServer(handler);
-    this.#server.on("session", (session: ServerHttp2Session) => {
+    const handler: NodeHandler = (req, res) => {
+      try {
+        // The RPC layer builds a URL from :authority; a socket path (even
+        // percent-encoded) is not a host name.
+        if ("authority" in req && !HOST_AUTHORITY.test(req.authority)) {
+          Object.defineProperty(req, "authority", { value: "localhost", configurable: true });
+        }
+        connectHandler(req, res);
+      } catch (err) {
+        log.error({ err: err instanceof Error ? err.message : String(err), path: req.url }, "cannot handle request");
+        respondStatus(req, res, 13, "internal error handling the request");
+      }
+    };
+    this.#http2 = createHttp2Server(handler);
+    this.#http2.on("session", (session: ServerHttp2Session) => {
       this.#sessions.add(session);
       session.once("close", () => this.#sessions.delete(session));
-      session.on("error", (err) => options.log.debug({ err: err.message }, "client connection error"));
+      session.on("error", (err) => log.debug({ err: err.message }, "client connection error"));
+    });
+
+    const unix = options.endpoint.kind === "unix";
+    this.#listener = createNetServer((socket) => {
+      this.#connections.add(socket);
+      socket.once("close", () => this.#connections.delete(socket));
+      const deliver = (stream: Socket | import("node:stream").Duplex) => {
+        this.#delivered.add(socket);
+        this.#http2.emit("connection", stream);
+      };
+      if (unix) acceptWithAuthorityRepair(socket, { deliver, log });
+      else deliver(socket);
     });
   }
 
@@ -75,20 +110,20 @@ export class CsiServer {
     if (endpoint.kind === "unix") await prepareSocketPath(endpoint.path);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      this.#server.once("error", onError);
+      this.#listener.once("error", onError);
       const done = () => {
-        this.#server.off("error", onError);
+        this.#listener.off("error", onError);
         resolve();
       };
-      if (endpoint.kind === "unix") this.#server.listen(endpoint.path, done);
-      else this.#server.listen({ host: endpoint.host, port: endpoint.port }, done);
+      if (endpoint.kind === "unix") this.#listener.listen(endpoint.path, done);
+      else this.#listener.listen({ host: endpoint.host, port: endpoint.port }, done);
     });
-    this.#server.on("error", (err) => this.#options.log.error({ err: err.message }, "server error"));
+    this.#listener.on("error", (err) => this.#options.log.error({ err: err.message }, "listener error"));
     if (endpoint.kind === "unix") {
       await chmod(endpoint.path, this.#options.socketMode);
       this.#socketInode = (await lstat(endpoint.path)).ino;
     } else {
-      const address = this.#server.address() as AddressInfo;
+      const address = this.#listener.address() as AddressInfo;
       this.#endpoint = { kind: "tcp", host: endpoint.host, port: address.port };
     }
     this.#options.log.info({ endpoint: formatEndpoint(this.#endpoint) }, "serving CSI");
@@ -105,33 +140,46 @@ export class CsiServer {
 
   async #close(): Promise<void> {
     const { log, shutdownTimeoutMs, endpoint } = this.#options;
-    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const listenerClosed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
     for (const session of this.#sessions) session.close();
-    const drained = await Promise.race([serverClosed.then(() => true), delay(shutdownTimeoutMs).then(() => false)]);
+    // Connections that never started a session (still being read) have no calls to finish.
+    for (const socket of this.#connections) if (!this.#delivered.has(socket)) socket.destroy();
+    const drained = await this.#waitForSessions(shutdownTimeoutMs);
     if (!drained) {
       log.warn({ timeoutMs: shutdownTimeoutMs, connections: this.#sessions.size }, "in-flight calls did not finish in time; cancelling them");
       this.#shutdown.abort(Unavailable("the driver is shutting down"));
-      await Promise.race([serverClosed, delay(1000)]);
-      for (const session of this.#sessions) session.destroy();
-      await serverClosed;
+      if (!(await this.#waitForSessions(1000))) for (const session of this.#sessions) session.destroy();
     }
+    for (const socket of this.#connections) socket.destroy();
+    await listenerClosed;
     if (endpoint.kind === "unix") await removeOwnSocket(endpoint.path, this.#socketInode);
     log.info("server stopped");
   }
+
+  async #waitForSessions(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#sessions.size > 0) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20).unref());
+    }
+    return true;
+  }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
+const HOST_AUTHORITY = /^[A-Za-z0-9._~-]*(?::\d+)?$|^\[[0-9A-Fa-f:.]+\](?::\d+)?$/;
 
-/** Unknown service or method: a gRPC trailers-only UNIMPLEMENTED response rather than an HTTP 404. */
-const unimplementedFallback: NonNullable<ConnectNodeAdapterOptions["fallback"]> = (req, res) => {
-  const path = req.url ?? "";
-  const message = encodeURIComponent(`unknown method ${path}`);
-  if ("stream" in req && !req.stream.headersSent) {
-    req.stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12", "grpc-message": message }, { endStream: true });
+/** A gRPC trailers-only response carrying just a status. */
+function respondStatus(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], code: number, text: string): void {
+  const headers = { "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(text) };
+  if ("stream" in req) {
+    if (!req.stream.headersSent && !req.stream.destroyed) req.stream.respond({ ":status": 200, ...headers }, { endStream: true });
     return;
   }
-  res.writeHead(200, { "content-type": "application/grpc", "grpc-status": "12", "grpc-message": message });
+  res.writeHead(200, headers);
   res.end();
+}
+
+/** Unknown service or method: a gRPC UNIMPLEMENTED status rather than an HTTP 404. */
+const unimplementedFallback: NodeHandler = (req, res) => {
+  respondStatus(req, res, 12, `unknown method ${req.url ?? ""}`);
 };
