@@ -36,7 +36,13 @@ async function main(argv: readonly string[]): Promise<number> {
 
   let debug: DebugServer | undefined;
   let server: CsiServer | undefined;
-  const plugin = await createPlugin(config, log);
+  let plugin;
+  try {
+    plugin = await createPlugin(config, log);
+  } catch (err) {
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
+    return 1;
+  }
   try {
     if (config.debugAddr !== "") debug = await startDebugServer(config.debugAddr, plugin.readiness, log);
     server = await CsiServer.start({

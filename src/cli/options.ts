@@ -120,6 +120,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const volumeLimit = volumeLimitText === "" ? (backend === "digitalocean" ? DIGITALOCEAN_VOLUME_LIMIT : 0) : parseUint("volume-limit", volumeLimitText);
   const overcommitRatio = parseFloat("overcommit-ratio", get("overcommit-ratio"));
   if (overcommitRatio <= 0) throw new FlagError(`invalid value ${JSON.stringify(get("overcommit-ratio"))} for flag --overcommit-ratio: must be greater than 0`);
+  const debugAddr = get("debug-addr");
+  if (debugAddr !== "" && !/^(?:\[[0-9A-Fa-f:.]+\]|[^:]*):\d{1,5}$/.test(debugAddr)) {
+    throw new FlagError(`invalid value ${JSON.stringify(debugAddr)} for flag --debug-addr: must be host:port or :port`);
+  }
   const dataDir = get("data-dir");
   if (dataDir === "") throw new FlagError("flag --data-dir must not be empty");
 
@@ -133,7 +137,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     backend,
     logLevel: oneOf<LevelWithSilent>("log-level", get("log-level"), LOG_LEVELS),
     logFormat: oneOf("log-format", get("log-format"), ["json", "pretty"] as const),
-    debugAddr: get("debug-addr"),
+    debugAddr,
     alpha: parseAlpha(get("alpha-features")),
     nodeId: get("node-id") || (backend === "local" ? hostname() : ""),
     volumeLimit,
