@@ -1,0 +1,30 @@
+/**
+ * Named points between the steps of an operation where the crash-safety tests
+ * kill the process (SIGKILL, as `kill -9` would), to prove that a restart
+ * reconciles whatever state the steps left.
+ *
+ * Only the test suite sets DO_CSI_TEST_CRASH_AT, in the environment of a driver
+ * process it spawned; when unset (always, in production) a crash point does
+ * nothing and changes no behaviour.
+ */
+export type CrashPoint =
+  | "volume-create:recorded"
+  | "volume-create:written"
+  | "volume-create:renamed"
+  | "volume-create:ready"
+  | "volume-delete:marked"
+  | "volume-delete:unlinked"
+  | "volume-expand:grown"
+  | "snapshot-create:recorded"
+  | "snapshot-create:frozen"
+  | "snapshot-create:written"
+  | "snapshot-create:renamed"
+  | "snapshot-create:ready"
+  | "snapshot-delete:marked"
+  | "snapshot-delete:unlinked";
+
+const armed = process.env.DO_CSI_TEST_CRASH_AT ?? "";
+
+export function crashPoint(point: CrashPoint): void {
+  if (armed === point) process.kill(process.pid, "SIGKILL");
+}

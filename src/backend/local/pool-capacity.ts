@@ -1,0 +1,53 @@
+import { statfs } from "node:fs/promises";
+import { allocatedBytes } from "./durable-files.js";
+import { PARTIAL_SUFFIX, snapshotImagePath, volumeImagePath } from "./layout.js";
+import type { StateView } from "./state-store.js";
+
+/**
+ * What the data dir's filesystem holds and owes. Volumes are sparse: they
+ * occupy only what was written (allocated) but may grow to their full size
+ * (logical). Snapshots never change, so they owe nothing beyond what they
+ * occupy.
+ */
+export interface PoolFigures {
+  /** Free bytes of the filesystem for unprivileged users (statfs f_bavail). */
+  readonly freeBytes: number;
+  readonly volumeLogicalBytes: number;
+  readonly volumeAllocatedBytes: number;
+  readonly snapshotAllocatedBytes: number;
+}
+
+/**
+ * Bytes that may still be promised to new or growing volumes:
+ *
+ *   (free + allocated by our images) × overcommit ratio − (volumes' full sizes + snapshots' allocation)
+ *
+ * With ratio 1 every volume can be written completely even if all are written
+ * at once; a ratio above 1 promises more than the disk holds (thin
+ * provisioning), below 1 keeps part of the space in reserve.
+ */
+export function availableBytes(pool: PoolFigures, overcommitRatio: number): number {
+  const usable = (pool.freeBytes + pool.volumeAllocatedBytes + pool.snapshotAllocatedBytes) * overcommitRatio;
+  const promised = pool.volumeLogicalBytes + pool.snapshotAllocatedBytes;
+  return Math.max(0, Math.floor(usable - promised));
+}
+
+async function imageAllocation(path: string): Promise<number> {
+  return (await allocatedBytes(path)) + (await allocatedBytes(`${path}${PARTIAL_SUFFIX}`));
+}
+
+/** Measure the pool: one statfs and one stat per image. Every record counts, whatever its phase. */
+export async function measurePool(dataDir: string, state: StateView): Promise<PoolFigures> {
+  const fs = await statfs(dataDir);
+  let volumeLogicalBytes = 0;
+  let volumeAllocatedBytes = 0;
+  let snapshotAllocatedBytes = 0;
+  for (const volume of Object.values(state.volumes)) {
+    volumeLogicalBytes += volume.sizeBytes;
+    volumeAllocatedBytes += await imageAllocation(volumeImagePath(dataDir, volume.id));
+  }
+  for (const snapshot of Object.values(state.snapshots)) {
+    snapshotAllocatedBytes += await imageAllocation(snapshotImagePath(dataDir, snapshot.id));
+  }
+  return { freeBytes: fs.bavail * fs.bsize, volumeLogicalBytes, volumeAllocatedBytes, snapshotAllocatedBytes };
+}

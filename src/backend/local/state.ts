@@ -1,0 +1,91 @@
+import type { AccessType, ContentSource, StringMap } from "../backend.js";
+
+/**
+ * The local backend's metadata, kept in <data-dir>/state.json. Every change
+ * is recorded before the files it concerns are touched (an intent), so a
+ * restart after a crash knows what to finish or undo:
+ *
+ *   creating -> files may be partly written; rolled back on start-up
+ *   ready    -> the image is complete; the only phase ever reported
+ *   deleting -> the image may be partly removed; the removal is finished on start-up
+ */
+export type Phase = "creating" | "ready" | "deleting";
+
+export interface AttachmentRecord {
+  readonly nodeId: string;
+  readonly readonly: boolean;
+  readonly accessType: AccessType;
+}
+
+/** A filesystem frozen for a consistent copy, recorded so a restart can thaw it if the process died meanwhile. */
+export interface FrozenMount {
+  readonly mountPoint: string;
+  /** The loop device mounted there, backed by the source image. */
+  readonly device: string;
+}
+
+export interface VolumeRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly phase: Phase;
+  readonly sizeBytes: number;
+  readonly accessTypes: readonly AccessType[];
+  readonly fsType: string;
+  readonly parameters: StringMap;
+  readonly source?: ContentSource;
+  /** ISO time the volume was requested. */
+  readonly createdAt: string;
+  /** Order in listings: assigned when the volume becomes ready, never reused; 0 before. */
+  readonly listPosition: number;
+  readonly attachments: readonly AttachmentRecord[];
+  /** Filesystems of a clone's source frozen while it is copied. */
+  readonly frozenMounts: readonly FrozenMount[];
+}
+
+export interface SnapshotRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly phase: Phase;
+  readonly sourceVolumeId: string;
+  /** Size of the source volume when the snapshot was cut: the smallest volume it can be restored into. */
+  readonly sizeBytes: number;
+  readonly parameters: StringMap;
+  /** ISO time the snapshot was cut. */
+  readonly createdAt: string;
+  readonly listPosition: number;
+  readonly frozenMounts: readonly FrozenMount[];
+}
+
+export const STATE_FORMAT = 1;
+
+export interface LocalState {
+  readonly format: typeof STATE_FORMAT;
+  /** The last list position handed out; the next ready object gets the one after. */
+  lastListPosition: number;
+  readonly volumes: Record<string, VolumeRecord>;
+  readonly snapshots: Record<string, SnapshotRecord>;
+}
+
+export function emptyState(): LocalState {
+  return { format: STATE_FORMAT, lastListPosition: 0, volumes: {}, snapshots: {} };
+}
+
+/** Check the shape of state read from disk; throws a message naming what is wrong. */
+export function checkState(value: unknown): LocalState {
+  const fail = (what: string): never => {
+    throw new Error(`invalid metadata: ${what}`);
+  };
+  if (typeof value !== "object" || value === null) return fail("not a JSON object");
+  const state = value as Partial<LocalState>;
+  if (state.format !== STATE_FORMAT) return fail(`format ${JSON.stringify(state.format)} is not ${STATE_FORMAT}`);
+  if (typeof state.lastListPosition !== "number" || !Number.isSafeInteger(state.lastListPosition)) return fail("lastListPosition is not an integer");
+  if (typeof state.volumes !== "object" || state.volumes === null) return fail("volumes is not an object");
+  if (typeof state.snapshots !== "object" || state.snapshots === null) return fail("snapshots is not an object");
+  for (const [id, v] of Object.entries(state.volumes)) {
+    if (v.id !== id || typeof v.name !== "string" || typeof v.sizeBytes !== "number" || !Array.isArray(v.attachments)) return fail(`volume ${id} is malformed`);
+  }
+  for (const [id, s] of Object.entries(state.snapshots)) {
+    if (s.id !== id || typeof s.name !== "string" || typeof s.sourceVolumeId !== "string" || typeof s.sizeBytes !== "number") return fail(`snapshot ${id} is malformed`);
+  }
+  return state as LocalState;
+}
