@@ -70,6 +70,13 @@ export interface ControllerFeatures {
   readonly publishReadonly: boolean;
   readonly listPublishedNodes: boolean;
   readonly volumeCondition: boolean;
+  /**
+   * Volume.source is set for every volume created from a source, so a volume
+   * without one was created empty, and a repeated CreateVolume naming a source
+   * is refused (ALREADY_EXISTS). Absent or false: the backend may not know a
+   * volume's source, and a repeated request is not judged by it.
+   */
+  readonly reportsContentSource?: boolean;
 }
 
 export type AccessType = "block" | "mount";
