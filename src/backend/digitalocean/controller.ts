@@ -3,6 +3,7 @@ import type { Config } from "../../config.js";
 import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unavailable, Unimplemented } from "../../csi/errors.js";
 import type { Logger } from "../../log/logger.js";
 import type {
+  ContentSource,
   ControllerBackend,
   ControllerFeatures,
   NewSnapshot,
@@ -43,7 +44,7 @@ export interface DigitalOceanControllerOptions {
   readonly polling?: ActionPolling;
 }
 
-/** Bound on the ids remembered as carrying --do-tag (so publish need not tag them again). */
+/** Bound on the volume ids remembered (as carrying --do-tag, or with their content source). */
 const TAGGED_MEMORY = 10_000;
 
 /**
@@ -70,6 +71,12 @@ export class DigitalOceanController implements ControllerBackend {
   readonly #client: DigitalOceanClient;
   readonly #polling: ActionPolling;
   readonly #tagged = new Set<string>();
+  /**
+   * What volumes created by this process were made from. DigitalOcean does not
+   * keep it, and a retried CreateVolume must report the content source again
+   * (the external-provisioner deletes a volume whose source it does not see).
+   */
+  readonly #sources = new Map<string, ContentSource>();
 
   constructor(options: DigitalOceanControllerOptions) {
     this.#o = options;
@@ -96,7 +103,7 @@ export class DigitalOceanController implements ControllerBackend {
       throw Internal("%d DigitalOcean volumes are named %s in %s; expected at most one", matches.length, doName, this.region);
     }
     const [found] = matches;
-    return found === undefined ? undefined : toVolume(found, { name });
+    return found === undefined ? undefined : toVolume(found, { name, source: this.#sources.get(found.id) });
   }
 
   async getVolume(volumeId: string, signal: AbortSignal): Promise<Volume | undefined> {
@@ -133,6 +140,10 @@ export class DigitalOceanController implements ControllerBackend {
       created = await this.#afterCreateFailure(err, spec, sizeGigabytes, signal);
     }
     if (this.#o.tag !== "") this.#rememberTagged(created.id);
+    if (spec.source !== undefined) {
+      if (this.#sources.size >= TAGGED_MEMORY) this.#sources.clear();
+      this.#sources.set(created.id, spec.source);
+    }
     if (temporarySnapshot !== undefined) await this.#deleteTemporarySnapshot(temporarySnapshot, signal);
     return toVolume(created, { name: spec.name, source: spec.source });
   }
