@@ -1,16 +1,86 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { Node } from "../gen/csi/v1/csi_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { NodeBackend } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
+import { callInfo } from "../csi/call-context.js";
+import { InFlight } from "../csi/inflight.js";
+import { DEFAULT_KUBELET_DIR } from "../mounter/propagation.js";
+import { checkedPath } from "./node-request.js";
+import { stageVolume, unstageVolume } from "./node-stage.js";
+import { publishVolume, unpublishVolume } from "./node-publish.js";
+import { expandVolume } from "./node-expand.js";
+import { volumeStats } from "./node-stats.js";
+import type { NodeEnv } from "./node-volume.js";
 
 export interface NodeServiceOptions {
   readonly config: Config;
   readonly backend: NodeBackend;
   readonly log: Logger;
+  /**
+   * Staging and target paths below this directory must be on a shared mount
+   * (mount propagation); default /var/lib/kubelet.
+   */
+  readonly kubeletDir?: string;
 }
 
-/** The CSI Node service over a backend. */
-export function nodeService(_options: NodeServiceOptions): Partial<ServiceImpl<typeof Node>> {
-  return {};
+type NodeCapabilityInit = MessageInitShape<typeof NodeServiceCapabilitySchema>;
+
+/** The node capabilities for a configuration; alpha ones only when switched on. */
+export function nodeCapabilities(config: Pick<Config, "alpha">): NodeCapabilityInit[] {
+  const types = [Rpc.STAGE_UNSTAGE_VOLUME, Rpc.GET_VOLUME_STATS, Rpc.EXPAND_VOLUME];
+  if (config.alpha.has("volume-condition")) types.push(Rpc.VOLUME_CONDITION);
+  if (config.alpha.has("single-node-multi-writer")) types.push(Rpc.SINGLE_NODE_MULTI_WRITER);
+  return types.map((type) => ({ type: { case: "rpc", value: { type } } }));
+}
+
+/**
+ * The CSI Node service over a backend. The backend only finds (and, for the
+ * local backend, attaches) a volume's block device; formatting, mounting,
+ * binding, resizing and stats are the same for every backend (src/mounter).
+ * Operations on one volume or one path are serialised: a concurrent one is
+ * answered ABORTED.
+ */
+export function nodeService(options: NodeServiceOptions): Partial<ServiceImpl<typeof Node>> {
+  const { config, backend } = options;
+  const env: NodeEnv = {
+    backend,
+    inflight: new InFlight(),
+    kubeletDir: checkedPath(options.kubeletDir ?? DEFAULT_KUBELET_DIR, "kubelet directory"),
+    volumeCondition: config.alpha.has("volume-condition"),
+    singleNodeMultiWriter: config.alpha.has("single-node-multi-writer"),
+  };
+  const capabilities = nodeCapabilities(config);
+
+  return {
+    async nodeStageVolume(req, ctx) {
+      await stageVolume(env, req, ctx.signal, callInfo(ctx).log);
+      return {};
+    },
+    async nodeUnstageVolume(req, ctx) {
+      await unstageVolume(env, req, ctx.signal, callInfo(ctx).log);
+      return {};
+    },
+    async nodePublishVolume(req, ctx) {
+      await publishVolume(env, req, ctx.signal, callInfo(ctx).log);
+      return {};
+    },
+    async nodeUnpublishVolume(req, ctx) {
+      await unpublishVolume(env, req, ctx.signal, callInfo(ctx).log);
+      return {};
+    },
+    nodeGetVolumeStats: (req, ctx) => volumeStats(env, req, ctx.signal),
+    nodeExpandVolume: (req, ctx) => expandVolume(env, req, ctx.signal, callInfo(ctx).log),
+    nodeGetCapabilities: () => ({ capabilities }),
+    async nodeGetInfo(_req, ctx) {
+      const info = await backend.nodeInfo(ctx.signal);
+      const segments = { ...info.accessibleTopology };
+      return {
+        nodeId: info.nodeId,
+        maxVolumesPerNode: BigInt(info.maxVolumesPerNode),
+        accessibleTopology: Object.keys(segments).length > 0 ? { segments } : undefined,
+      };
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { CommandError, run } from "../util/exec.js";
-import { mountsAt, readMountInfo } from "./mountinfo.js";
+import { mountAt, mountsAt, readMountInfo } from "./mountinfo.js";
 
 export interface MountOptions {
   readonly signal?: AbortSignal;
@@ -13,17 +13,27 @@ export async function mountFilesystem(device: string, target: string, fsType: st
   await run("mount", args, { signal: opts.signal, timeoutMs: 120_000 });
 }
 
+/** Per-mount flags a bind mount inherits from its source and keeps only if a bind remount repeats them. */
+const INHERITED_FLAGS = new Set(["nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime", "strictatime", "nosymfollow"]);
+const ATIME_FLAGS = new Set(["atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime"]);
+
 /**
  * Bind `source` (a directory, or a device node) onto `target`, then apply the
- * per-mount flags (ro, nosuid, ...) with a bind remount, because a bind mount
- * ignores them when it is created. If the remount fails the bind is undone,
- * so a read-only request never leaves a writable mount behind.
+ * per-mount `flags` (ro, nosuid, ...) with a bind remount, because a bind mount
+ * ignores them when it is created. The remount repeats the flags the new mount
+ * inherited, since a bind remount resets the ones it does not name. If it
+ * fails the bind is undone, so a read-only request never leaves a writable
+ * mount behind.
  */
 export async function bindMount(source: string, target: string, flags: readonly string[], opts: MountOptions = {}): Promise<void> {
   await run("mount", ["--bind", "--", source, target], { signal: opts.signal, timeoutMs: 60_000 });
-  if (flags.length === 0) return;
+  const wanted = flags.filter((f) => f !== "rw");
+  if (wanted.length === 0) return;
   try {
-    await run("mount", ["-o", ["remount", "bind", ...flags].join(","), "--", target], { signal: opts.signal, timeoutMs: 60_000 });
+    const entry = mountAt(await readMountInfo(), target);
+    const atimeWanted = wanted.some((f) => ATIME_FLAGS.has(f));
+    const inherited = (entry?.options ?? []).filter((o) => INHERITED_FLAGS.has(o) && !(atimeWanted && ATIME_FLAGS.has(o)));
+    await remountBind(target, [...new Set([...inherited, ...wanted])], opts);
   } catch (err) {
     await unmount(target).catch(() => undefined);
     throw err;

@@ -1,7 +1,100 @@
+import { access, constants, realpath, stat } from "node:fs/promises";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../log/logger.js";
-import type { NodeBackend } from "../backend.js";
+import { FailedPrecondition, NotFound } from "../../csi/errors.js";
+import type { NodeBackend, NodeInfo, StringMap } from "../backend.js";
+import {
+  attachLoop,
+  blockDeviceNumber,
+  blockDeviceSize,
+  detachLoop,
+  findExecutable,
+  loopBackingFile,
+  loopDevicesForIncludingDeleted,
+  mountsOfDevice,
+  readMountInfo,
+  refreshLoopCapacity,
+} from "../../mounter/index.js";
+import { isLocalId, nodeTopologyKey, volumeImagePath } from "./layout.js";
 
-export async function openLocalNode(_config: Config, _log: Logger): Promise<NodeBackend> {
-  throw new Error("this backend is not available in this build");
+/**
+ * The node side of the local backend: a volume is its image file under the
+ * data directory, attached to a loop device on stage (an existing loop for the
+ * same file is reused) and detached on unstage once nothing uses it.
+ */
+export async function openLocalNode(config: Config, log: Logger): Promise<NodeBackend> {
+  const dataDir = config.local.dataDir;
+  const info: NodeInfo = {
+    nodeId: config.nodeId,
+    maxVolumesPerNode: config.volumeLimit,
+    accessibleTopology: { [nodeTopologyKey(config.driverName)]: config.nodeId },
+  };
+
+  function imageOf(volumeId: string): string | undefined {
+    return isLocalId(volumeId) ? volumeImagePath(dataDir, volumeId) : undefined;
+  }
+
+  return {
+    nodeInfo: () => Promise.resolve(info),
+
+    async attachDevice(volumeId: string, _publishContext: StringMap, _volumeContext: StringMap, signal: AbortSignal): Promise<string> {
+      const image = imageOf(volumeId);
+      const fileSize = image === undefined ? undefined : await stat(image).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+      if (image === undefined || fileSize === undefined) throw NotFound("volume %s does not exist on this node (no image file in %s)", volumeId, dataDir);
+      const device = await attachLoop(image, { signal });
+      // A reused loop device keeps the size it had when attached; the image may have grown since.
+      if ((await blockDeviceSize(device)) < fileSize) await refreshLoopCapacity(device, signal);
+      log.debug({ volumeId, device, image }, "local volume attached");
+      return device;
+    },
+
+    async detachDevice(volumeId: string, devicePath: string | undefined, signal: AbortSignal): Promise<void> {
+      const image = imageOf(volumeId);
+      if (image === undefined) return;
+      const devices = new Set(await loopDevicesForIncludingDeleted(image));
+      // The staged device is detached too if it is a loop over this volume's image (whatever its name now).
+      if (devicePath !== undefined) {
+        const file = await realpath(image).catch(() => image);
+        const backing = await loopBackingFile(devicePath);
+        if (backing === file || backing === `${file} (deleted)`) devices.add(devicePath);
+      }
+      if (devices.size === 0) return;
+      const entries = await readMountInfo();
+      for (const device of devices) {
+        const number = await blockDeviceNumber(device).catch(() => undefined);
+        if (number === undefined) continue; // already gone
+        const users = mountsOfDevice(entries, number, device);
+        if (users.length > 0) {
+          throw FailedPrecondition(
+            "volume %s: loop device %s is still mounted at %s; unpublish and unstage it first",
+            volumeId,
+            device,
+            users.map((m) => m.mountPoint).join(", "),
+          );
+        }
+        await detachLoop(device, signal);
+        log.debug({ volumeId, device }, "local volume detached");
+      }
+    },
+
+    async attachedDevices(volumeId: string): Promise<readonly string[]> {
+      const image = imageOf(volumeId);
+      return image === undefined ? [] : loopDevicesForIncludingDeleted(image);
+    },
+
+    health: {
+      name: "local node backend",
+      async check() {
+        if (!(await findExecutable("losetup"))) throw new Error("losetup is not installed; install the mount package (util-linux)");
+        try {
+          await access("/dev/loop-control", constants.R_OK | constants.W_OK);
+        } catch {
+          throw new Error("/dev/loop-control is not available: load the loop module (modprobe loop) and run the plugin privileged");
+        }
+        return "ready";
+      },
+    },
+
+    close: () => Promise.resolve(),
+  };
 }

@@ -1,0 +1,329 @@
+import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
+import type { Logger } from "../log/logger.js";
+import { AlreadyExists, FailedPrecondition, InvalidArgument } from "../csi/errors.js";
+import type { NodeStageVolumeRequest, NodeUnstageVolumeRequest } from "../gen/csi/v1/csi_pb.js";
+import {
+  DEFAULT_FILESYSTEM,
+  NotABlockDeviceError,
+  VISIBLE_MOUNT_FLAGS,
+  XFS_MIN_BYTES,
+  bindMount,
+  blockDeviceNumber,
+  blockDeviceSize,
+  canonicalPath,
+  devicePathOf,
+  growFilesystem,
+  growUnmountedExtFilesystem,
+  inspectMountPoint,
+  inspectPath,
+  isFormattable,
+  isPathWithin,
+  isReadOnlyMount,
+  makeFilesystem,
+  mountFilesystem,
+  mountsOfDevice,
+  probeDevice,
+  readMountInfo,
+  unmountAll,
+  type DeviceNumber,
+  type MountEntry,
+  type MountedFilesystem,
+} from "../mounter/index.js";
+import { formattingForbidden, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
+import { blockStagingFile, filesystemNeedsGrowth, requirePropagation, volumeDeviceNumbers, type NodeEnv } from "./node-volume.js";
+
+interface StageRequest {
+  readonly volumeId: string;
+  readonly stagingPath: string;
+  readonly capability: NodeCapability;
+  readonly noFormatKey: string | undefined;
+  readonly request: NodeStageVolumeRequest;
+}
+
+/** The device being staged: the path the backend gave and the kernel's name and number for it. */
+interface StageDevice {
+  readonly path: string;
+  readonly number: DeviceNumber;
+}
+
+export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
+  const volumeId = requireVolumeId(req.volumeId);
+  const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
+  const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
+  const noFormatKey = formattingForbidden(req.volumeContext);
+  await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeStageVolume", async () => {
+    const stagingPath = await canonicalPath(requestedPath);
+    await prepareStagingDirectory(stagingPath);
+    const stage: StageRequest = { volumeId, stagingPath, capability, noFormatKey, request: req };
+    const entries = await readMountInfo();
+    requirePropagation(env, stagingPath, entries);
+    if (await alreadyStaged(env, stage, entries, signal, log)) return;
+
+    const attached = await env.backend.attachDevice(volumeId, req.publishContext, req.volumeContext, signal);
+    let device: StageDevice | undefined;
+    try {
+      device = await resolveDevice(volumeId, attached);
+      if (capability.accessType === "block") await stageBlock(stage, device, signal);
+      else await stageFilesystem(stage, device, signal, log);
+    } catch (err) {
+      await undoAttach(env, volumeId, device, signal, log);
+      throw err;
+    }
+  });
+}
+
+/** The staging directory exists (created when missing, as a CO may leave that to the plugin) and is a directory. */
+async function prepareStagingDirectory(path: string): Promise<void> {
+  const st = await inspectPath(path);
+  if (st.kind === "directory" || st.kind === "corrupt") return;
+  if (st.kind !== "missing") throw InvalidArgument("staging_target_path %s exists and is not a directory", path);
+  try {
+    await mkdir(path, { mode: 0o750 });
+  } catch (err) {
+    if (err instanceof Error && "code" in err && err.code === "ENOENT") {
+      throw InvalidArgument("staging_target_path %s does not exist and neither does its parent directory", path);
+    }
+    if (!(err instanceof Error && "code" in err && err.code === "EEXIST")) throw err;
+  }
+}
+
+async function resolveDevice(volumeId: string, attached: string): Promise<StageDevice> {
+  let number: DeviceNumber;
+  try {
+    number = await blockDeviceNumber(attached);
+  } catch (err) {
+    if (err instanceof NotABlockDeviceError) throw FailedPrecondition("the device of volume %s, %s, is not a block device", volumeId, attached);
+    throw err;
+  }
+  // Mount and compare by the kernel's name (/dev/sda, not a by-id link), as mountinfo reports it.
+  const path = (await devicePathOf(number)) ?? (await realpath(attached));
+  return { path, number };
+}
+
+/**
+ * Whether the volume is staged at the path already. Compatible -> true (after
+ * finishing a growth an interrupted stage may have left undone); something
+ * else staged there -> ALREADY_EXISTS; nothing -> false. A broken mount is
+ * cleared so staging can start over.
+ */
+async function alreadyStaged(env: NodeEnv, stage: StageRequest, entries: readonly MountEntry[], signal: AbortSignal, log: Logger): Promise<boolean> {
+  const { volumeId, stagingPath, capability } = stage;
+  const current = await inspectMountPoint(stagingPath, entries);
+  if (current.kind === "corrupt") {
+    log.warn({ stagingPath, error: current.message }, "staging path holds a broken mount; removing it before staging again");
+    await unmountAll(stagingPath, { signal });
+    return false;
+  }
+  if (current.kind === "block") throw AlreadyExists("staging_target_path %s has a device node bound onto it, not a staged volume", stagingPath);
+  if (current.kind === "filesystem") {
+    if (!(await isVolumeDevice(env, stage, current.device, signal))) {
+      throw AlreadyExists("staging_target_path %s already has another device (%s, %s) mounted", stagingPath, current.devicePath ?? current.entry.source, current.device);
+    }
+    if (capability.accessType === "block") throw AlreadyExists("volume %s is staged at %s as a mounted filesystem, not for block access", volumeId, stagingPath);
+    checkCompatibleMount(stage, current);
+    if (current.devicePath !== undefined && !isReadOnlyMount(current.entry) && (await filesystemNeedsGrowth(current.devicePath, current.entry.fsType, stagingPath, signal))) {
+      log.info({ volumeId, device: current.devicePath }, "growing the filesystem to the size of its device");
+      await growFilesystem(current.devicePath, current.entry.fsType, stagingPath, signal);
+    }
+    return true;
+  }
+  const file = blockStagingFile(stagingPath, volumeId);
+  const blockFile = await inspectMountPoint(file, entries);
+  if (blockFile.kind === "corrupt" && blockFile.mounted) {
+    await unmountAll(file, { signal });
+    return false;
+  }
+  if (blockFile.kind === "block") {
+    if (!(await isVolumeDevice(env, stage, blockFile.device, signal))) throw AlreadyExists("%s already has another device (%s) bound onto it", file, blockFile.device);
+    if (capability.accessType === "mount") throw AlreadyExists("volume %s is staged at %s for block access, not as a filesystem", volumeId, stagingPath);
+    return true;
+  }
+  return false;
+}
+
+/** ALREADY_EXISTS unless the staged filesystem matches what the capability asks for. */
+function checkCompatibleMount(stage: StageRequest, current: MountedFilesystem): void {
+  const { volumeId, stagingPath, capability } = stage;
+  const fsType = current.entry.fsType;
+  if (capability.fsType !== "" && capability.fsType !== fsType) {
+    throw AlreadyExists("volume %s is staged at %s with a %s filesystem, but %s was requested", volumeId, stagingPath, fsType, capability.fsType);
+  }
+  const wantReadOnly = capability.readerOnly || capability.mountFlags.includes("ro");
+  if (wantReadOnly !== isReadOnlyMount(current.entry)) {
+    throw AlreadyExists("volume %s is staged at %s %s, but the request asks for %s", volumeId, stagingPath, isReadOnlyMount(current.entry) ? "read-only" : "read-write", wantReadOnly ? "read-only" : "read-write");
+  }
+  const missing = capability.mountFlags.filter((f) => VISIBLE_MOUNT_FLAGS.has(f) && !current.entry.options.includes(f));
+  if (missing.length > 0) throw AlreadyExists("volume %s is staged at %s without the requested mount flags %s", volumeId, stagingPath, missing.join(","));
+}
+
+/** Whether a mounted device number is the volume's: asked of the backend when it can tell, else by attaching (idempotent). */
+async function isVolumeDevice(env: NodeEnv, stage: StageRequest, device: DeviceNumber, signal: AbortSignal): Promise<boolean> {
+  const numbers = await volumeDeviceNumbers(env, stage.volumeId, signal);
+  if (numbers !== undefined) return numbers.has(device);
+  const attached = await env.backend.attachDevice(stage.volumeId, stage.request.publishContext, stage.request.volumeContext, signal);
+  return (await blockDeviceNumber(attached).catch(() => undefined)) === device;
+}
+
+/** Block access: no filesystem; the device is bind-mounted onto a file in the staging directory, which records what is staged. */
+async function stageBlock(stage: StageRequest, device: StageDevice, signal: AbortSignal): Promise<void> {
+  const file = blockStagingFile(stage.stagingPath, stage.volumeId);
+  const st = await inspectPath(file);
+  if (st.kind === "missing") await writeFile(file, "", { flag: "wx", mode: 0o600 });
+  else if (st.kind !== "file") throw AlreadyExists("%s exists and is not a file; cannot stage volume %s for block access there", file, stage.volumeId);
+  await bindMount(device.path, file, [], { signal });
+}
+
+/**
+ * Mount access: format only a blank device, never anything that holds data,
+ * mount it, and grow the filesystem if the device is larger (a restore or a
+ * clone into a bigger volume, or an expansion while unstaged).
+ */
+async function stageFilesystem(stage: StageRequest, device: StageDevice, signal: AbortSignal, log: Logger): Promise<void> {
+  const { volumeId, stagingPath, capability, noFormatKey } = stage;
+  const content = await probeDevice(device.path, signal);
+  let fsType: string;
+  let formatted = false;
+  switch (content.kind) {
+    case "filesystem":
+      if (capability.fsType !== "" && capability.fsType !== content.fsType) {
+        throw FailedPrecondition(
+          "volume %s already holds a %s filesystem but %s was requested; it is never reformatted (request fs_type %s, or none, to use it)",
+          volumeId,
+          content.fsType,
+          capability.fsType,
+          content.fsType,
+        );
+      }
+      fsType = content.fsType;
+      break;
+    case "blank": {
+      if (noFormatKey !== undefined) {
+        throw FailedPrecondition("volume %s holds no filesystem and the volume context key %s forbids formatting it; create a filesystem on it or remove the key", volumeId, noFormatKey);
+      }
+      fsType = capability.fsType || DEFAULT_FILESYSTEM;
+      if (!isFormattable(fsType)) throw FailedPrecondition("volume %s is blank and this plugin cannot create %s filesystems (supported: ext4, ext3, xfs)", volumeId, fsType);
+      const size = await blockDeviceSize(device.path);
+      if (fsType === "xfs" && size < XFS_MIN_BYTES) {
+        throw FailedPrecondition("volume %s has %d bytes; xfs needs at least %d (300 MiB): use ext4 or a bigger volume", volumeId, size, XFS_MIN_BYTES);
+      }
+      log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
+      await makeFilesystem(device.path, fsType, signal);
+      formatted = true;
+      break;
+    }
+    default:
+      throw FailedPrecondition(
+        "volume %s (device %s) holds %s; refusing to format or mount it. Use it as a block volume, or wipe it (e.g. wipefs -a) if its content is not needed",
+        volumeId,
+        device.path,
+        content.description,
+      );
+  }
+
+  const readOnly = capability.readerOnly || capability.mountFlags.includes("ro");
+  const mountedElsewhere = mountsOfDevice(await readMountInfo(), device.number, device.path).length > 0;
+  // ext grows offline before mounting: the online resize ioctl needs CAP_SYS_RESOURCE, offline growth does not.
+  if (!formatted && !readOnly && !mountedElsewhere && fsType.startsWith("ext") && (await filesystemNeedsGrowth(device.path, fsType, undefined, signal))) {
+    log.info({ volumeId, device: device.path, fsType }, "growing the filesystem to the size of its device before mounting");
+    await growUnmountedExtFilesystem(device.path, signal);
+  }
+
+  const options = [...capability.mountFlags];
+  if (fsType === "xfs" && !options.includes("nouuid")) options.push("nouuid"); // a clone has its source's UUID
+  if (capability.readerOnly && !options.includes("ro")) options.push("ro");
+  await mountFilesystem(device.path, stagingPath, fsType, options, { signal });
+  log.info({ volumeId, device: device.path, fsType, stagingPath }, "volume staged");
+
+  if (!formatted && !readOnly && (await filesystemNeedsGrowth(device.path, fsType, stagingPath, signal))) {
+    log.info({ volumeId, device: device.path, fsType }, "growing the filesystem to the size of its device");
+    await growFilesystem(device.path, fsType, stagingPath, signal);
+  }
+}
+
+/** After a failed stage, give back a device the backend attached for it, unless something mounts it. */
+async function undoAttach(env: NodeEnv, volumeId: string, device: StageDevice | undefined, signal: AbortSignal, log: Logger): Promise<void> {
+  try {
+    if (device !== undefined && mountsOfDevice(await readMountInfo(), device.number, device.path).length > 0) return;
+    await env.backend.detachDevice(volumeId, device?.path, signal);
+  } catch (err) {
+    log.warn({ volumeId, error: err instanceof Error ? err.message : String(err) }, "could not detach the device after a failed stage");
+  }
+}
+
+export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
+  const volumeId = requireVolumeId(req.volumeId);
+  const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
+  await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeUnstageVolume", async () => {
+    const stagingPath = await canonicalPath(requestedPath);
+    const entries = await readMountInfo();
+    let device: StageDevice | undefined;
+
+    const dir = await inspectMountPoint(stagingPath, entries);
+    if (dir.kind === "filesystem" && dir.devicePath !== undefined) {
+      await requireUnpublished(env, volumeId, stagingPath, dir.device, dir.devicePath, entries, signal);
+      device = { path: dir.devicePath, number: dir.device };
+      const { lazy } = await unmountAll(stagingPath, { signal });
+      if (lazy) log.warn({ volumeId, stagingPath }, "staging mount was busy or broken and was detached lazily");
+    } else if (dir.kind === "corrupt" && dir.mounted) {
+      log.warn({ volumeId, stagingPath, error: dir.message }, "staging path holds a broken mount; detaching it");
+      await unmountAll(stagingPath, { signal });
+    } else if (dir.kind === "filesystem" || dir.kind === "block") {
+      // Not something NodeStageVolume creates (no block device behind it): leave it alone.
+      log.warn({ volumeId, stagingPath, fsType: dir.entry.fsType, source: dir.entry.source }, "staging path holds a mount this plugin did not make; leaving it");
+    } else if (dir.kind === "directory") {
+      device = await unstageBlockFile(env, volumeId, stagingPath, entries, signal);
+    }
+
+    if (device !== undefined) {
+      const users = mountsOfDevice(await readMountInfo(), device.number, device.path);
+      if (users.length > 0) {
+        throw FailedPrecondition("volume %s is unstaged but its device %s is still mounted at %s; not detaching it", volumeId, device.path, users.map((m) => m.mountPoint).join(", "));
+      }
+    }
+    await env.backend.detachDevice(volumeId, device?.path, signal);
+    log.info({ volumeId, stagingPath }, "volume unstaged");
+  });
+}
+
+/** Undo a block staging: unmount the device from its file in the staging directory and remove the file. */
+async function unstageBlockFile(env: NodeEnv, volumeId: string, stagingPath: string, entries: readonly MountEntry[], signal: AbortSignal): Promise<StageDevice | undefined> {
+  const file = blockStagingFile(stagingPath, volumeId);
+  const blockFile = await inspectMountPoint(file, entries);
+  let device: StageDevice | undefined;
+  if (blockFile.kind === "block" && blockFile.devicePath !== undefined) {
+    await requireUnpublished(env, volumeId, file, blockFile.device, blockFile.devicePath, entries, signal);
+    device = { path: blockFile.devicePath, number: blockFile.device };
+  }
+  if (blockFile.kind === "block" || (blockFile.kind === "corrupt" && blockFile.mounted)) await unmountAll(file, { signal });
+  const left = await inspectPath(file);
+  if (left.kind === "file" && left.size === 0) await rm(file, { force: true });
+  return device;
+}
+
+/**
+ * FAILED_PRECONDITION while the volume's device is mounted anywhere but the
+ * staging path: the CO must unpublish every target first, and unmounting the
+ * staging mount under a publication would let the device be detached in use.
+ */
+async function requireUnpublished(
+  env: NodeEnv,
+  volumeId: string,
+  stagingPath: string,
+  device: DeviceNumber,
+  devicePath: string,
+  entries: readonly MountEntry[],
+  signal: AbortSignal,
+): Promise<void> {
+  const numbers = await volumeDeviceNumbers(env, volumeId, signal);
+  if (numbers !== undefined && !numbers.has(device)) {
+    throw FailedPrecondition("%s holds device %s, which is not a device of volume %s; refusing to unmount it", stagingPath, devicePath, volumeId);
+  }
+  const others = mountsOfDevice(entries, device, devicePath).filter((m) => !isPathWithin(m.mountPoint, stagingPath));
+  if (others.length > 0) {
+    throw FailedPrecondition(
+      "volume %s is still published at %s; NodeUnpublishVolume must succeed for every target before NodeUnstageVolume",
+      volumeId,
+      others.map((m) => m.mountPoint).join(", "),
+    );
+  }
+}
