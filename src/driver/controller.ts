@@ -49,6 +49,7 @@ interface CreateWish {
   readonly parameters: Record<string, string>;
   readonly source: ContentSource | undefined;
   readonly topology: TopologyConstraints;
+  readonly reportsContentSource: boolean;
 }
 
 /** Why an existing volume of the same name does not satisfy a repeated CreateVolume, or undefined when it does. */
@@ -63,8 +64,9 @@ function incompatibility(existing: Volume, wish: CreateWish): string | undefined
   if (existing.parameters !== undefined && !sameMap(existing.parameters, wish.parameters)) {
     return "it was created with different parameters";
   }
-  // A backend that does not report a volume's source cannot be held to it.
-  if (existing.source !== undefined && (wish.source?.kind !== existing.source.kind || wish.source.id !== existing.source.id)) {
+  // A backend that may not know a volume's source cannot be held to it.
+  const sourceKnown = existing.source !== undefined || wish.reportsContentSource;
+  if (sourceKnown && (wish.source?.kind !== existing.source?.kind || wish.source?.id !== existing.source?.id)) {
     return `it was created from ${describeSource(existing.source)}, and this request asks for ${describeSource(wish.source)}`;
   }
   const { requisite } = wish.topology;
@@ -89,6 +91,7 @@ export function controllerService(options: ControllerServiceOptions): Partial<Se
   const capabilities = controllerCapabilities(offer);
   const policy: CapabilityPolicy = { singleNodeMultiWriter: offer.singleNodeMultiWriter };
   const rules = backend.sizeRules;
+  const reportsContentSource = backend.features.reportsContentSource === true;
   const inflight = new InFlight();
 
   function volumeStatus(volume: Volume): VolumeStatusInit | undefined {
@@ -148,7 +151,7 @@ export function controllerService(options: ControllerServiceOptions): Partial<Se
       return inflight.run(keys, "CreateVolume", async () => {
         const existing = await backend.findVolumeByName(name, ctx.signal);
         if (existing) {
-          const conflict = incompatibility(existing, { range, parameters, source, topology });
+          const conflict = incompatibility(existing, { range, parameters, source, topology, reportsContentSource });
           if (conflict !== undefined) throw AlreadyExists("a volume named %s already exists (%s) but %s", name, existing.id, conflict);
           callInfo(ctx).log.debug({ volumeId: existing.id }, "volume already exists: returning it");
           return { volume: volumeMessage(existing) };

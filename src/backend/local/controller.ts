@@ -66,6 +66,7 @@ const LOCAL_FEATURES: ControllerFeatures = {
   publishReadonly: true,
   listPublishedNodes: true,
   volumeCondition: true,
+  reportsContentSource: true,
 };
 
 function errnoOf(err: unknown): string | undefined {

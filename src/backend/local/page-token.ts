@@ -26,7 +26,8 @@ export function decodePageToken(kind: ListKind, token: string, newestPosition: n
   const prefix = PREFIX[kind];
   const digits = text.startsWith(prefix) ? text.slice(prefix.length) : "";
   const position = /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : NaN;
-  if (!Number.isSafeInteger(position) || position > newestPosition) {
+  // Only the exact encoding this backend produces is accepted (base64 decoding alone is lenient).
+  if (!Number.isSafeInteger(position) || position > newestPosition || encodePageToken(kind, position) !== token) {
     throw Aborted("starting_token %s is not a token this plugin issued for listing %s; start again with an empty token", JSON.stringify(token), kind);
   }
   return position;
