@@ -1,6 +1,6 @@
 import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
 import type { Logger } from "../log/logger.js";
-import { AlreadyExists, FailedPrecondition, InvalidArgument } from "../csi/errors.js";
+import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
 import type { NodeStageVolumeRequest, NodeUnstageVolumeRequest } from "../gen/csi/v1/csi_pb.js";
 import {
   DEFAULT_FILESYSTEM,
@@ -25,12 +25,16 @@ import {
   probeDevice,
   readMountInfo,
   unmountAll,
+  unmountTop,
   type DeviceNumber,
   type MountEntry,
   type MountedFilesystem,
 } from "../mounter/index.js";
 import { formattingForbidden, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
 import { blockStagingFile, filesystemNeedsGrowth, requirePropagation, volumeDeviceNumbers, type NodeEnv } from "./node-volume.js";
+
+/** Bound on broken mounts removed one by one from a staging path. */
+const MAX_BROKEN_MOUNTS = 8;
 
 interface StageRequest {
   readonly volumeId: string;
@@ -255,18 +259,24 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
   const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeUnstageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);
-    const entries = await readMountInfo();
+    let entries = await readMountInfo();
     let device: StageDevice | undefined;
 
-    const dir = await inspectMountPoint(stagingPath, entries);
+    let dir = await inspectMountPoint(stagingPath, entries);
+    // A broken mount stacked on the staging path goes first (lazily if need be); what is beneath is then unstaged as usual.
+    for (let i = 0; i < MAX_BROKEN_MOUNTS && dir.kind === "corrupt" && dir.mounted; i++) {
+      log.warn({ volumeId, stagingPath, error: dir.message }, "staging path holds a broken mount; detaching it");
+      await unmountTop(stagingPath, { signal });
+      entries = await readMountInfo();
+      dir = await inspectMountPoint(stagingPath, entries);
+    }
     if (dir.kind === "filesystem" && dir.devicePath !== undefined) {
       await requireUnpublished(env, volumeId, stagingPath, dir.device, dir.devicePath, entries, signal);
       device = { path: dir.devicePath, number: dir.device };
       const { lazy } = await unmountAll(stagingPath, { signal });
       if (lazy) log.warn({ volumeId, stagingPath }, "staging mount was busy or broken and was detached lazily");
-    } else if (dir.kind === "corrupt" && dir.mounted) {
-      log.warn({ volumeId, stagingPath, error: dir.message }, "staging path holds a broken mount; detaching it");
-      await unmountAll(stagingPath, { signal });
+    } else if (dir.kind === "corrupt") {
+      throw Internal("cannot inspect staging_target_path %s (%s)", stagingPath, dir.message);
     } else if (dir.kind === "filesystem" || dir.kind === "block") {
       // Not something NodeStageVolume creates (no block device behind it): leave it alone.
       log.warn({ volumeId, stagingPath, fsType: dir.entry.fsType, source: dir.entry.source }, "staging path holds a mount this plugin did not make; leaving it");

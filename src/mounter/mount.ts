@@ -69,18 +69,22 @@ export async function unmountAll(path: string, opts: MountOptions = {}): Promise
   for (let i = 0; i < MAX_STACKED_MOUNTS; i++) {
     opts.signal?.throwIfAborted();
     if (mountsAt(await readMountInfo(), path).length === 0) return { unmounted, lazy };
-    const regular = await unmount(path, opts).then(
-      () => true,
-      () => false,
-    );
-    if (!regular) {
-      await run("umount", ["--lazy", "--", path], { signal: opts.signal, timeoutMs: UNMOUNT_TIMEOUT_MS, okExitCodes: [32] });
-      lazy = true;
-    }
+    lazy = (await unmountTop(path, opts)).lazy || lazy;
     unmounted++;
   }
   if (mountsAt(await readMountInfo(), path).length === 0) return { unmounted, lazy };
   throw new Error(`${path} still has mounts after ${MAX_STACKED_MOUNTS} unmounts`);
+}
+
+/** Remove the topmost mount at `path`: a regular unmount, or a lazy one when that fails or hangs. */
+export async function unmountTop(path: string, opts: MountOptions = {}): Promise<{ lazy: boolean }> {
+  const regular = await unmount(path, opts).then(
+    () => true,
+    () => false,
+  );
+  if (regular) return { lazy: false };
+  await run("umount", ["--lazy", "--", path], { signal: opts.signal, timeoutMs: UNMOUNT_TIMEOUT_MS, okExitCodes: [32] });
+  return { lazy: true };
 }
 
 /** One regular unmount of the topmost mount at `path`. */
