@@ -7,8 +7,8 @@ export type DeviceNumber = string;
 
 /** "major:minor" of a dev_t as returned by stat (glibc's encoding: 12-bit major, 20-bit minor). */
 export function formatDeviceNumber(dev: bigint): DeviceNumber {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & 0xffffff00n);
   return `${major}:${minor}`;
 }
 
