@@ -1,0 +1,524 @@
+/**
+ * Kubernetes objects of the driver, built from config.ts. Names, labels and
+ * RBAC of the DigitalOcean variant match the Go csi-digitalocean v4 release
+ * manifests, so `kubectl apply` over an installed Go driver updates the same
+ * objects in place instead of starting a second driver next to it.
+ */
+import { DaemonSet, StatefulSet } from "kubernetes-models/apps/v1";
+import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import type { IPolicyRule } from "kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule";
+import { CSIDriver, StorageClass } from "kubernetes-models/storage.k8s.io/v1";
+import { ServiceAccount } from "kubernetes-models/v1";
+import type { IContainer } from "kubernetes-models/v1/Container";
+import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
+import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
+import type { IVolume } from "kubernetes-models/v1/Volume";
+import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
+import {
+  API_URL,
+  CONTROLLER_HEALTH_PORT,
+  CONTROLLER_SOCKET_DIR,
+  KUBELET_DIR,
+  LOCAL_DATA_DIR,
+  NODE_HEALTH_PORT,
+  NODE_SOCKET_DIR,
+  PLUGIN_CONTAINER,
+  REGISTRATION_DIR,
+  SIDECARS,
+  SOCKET_FILE,
+  TOKEN_ENV,
+  TOKEN_SECRET,
+  pluginHostDir,
+  type DeployConfig,
+  type SidecarName,
+  type Variant,
+} from "./config.js";
+import type { KubeObject, ManifestFile, Section } from "./render.js";
+import { SNAPSHOT_API_VERSION, snapshotCrds, type VolumeSnapshotClass } from "./snapshot-api.js";
+
+const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
+const DEFAULT_SNAPSHOT_CLASS_ANNOTATION = "snapshot.storage.kubernetes.io/is-default-class";
+const DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container";
+/** The udev rule DigitalOcean droplets ship that mounts new volumes under /mnt; it races with the node plugin. */
+const DO_AUTOMOUNT_UDEV_RULE = "/etc/udev/rules.d/99-digitalocean-automount.rules";
+
+function joinPath(dir: string, file: string): string {
+  return `${dir.replace(/\/+$/, "")}/${file}`;
+}
+
+// --- names ------------------------------------------------------------------
+
+export function names(config: DeployConfig) {
+  const p = config.namePrefix;
+  return {
+    controller: `${p}-controller`,
+    controllerSa: `${p}-controller-sa`,
+    node: `${p}-node`,
+    nodeSa: `${p}-node-sa`,
+    local: `${p}-local`,
+    localSa: `${p}-local-sa`,
+    service: p,
+    role: (sidecar: string) => `${p}-${sidecar}-role`,
+    binding: (sidecar: string) => `${p}-${sidecar}-binding`,
+  };
+}
+
+// --- containers ---------------------------------------------------------------
+
+const SIDECAR_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } };
+const SMALL = { requests: { cpu: "10m", memory: "32Mi" } };
+
+/** A kubernetes-csi sidecar that dials the plugin at `$(ADDRESS)`. */
+function sidecar(name: SidecarName, socketMount: IVolumeMount, extraArgs: readonly string[] = [], extraEnv: readonly IEnvVar[] = []): IContainer {
+  const spec = SIDECARS[name];
+  return {
+    name: spec.container,
+    image: spec.image,
+    imagePullPolicy: "IfNotPresent",
+    args: ["--csi-address=$(ADDRESS)", ...spec.args, ...extraArgs],
+    env: [{ name: "ADDRESS", value: joinPath(socketMount.mountPath, SOCKET_FILE) }, ...extraEnv],
+    volumeMounts: [socketMount],
+    securityContext: SIDECAR_SECURITY,
+    resources: SMALL,
+  };
+}
+
+function livenessSidecar(socketMount: IVolumeMount, port: number): IContainer {
+  return sidecar("livenessprobe", socketMount, [`--http-endpoint=:${port}`]);
+}
+
+/** The probe on the plugin container, answered by the livenessprobe sidecar (which calls the plugin's Probe). */
+function healthProbe(port: number): Pick<IContainer, "ports" | "livenessProbe"> {
+  return {
+    ports: [{ name: "healthz", containerPort: port, protocol: "TCP" }],
+    livenessProbe: { httpGet: { path: "/healthz", port: "healthz" }, initialDelaySeconds: 10, timeoutSeconds: 3, periodSeconds: 10, failureThreshold: 5 },
+  };
+}
+
+const NODE_NAME_ENV: IEnvVar = { name: "KUBE_NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } };
+
+function registrar(config: DeployConfig, socketMount: IVolumeMount): IContainer {
+  return {
+    ...sidecar(
+      "registrar",
+      socketMount,
+      ["--kubelet-registration-path=$(DRIVER_REG_SOCK_PATH)"],
+      [{ name: "DRIVER_REG_SOCK_PATH", value: joinPath(pluginHostDir(config), SOCKET_FILE) }, NODE_NAME_ENV],
+    ),
+    volumeMounts: [socketMount, { name: "registration-dir", mountPath: "/registration/" }],
+  };
+}
+
+const PRIVILEGED = { privileged: true, allowPrivilegeEscalation: true, capabilities: { add: ["SYS_ADMIN"] } };
+
+/** Mounts a node plugin needs: the kubelet directory with Bidirectional propagation (so its mounts reach the host) and /dev. */
+const NODE_MOUNTS: IVolumeMount[] = [
+  { name: "pods-mount-dir", mountPath: KUBELET_DIR, mountPropagation: "Bidirectional" },
+  { name: "device-dir", mountPath: "/dev" },
+];
+
+const NODE_VOLUMES = (config: DeployConfig): IVolume[] => [
+  { name: "registration-dir", hostPath: { path: REGISTRATION_DIR, type: "DirectoryOrCreate" } },
+  { name: "plugin-dir", hostPath: { path: pluginHostDir(config), type: "DirectoryOrCreate" } },
+  { name: "pods-mount-dir", hostPath: { path: KUBELET_DIR, type: "Directory" } },
+  { name: "device-dir", hostPath: { path: "/dev" } },
+];
+
+// --- RBAC -----------------------------------------------------------------------
+
+const core = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: [""], resources, verbs });
+const storage = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: ["storage.k8s.io"], resources, verbs });
+const snapshots = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: ["snapshot.storage.k8s.io"], resources, verbs });
+const READ = ["get", "list", "watch"];
+const EVENTS = core(["events"], ["list", "watch", "create", "update", "patch"]);
+
+/** What each controller sidecar may do (the kubernetes-csi sidecars' documented RBAC). */
+export const CONTROLLER_RULES: Readonly<Record<"provisioner" | "attacher" | "resizer" | "snapshotter", readonly IPolicyRule[]>> = {
+  provisioner: [
+    core(["persistentvolumes"], ["get", "list", "watch", "create", "patch", "delete"]),
+    core(["persistentvolumeclaims"], ["get", "list", "watch", "update"]),
+    storage(["storageclasses"], READ),
+    EVENTS,
+    snapshots(["volumesnapshots"], ["get", "list"]),
+    snapshots(["volumesnapshotcontents"], ["get", "list"]),
+    storage(["csinodes"], READ),
+    core(["nodes"], READ),
+    storage(["volumeattachments"], READ),
+    storage(["volumeattributesclasses"], READ),
+  ],
+  attacher: [
+    core(["persistentvolumes"], ["get", "list", "watch", "update", "patch"]),
+    core(["nodes"], READ),
+    storage(["csinodes"], READ),
+    storage(["volumeattachments"], ["get", "list", "watch", "update", "patch"]),
+    storage(["volumeattachments/status"], ["patch"]),
+  ],
+  resizer: [
+    core(["persistentvolumes"], ["get", "list", "watch", "update", "patch"]),
+    core(["persistentvolumeclaims"], READ),
+    core(["persistentvolumeclaims/status"], ["update", "patch"]),
+    core(["pods"], READ),
+    EVENTS,
+    storage(["volumeattributesclasses"], READ),
+  ],
+  snapshotter: [
+    EVENTS,
+    snapshots(["volumesnapshotclasses"], READ),
+    snapshots(["volumesnapshotcontents"], ["get", "list", "watch", "update", "patch"]),
+    snapshots(["volumesnapshotcontents/status"], ["update", "patch"]),
+  ],
+};
+
+function roleAndBinding(config: DeployConfig, role: string, rules: readonly IPolicyRule[], serviceAccount: string): KubeObject[] {
+  const n = names(config);
+  return [
+    new ClusterRole({ metadata: { name: n.role(role) }, rules: [...rules] }),
+    new ClusterRoleBinding({
+      metadata: { name: n.binding(role) },
+      subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace: config.namespace }],
+      roleRef: { kind: "ClusterRole", name: n.role(role), apiGroup: "rbac.authorization.k8s.io" },
+    }),
+  ];
+}
+
+function controllerRbac(config: DeployConfig, serviceAccount: string): KubeObject[] {
+  return (Object.keys(CONTROLLER_RULES) as (keyof typeof CONTROLLER_RULES)[]).flatMap((sidecarName) =>
+    roleAndBinding(config, sidecarName, CONTROLLER_RULES[sidecarName], serviceAccount),
+  );
+}
+
+// --- cluster-wide objects ---------------------------------------------------------
+
+function csiDriver(config: DeployConfig): CSIDriver {
+  return new CSIDriver({
+    metadata: { name: config.driverName },
+    spec: {
+      // ControllerPublishVolume attaches the volume to the node (a droplet, or the local node's loop device).
+      attachRequired: true,
+      // The pod's name, namespace and uid reach NodePublishVolume (as with the Go driver).
+      podInfoOnMount: true,
+      // What Kubernetes does when the Go driver's CSIDriver leaves it unset: fsGroup ownership for RWO volumes with an fsType.
+      fsGroupPolicy: "ReadWriteOnceWithFSType",
+      volumeLifecycleModes: ["Persistent"],
+    },
+  });
+}
+
+function storageClasses(config: DeployConfig, variant: Variant): StorageClass[] {
+  // StorageClass parameters and volumeBindingMode are immutable: the DigitalOcean classes keep the Go driver's
+  // (legacy `fstype` key, Immediate binding) so applying them over an existing install succeeds. DigitalOcean
+  // volumes can attach to any droplet of the region, so waiting for the consumer buys nothing there; local volumes
+  // live on one node, so the local classes wait for the pod to be scheduled.
+  const fsKey = variant === "digitalocean" ? "fstype" : "csi.storage.k8s.io/fstype";
+  const bindingMode = variant === "digitalocean" ? undefined : "WaitForFirstConsumer";
+  const classes: { suffix: string; xfs: boolean; retain: boolean }[] = [
+    { suffix: "", xfs: false, retain: false },
+    { suffix: "-retain", xfs: false, retain: true },
+    { suffix: "-xfs", xfs: true, retain: false },
+    { suffix: "-xfs-retain", xfs: true, retain: true },
+  ];
+  return classes.map(
+    ({ suffix, xfs, retain }) =>
+      new StorageClass({
+        metadata: {
+          name: `${config.classPrefix}${suffix}`,
+          ...(suffix === "" && config.defaultClasses ? { annotations: { [DEFAULT_CLASS_ANNOTATION]: "true" } } : {}),
+        },
+        provisioner: config.driverName,
+        ...(xfs ? { parameters: { [fsKey]: "xfs" } } : {}),
+        ...(retain ? { reclaimPolicy: "Retain" } : {}),
+        ...(bindingMode ? { volumeBindingMode: bindingMode } : {}),
+        allowVolumeExpansion: true,
+      }),
+  );
+}
+
+function volumeSnapshotClass(config: DeployConfig): VolumeSnapshotClass {
+  return {
+    apiVersion: SNAPSHOT_API_VERSION,
+    kind: "VolumeSnapshotClass",
+    metadata: {
+      name: config.classPrefix,
+      ...(config.defaultClasses ? { annotations: { [DEFAULT_SNAPSHOT_CLASS_ANNOTATION]: "true" } } : {}),
+    },
+    driver: config.driverName,
+    deletionPolicy: "Delete",
+  };
+}
+
+// --- DigitalOcean: controller StatefulSet and node DaemonSet -----------------------
+
+function doController(config: DeployConfig): KubeObject[] {
+  const n = names(config);
+  const socketMount: IVolumeMount = { name: "socket-dir", mountPath: CONTROLLER_SOCKET_DIR };
+  const plugin: IContainer = {
+    name: PLUGIN_CONTAINER,
+    image: config.image,
+    imagePullPolicy: "IfNotPresent",
+    args: [
+      "--endpoint=$(CSI_ENDPOINT)",
+      "--mode=controller",
+      `--driver-name=${config.driverName}`,
+      "--url=$(DIGITALOCEAN_API_URL)",
+      "--default-volumes-page-size=200",
+    ],
+    env: [
+      { name: "CSI_ENDPOINT", value: `unix://${joinPath(CONTROLLER_SOCKET_DIR, SOCKET_FILE)}` },
+      { name: "DIGITALOCEAN_API_URL", value: API_URL },
+      // Read from the environment by --token (never on the command line, where `ps` would show it).
+      { name: TOKEN_ENV, valueFrom: { secretKeyRef: { name: TOKEN_SECRET.name, key: TOKEN_SECRET.key } } },
+    ],
+    ...healthProbe(CONTROLLER_HEALTH_PORT),
+    volumeMounts: [socketMount],
+    securityContext: SIDECAR_SECURITY,
+    resources: { requests: { cpu: "10m", memory: "64Mi" } },
+  };
+  const statefulSet = new StatefulSet({
+    metadata: { name: n.controller, namespace: config.namespace },
+    spec: {
+      serviceName: n.service,
+      // Exactly one controller: a StatefulSet never runs a second pod while the first may still be alive,
+      // so the sidecars need no leader election.
+      replicas: 1,
+      selector: { matchLabels: { app: n.controller } },
+      template: {
+        metadata: { labels: { app: n.controller, role: n.service }, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: PLUGIN_CONTAINER } },
+        spec: {
+          priorityClassName: "system-cluster-critical",
+          serviceAccountName: n.controllerSa,
+          containers: [
+            sidecar("provisioner", socketMount),
+            sidecar("attacher", socketMount),
+            sidecar("snapshotter", socketMount),
+            sidecar("resizer", socketMount),
+            livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
+            plugin,
+          ],
+          volumes: [{ name: "socket-dir", emptyDir: {} }],
+        },
+      },
+    },
+  });
+  return [statefulSet, new ServiceAccount({ metadata: { name: n.controllerSa, namespace: config.namespace } }), ...controllerRbac(config, n.controllerSa)];
+}
+
+function doNode(config: DeployConfig): KubeObject[] {
+  const n = names(config);
+  const socketMount: IVolumeMount = { name: "plugin-dir", mountPath: NODE_SOCKET_DIR };
+  const plugin: IContainer = {
+    name: PLUGIN_CONTAINER,
+    image: config.image,
+    imagePullPolicy: "IfNotPresent",
+    args: ["--endpoint=$(CSI_ENDPOINT)", "--mode=node", `--driver-name=${config.driverName}`, "--url=$(DIGITALOCEAN_API_URL)"],
+    env: [
+      { name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` },
+      { name: "DIGITALOCEAN_API_URL", value: API_URL },
+    ],
+    ...healthProbe(NODE_HEALTH_PORT),
+    securityContext: PRIVILEGED,
+    volumeMounts: [socketMount, ...NODE_MOUNTS],
+    resources: { requests: { cpu: "10m", memory: "64Mi" } },
+  };
+  const podSpec: IPodSpec = {
+    priorityClassName: "system-node-critical",
+    serviceAccountName: n.nodeSa,
+    // The droplet metadata service (node id, region) answers on the host network.
+    hostNetwork: true,
+    // Volumes must be usable on every node, tainted ones included.
+    tolerations: [{ operator: "Exists" }],
+    initContainers: [
+      {
+        // The automount rule of DigitalOcean droplets mounts new volumes briefly and makes the node plugin's
+        // mkfs/mount fail with "resource busy"; the driver's own image removes it.
+        name: "automount-udev-deleter",
+        image: config.image,
+        imagePullPolicy: "IfNotPresent",
+        command: ["rm", "-f", DO_AUTOMOUNT_UDEV_RULE],
+        volumeMounts: [{ name: "udev-rules-dir", mountPath: "/etc/udev/rules.d/" }],
+        resources: SMALL,
+      },
+    ],
+    containers: [registrar(config, socketMount), livenessSidecar(socketMount, NODE_HEALTH_PORT), plugin],
+    volumes: [...NODE_VOLUMES(config), { name: "udev-rules-dir", hostPath: { path: "/etc/udev/rules.d/" } }],
+  };
+  const daemonSet = new DaemonSet({
+    metadata: { name: n.node, namespace: config.namespace },
+    spec: {
+      selector: { matchLabels: { app: n.node } },
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: { app: n.node, role: n.service }, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: PLUGIN_CONTAINER } },
+        spec: podSpec,
+      },
+    },
+  });
+  return [
+    daemonSet,
+    new ServiceAccount({ metadata: { name: n.nodeSa, namespace: config.namespace } }),
+    ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.nodeSa),
+  ];
+}
+
+// --- local: one pod with the whole driver ----------------------------------------------
+
+function localDriver(config: DeployConfig): KubeObject[] {
+  const n = names(config);
+  const socketMount: IVolumeMount = { name: "plugin-dir", mountPath: NODE_SOCKET_DIR };
+  const plugin: IContainer = {
+    name: PLUGIN_CONTAINER,
+    image: config.image,
+    imagePullPolicy: "IfNotPresent",
+    args: [
+      "--endpoint=$(CSI_ENDPOINT)",
+      "--backend=local",
+      "--mode=all",
+      `--driver-name=${config.driverName}`,
+      `--data-dir=${LOCAL_DATA_DIR}`,
+      "--node-id=$(KUBE_NODE_NAME)",
+    ],
+    env: [{ name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` }, NODE_NAME_ENV],
+    ...healthProbe(CONTROLLER_HEALTH_PORT),
+    securityContext: PRIVILEGED,
+    volumeMounts: [
+      socketMount,
+      ...NODE_MOUNTS,
+      // Same path inside and outside: loop devices record their backing file's path.
+      { name: "data-dir", mountPath: LOCAL_DATA_DIR },
+    ],
+    resources: { requests: { cpu: "10m", memory: "64Mi" } },
+  };
+  const statefulSet = new StatefulSet({
+    metadata: { name: n.local, namespace: config.namespace },
+    spec: {
+      serviceName: n.service,
+      // One process owns the data directory (it holds a lock on it): controller and node service in one pod.
+      replicas: 1,
+      selector: { matchLabels: { app: n.local } },
+      template: {
+        metadata: { labels: { app: n.local, role: n.service }, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: PLUGIN_CONTAINER } },
+        spec: {
+          priorityClassName: "system-node-critical",
+          serviceAccountName: n.localSa,
+          tolerations: [{ operator: "Exists" }],
+          containers: [
+            sidecar("provisioner", socketMount),
+            sidecar("attacher", socketMount),
+            sidecar("snapshotter", socketMount),
+            sidecar("resizer", socketMount),
+            registrar(config, socketMount),
+            livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
+            plugin,
+          ],
+          volumes: [...NODE_VOLUMES(config), { name: "data-dir", hostPath: { path: LOCAL_DATA_DIR, type: "DirectoryOrCreate" } }],
+        },
+      },
+    },
+  });
+  return [
+    statefulSet,
+    new ServiceAccount({ metadata: { name: n.localSa, namespace: config.namespace } }),
+    ...controllerRbac(config, n.localSa),
+    ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.localSa),
+  ];
+}
+
+// --- snapshot controller ------------------------------------------------------------------
+
+function snapshotController(config: DeployConfig): KubeObject[] {
+  const name = "snapshot-controller";
+  const spec = SIDECARS.snapshotController;
+  return [
+    new StatefulSet({
+      metadata: { name, namespace: config.namespace },
+      spec: {
+        serviceName: name,
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            priorityClassName: "system-cluster-critical",
+            serviceAccountName: name,
+            containers: [{ name: spec.container, image: spec.image, imagePullPolicy: "IfNotPresent", args: [...spec.args], securityContext: SIDECAR_SECURITY, resources: SMALL }],
+          },
+        },
+      },
+    }),
+    new ServiceAccount({ metadata: { name, namespace: config.namespace } }),
+    new ClusterRole({
+      metadata: { name: `${name}-role` },
+      rules: [
+        core(["persistentvolumes"], READ),
+        core(["persistentvolumeclaims"], ["get", "list", "watch", "update", "patch"]),
+        EVENTS,
+        snapshots(["volumesnapshotclasses"], READ),
+        snapshots(["volumesnapshotcontents"], ["create", "get", "list", "watch", "update", "delete", "patch"]),
+        snapshots(["volumesnapshotcontents/status"], ["patch"]),
+        snapshots(["volumesnapshots"], ["get", "list", "watch", "update", "patch"]),
+        snapshots(["volumesnapshots/status"], ["update", "patch"]),
+      ],
+    }),
+    new ClusterRoleBinding({
+      metadata: { name: `${name}-binding` },
+      subjects: [{ kind: "ServiceAccount", name, namespace: config.namespace }],
+      roleRef: { kind: "ClusterRole", name: `${name}-role`, apiGroup: "rbac.authorization.k8s.io" },
+    }),
+  ];
+}
+
+// --- files ----------------------------------------------------------------------------------
+
+const CRDS_HEADER = (dir: string) =>
+  `Snapshot CustomResourceDefinitions (snapshot.storage.k8s.io/v1, as external-snapshotter v8 serves them).
+Apply before ${dir}/ (its VolumeSnapshotClass needs them) unless the cluster already has them:
+  kubectl apply -f ${dir}/crds.yaml
+  kubectl wait --for condition=established --timeout=60s -f ${dir}/crds.yaml`;
+
+const SNAPSHOT_CONTROLLER_HEADER = `The cluster-wide snapshot controller (external-snapshotter), needed once per cluster for VolumeSnapshots.
+Skip it where the cluster already runs one (DigitalOcean Kubernetes does).`;
+
+export function kubernetesFiles(config: DeployConfig, root: string): ManifestFile[] {
+  const doDir = `${root}/digitalocean`;
+  const localDir = `${root}/local`;
+  const clusterObjects = (variant: Variant): Section => ({
+    comment: "The driver, its StorageClasses and its VolumeSnapshotClass.",
+    objects: [csiDriver(config), ...storageClasses(config, variant), volumeSnapshotClass(config)],
+  });
+  return [
+    { path: `${doDir}/crds.yaml`, header: CRDS_HEADER(doDir), sections: [{ objects: snapshotCrds() }] },
+    {
+      path: `${doDir}/driver.yaml`,
+      header: `do-csi-plugin for DigitalOcean Block Storage: a drop-in for the csi-digitalocean v4 release manifests
+(same object names, driver name, StorageClasses and token Secret). Needs the Secret first:
+  kubectl -n ${config.namespace} create secret generic ${TOKEN_SECRET.name} --from-literal=${TOKEN_SECRET.key}=<DigitalOcean API token>`,
+      sections: [
+        clusterObjects("digitalocean"),
+        { comment: "Controller plugin: one replica with the provisioner, attacher, snapshotter and resizer sidecars.", objects: doController(config) },
+        { comment: "Node plugin: on every node, privileged, mounting into the kubelet directory.", objects: doNode(config) },
+      ],
+    },
+    { path: `${doDir}/snapshot-controller.yaml`, header: SNAPSHOT_CONTROLLER_HEADER, sections: [{ objects: snapshotController(config) }] },
+    { path: `${localDir}/crds.yaml`, header: CRDS_HEADER(localDir), sections: [{ objects: snapshotCrds() }] },
+    {
+      path: `${localDir}/driver.yaml`,
+      header: `do-csi-plugin with the local backend on a single-node cluster (k3s, kind, minikube): volumes are sparse files
+under ${LOCAL_DATA_DIR} on the node, attached as loop devices. The same image as for DigitalOcean, with
+--backend=local; volumes carry the topology key ${config.driverName}/node.`,
+      sections: [clusterObjects("local"), { comment: "The whole driver in one pod: controller sidecars, node registrar and the plugin serving both services.", objects: localDriver(config) }],
+    },
+    { path: `${localDir}/snapshot-controller.yaml`, header: SNAPSHOT_CONTROLLER_HEADER, sections: [{ objects: snapshotController(config) }] },
+  ];
+}
+
+/** kustomization.yaml of a variant directory: everything but the CRDs, which must be established first. */
+export function kustomization(): string {
+  return [
+    "# Generated by `npm run manifests`; apply crds.yaml first (see its header), then: kubectl apply -k <this directory>",
+    "apiVersion: kustomize.config.k8s.io/v1beta1",
+    "kind: Kustomization",
+    "resources:",
+    "  - driver.yaml",
+    "  - snapshot-controller.yaml",
+    "",
+  ].join("\n");
+}
