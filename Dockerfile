@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# do-csi-plugin: the CSI driver for DigitalOcean Block Storage and local block volumes.
+#
+#   docker build -t do-csi-plugin:v$(node -p 'require("./package.json").version') .
+#
+# The image runs every part of the driver (controller, node, local backend); the
+# manifests in deploy/ choose with flags. Base images are pinned to exact tags;
+# bump NODE_VERSION (and the tests' expectations follow the Dockerfile).
+
+ARG NODE_VERSION=22.23.3
+ARG DEBIAN_RELEASE=bookworm
+
+# --- build: the dev toolchain compiles and bundles the driver into dist/ -------
+FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No install scripts: esbuild and tsc find their platform binaries without them.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts/build.mjs ./scripts/
+COPY src ./src
+# Type-checks src/ and writes the self-contained esbuild bundle to dist/
+# (node: built-ins only; nothing from node_modules is needed at run time).
+RUN npm run build
+
+# --- runtime: Node, the bundle, and the host tools the node service runs --------
+FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim
+# e2fsprogs:      mkfs.ext4/ext3, resize2fs, e2fsck, dumpe2fs
+# xfsprogs:       mkfs.xfs, xfs_growfs, xfs_info
+# util-linux:     blkid, flock, fsfreeze, blockdev
+# mount:          mount, umount, losetup
+# cryptsetup-bin: cryptsetup, for inspecting LUKS signatures on volumes
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends e2fsprogs xfsprogs util-linux mount cryptsetup-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ # The driver needs neither npm nor yarn nor corepack: less to patch.
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /usr/local/bin/npm /usr/local/bin/npx \
+           /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
+WORKDIR /opt/do-csi-plugin
+COPY --from=build /src/package.json ./
+COPY --from=build /src/dist ./dist
+RUN ln -s /opt/do-csi-plugin/dist/do-csi-plugin.js /usr/local/bin/do-csi-plugin \
+ && do-csi-plugin --version
+LABEL org.opencontainers.image.title="do-csi-plugin" \
+      org.opencontainers.image.description="CSI driver for DigitalOcean Block Storage and local block volumes (drop-in for csi-digitalocean)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# Root: the node service formats, mounts and attaches loop devices.
+ENTRYPOINT ["do-csi-plugin"]
