@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import type { Config } from "../../config.js";
-import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unavailable, Unimplemented } from "../../csi/errors.js";
+import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unimplemented } from "../../csi/errors.js";
 import type { Logger } from "../../log/logger.js";
 import type {
   ContentSource,
@@ -116,8 +116,10 @@ export class DigitalOceanController implements ControllerBackend {
     const sizeGigabytes = Math.ceil(spec.sizeBytes / GIB);
     let snapshotId: string | undefined;
     let temporarySnapshot: string | undefined;
+    // A snapshot source is not looked up first: the create's answer says what is wrong with it (the
+    // controller service has already checked that it exists, is ready and fits).
     if (spec.source?.kind === "snapshot") {
-      snapshotId = (await this.#restorableSnapshot(spec.source.id, sizeGigabytes, signal)).id;
+      snapshotId = spec.source.id;
     } else if (spec.source?.kind === "volume") {
       temporarySnapshot = snapshotId = await this.#snapshotForClone(spec.name, spec.source.id, sizeGigabytes, signal);
     }
@@ -379,20 +381,6 @@ export class DigitalOceanController implements ControllerBackend {
     throw ResourceExhausted("volumes can be created only in region %s; the requisite topology asks for %s", this.region, asked);
   }
 
-  /** The snapshot to restore from, checked so the create cannot fail for a reason we can name now. */
-  async #restorableSnapshot(snapshotId: string, sizeGigabytes: number, signal: AbortSignal): Promise<DoSnapshot> {
-    const snapshot = await this.#getDoSnapshot(snapshotId, signal);
-    if (snapshot === undefined) throw NotFound("snapshot %s does not exist", snapshotId);
-    if (snapshot.regions.length === 0) throw Unavailable("snapshot %s is not ready yet; retry once it is", snapshotId);
-    if (!snapshot.regions.includes(this.region)) {
-      throw InvalidArgument("snapshot %s is in %s; volumes are created in %s", snapshotId, snapshot.regions.join(", "), this.region);
-    }
-    if (snapshot.min_disk_size > sizeGigabytes) {
-      throw OutOfRange("snapshot %s needs a volume of at least %d GiB; %d GiB was asked for", snapshotId, snapshot.min_disk_size, sizeGigabytes);
-    }
-    return snapshot;
-  }
-
   /**
    * Clone = snapshot of the source + restore. The snapshot's name derives from
    * the new volume's name, so a retried CreateVolume reuses it; it is deleted
@@ -438,6 +426,7 @@ export class DigitalOceanController implements ControllerBackend {
     }
     if (isApiStatus(err, 404) && spec.source?.kind === "snapshot") throw NotFound("snapshot %s does not exist", spec.source.id);
     if (isApiStatus(err, 422, /size/i)) throw err.withCode(Code.OutOfRange, err.rawMessage);
+    if (isApiStatus(err, 422, /not available|not ready/i)) throw err.withCode(Code.Unavailable, `snapshot ${spec.source?.id ?? ""} is not ready yet; retry once it is (${err.apiMessage})`);
     throw err;
   }
 
