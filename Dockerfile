@@ -30,14 +30,13 @@ FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim
 # util-linux:     blkid, flock, fsfreeze, blockdev
 # mount:          mount, umount, losetup
 # cryptsetup-bin: cryptsetup, for inspecting LUKS signatures on volumes
+# The bundle needs no node_modules, nor npm, yarn or corepack: they are removed (less to patch).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends e2fsprogs xfsprogs util-linux mount cryptsetup-bin \
  && rm -rf /var/lib/apt/lists/* \
- # The driver needs neither npm nor yarn nor corepack: less to patch.
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /usr/local/bin/npm /usr/local/bin/npx \
            /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 WORKDIR /opt/do-csi-plugin
-COPY --from=build /src/package.json ./
 COPY --from=build /src/dist ./dist
 RUN ln -s /opt/do-csi-plugin/dist/do-csi-plugin.js /usr/local/bin/do-csi-plugin \
  && do-csi-plugin --version
