@@ -18,7 +18,7 @@ import {
   type MountedFilesystem,
 } from "../mounter/index.js";
 import { checkedPath, expandRules, parseCapability, requiredBytes, requireVolumeId } from "./node-request.js";
-import { filesystemNeedsGrowth, inspectVolumePath, requireVolumeDevice, type NodeEnv } from "./node-volume.js";
+import { filesystemNeedsGrowth, inspectVolumePath, requireFilesystemTools, requireVolumeDevice, type NodeEnv } from "./node-volume.js";
 
 type ExpandResponse = MessageInitShape<typeof NodeExpandVolumeResponseSchema>;
 
@@ -78,6 +78,7 @@ async function growMountedFilesystem(
 ): Promise<void> {
   const fsType = found.entry.fsType;
   if (!canGrowOnline(fsType)) throw FailedPrecondition("volume %s holds a %s filesystem, which this plugin cannot grow while it is in use", volumeId, fsType);
+  await requireFilesystemTools(fsType);
   const mountPoint = writableMountPoint(entries, found, device, stagingPath);
   if (!(await filesystemNeedsGrowth(device, fsType, mountPoint ?? found.entry.mountPoint, signal))) return;
   if (mountPoint === undefined) throw FailedPrecondition("every mount of volume %s is read-only, so its filesystem cannot be grown online", volumeId);

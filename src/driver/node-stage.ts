@@ -31,7 +31,7 @@ import {
   type MountedFilesystem,
 } from "../mounter/index.js";
 import { formattingForbidden, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
-import { blockStagingFile, filesystemNeedsGrowth, requirePropagation, volumeDeviceNumbers, type NodeEnv } from "./node-volume.js";
+import { blockStagingFile, filesystemNeedsGrowth, requireFilesystemTools, requirePropagation, volumeDeviceNumbers, type NodeEnv } from "./node-volume.js";
 
 /** Bound on broken mounts removed one by one from a staging path. */
 const MAX_BROKEN_MOUNTS = 8;
@@ -210,6 +210,7 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       if (fsType === "xfs" && size < XFS_MIN_BYTES) {
         throw FailedPrecondition("volume %s has %d bytes; xfs needs at least %d (300 MiB): use ext4 or a bigger volume", volumeId, size, XFS_MIN_BYTES);
       }
+      await requireFilesystemTools(fsType);
       log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
       await makeFilesystem(device.path, fsType, signal);
       formatted = true;
@@ -224,6 +225,7 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       );
   }
 
+  await requireFilesystemTools(fsType);
   const readOnly = capability.readerOnly || capability.mountFlags.includes("ro");
   const mountedElsewhere = mountsOfDevice(await readMountInfo(), device.number, device.path).length > 0;
   // ext grows offline before mounting: the online resize ioctl needs CAP_SYS_RESOURCE, offline growth does not.

@@ -9,6 +9,7 @@ import {
   canGrowOnline,
   filesystemSize,
   inspectMountPoint,
+  missingExecutables,
   propagationProblem,
   type DeviceNumber,
   type MountEntry,
@@ -116,4 +117,19 @@ export async function inspectVolumePath(path: string, volumeId: string, entries:
   if (st.kind !== "directory") return st;
   const staged = await inspectMountPoint(blockStagingFile(path, volumeId), entries);
   return staged.kind === "block" ? staged : st;
+}
+
+const FILESYSTEM_TOOLS: Readonly<Record<string, { readonly tools: readonly string[]; readonly pkg: string }>> = {
+  ext2: { tools: ["dumpe2fs", "e2fsck", "resize2fs"], pkg: "e2fsprogs" },
+  ext3: { tools: ["mkfs.ext3", "dumpe2fs", "e2fsck", "resize2fs"], pkg: "e2fsprogs" },
+  ext4: { tools: ["mkfs.ext4", "dumpe2fs", "e2fsck", "resize2fs"], pkg: "e2fsprogs" },
+  xfs: { tools: ["mkfs.xfs", "xfs_info", "xfs_growfs"], pkg: "xfsprogs" },
+};
+
+/** FAILED_PRECONDITION naming the package to install when the tools for a filesystem type are missing on this node. */
+export async function requireFilesystemTools(fsType: string): Promise<void> {
+  const needs = FILESYSTEM_TOOLS[fsType];
+  if (needs === undefined) return;
+  const missing = await missingExecutables(needs.tools);
+  if (missing.length > 0) throw FailedPrecondition("%s volumes need %s on this node, which is missing; install %s (or use the driver's image)", fsType, missing.join(", "), needs.pkg);
 }

@@ -89,7 +89,9 @@ describe("block volumes", () => {
       expect((await h.node.nodeGetVolumeStats({ volumeId: id, volumePath: t2 })).usage[0]?.total).toBe(BigInt(48 * MiB));
       await expectCode(h.node.nodeExpandVolume({ volumeId: id, volumePath: t1, volumeCapability: mountCapability() }), Code.InvalidArgument);
 
-      await expectCode(h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging }), Code.FailedPrecondition);
+      // Unstaging while published is refused and leaves the staging in place.
+      expect(await expectCode(h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging }), Code.FailedPrecondition)).toMatch(/still published/);
+      expect((await stat(stagedFile)).isBlockDevice()).toBe(true);
       for (const target of [t1, t2, tro]) {
         for (let i = 0; i < 2; i++) await h.node.nodeUnpublishVolume({ volumeId: id, targetPath: target });
         await expect(stat(target)).rejects.toMatchObject({ code: "ENOENT" });
