@@ -1,0 +1,317 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { FLAGS } from "../../src/cli/options.js";
+import { envName } from "../../src/cli/flags.js";
+import { parseEndpoint } from "../../src/csi/endpoint.js";
+import { DEFAULT_CONFIG, PLUGIN_CONTAINER, TOKEN_ENV, TOKEN_SECRET, SIDECARS } from "../../deploy/generate/config.js";
+import { NO_FORMAT_ATTRIBUTE } from "../../deploy/generate/examples.js";
+import { EXAMPLES_DIR, NOMAD_DIR, generateFiles, staleFiles } from "../../deploy/generate/main.js";
+import {
+  REPO_ROOT,
+  containers,
+  envValue,
+  expandedArgs,
+  flagValues,
+  isObject,
+  listFiles,
+  loadManifests,
+  podVolume,
+  volumePathOf,
+  workloads,
+  type JsonObject,
+  type LoadedDoc,
+  type Workload,
+} from "./manifests.js";
+
+const VARIANTS = ["digitalocean", "local"] as const;
+type VariantName = (typeof VARIANTS)[number];
+const docsOf = new Map<VariantName, LoadedDoc[]>();
+let examples: LoadedDoc[];
+
+beforeAll(async () => {
+  for (const variant of VARIANTS) docsOf.set(variant, await loadManifests(`deploy/kubernetes/${variant}`));
+  examples = await loadManifests(EXAMPLES_DIR);
+});
+
+function variantDocs(variant: VariantName): LoadedDoc[] {
+  const docs = docsOf.get(variant);
+  if (!docs) throw new Error(`no manifests for ${variant}`);
+  return docs;
+}
+
+function byKind(docs: readonly LoadedDoc[], kind: string): JsonObject[] {
+  return docs.filter((d) => d.object.kind === kind).map((d) => d.object);
+}
+
+function nameOf(object: JsonObject): string {
+  return isObject(object.metadata) ? String(object.metadata.name) : "";
+}
+
+function pluginWorkloads(variant: VariantName): Workload[] {
+  return workloads(variantDocs(variant)).filter((w) => containers(w.pod).some((c) => c.name === PLUGIN_CONTAINER));
+}
+
+function plugin(w: Workload): JsonObject {
+  const found = containers(w.pod).find((c) => c.name === PLUGIN_CONTAINER);
+  if (!found) throw new Error(`${w.name} has no ${PLUGIN_CONTAINER}`);
+  return found;
+}
+
+function container(w: Workload, name: string): JsonObject | undefined {
+  return containers(w.pod).find((c) => c.name === name);
+}
+
+/** The plugin's socket: the volume and file the --endpoint of the plugin container points at. */
+function pluginSocket(w: Workload): { volume: string; rest: string } {
+  const endpoint = flagValues(expandedArgs(plugin(w))).get("endpoint");
+  expect(endpoint, `${w.name}: --endpoint`).toBeDefined();
+  const parsed = parseEndpoint(endpoint ?? "");
+  if (parsed.kind !== "unix") throw new Error(`${w.name}: endpoint ${endpoint ?? ""} is not a unix socket`);
+  const where = volumePathOf(plugin(w), parsed.path);
+  if (!where) throw new Error(`${w.name}: the endpoint ${parsed.path} is on no volume, so no sidecar can reach it`);
+  return where;
+}
+
+describe("committed files are what the generator produces", () => {
+  it("every generated file is up to date (run `npm run manifests` after changing deploy/generate/)", async () => {
+    expect(await staleFiles(generateFiles())).toEqual([]);
+  });
+
+  it("no stray manifest lies beside the generated ones", async () => {
+    const generated = new Set(generateFiles().keys());
+    const onDisk = [...(await listFiles("deploy/kubernetes")), ...(await listFiles(NOMAD_DIR)), ...(await listFiles(EXAMPLES_DIR))];
+    const stray = onDisk.filter((f) => !generated.has(f) && !f.endsWith("README.md"));
+    expect(stray).toEqual([]);
+  });
+
+  it("every example directory has a README", async () => {
+    const dirs = new Set([...generateFiles().keys()].filter((f) => f.startsWith(`${EXAMPLES_DIR}/`)).map((f) => f.split("/").slice(0, 3).join("/")));
+    expect(dirs.size).toBe(8);
+    for (const dir of dirs) await expect(readFile(join(REPO_ROOT, dir, "README.md"), "utf8"), dir).resolves.toMatch(/kubectl/);
+  });
+
+  it("the driver name is set in one place: another name replaces every occurrence", () => {
+    const renamed = generateFiles({ ...DEFAULT_CONFIG, driverName: "block.csi.example.com" });
+    const leftovers = [...renamed].filter(([, content]) => content.includes(DEFAULT_CONFIG.driverName)).map(([path]) => path);
+    expect(leftovers).toEqual([]);
+    expect(renamed.get("deploy/kubernetes/digitalocean/driver.yaml")).toContain("/var/lib/kubelet/plugins/block.csi.example.com/csi.sock");
+  });
+});
+
+describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (variant) => {
+  it("name the same driver everywhere: CSIDriver, StorageClasses, VolumeSnapshotClass, --driver-name, socket directories", () => {
+    const docs = variantDocs(variant);
+    const drivers = byKind(docs, "CSIDriver").map(nameOf);
+    expect(drivers).toEqual([DEFAULT_CONFIG.driverName]);
+    const name = drivers[0];
+    const classes = byKind(docs, "StorageClass");
+    expect(classes.map(nameOf).sort()).toEqual(["do-block-storage", "do-block-storage-retain", "do-block-storage-xfs", "do-block-storage-xfs-retain"]);
+    for (const sc of classes) expect(sc.provisioner, nameOf(sc)).toBe(name);
+    for (const vsc of byKind(docs, "VolumeSnapshotClass")) expect(vsc.driver).toBe(name);
+    const plugins = pluginWorkloads(variant);
+    expect(plugins.length).toBeGreaterThan(0);
+    for (const w of plugins) {
+      expect(flagValues(expandedArgs(plugin(w))).get("driver-name"), w.name).toBe(name);
+      for (const v of Array.isArray(w.pod.volumes) ? w.pod.volumes.filter(isObject) : []) {
+        const hostPath = isObject(v.hostPath) ? String(v.hostPath.path) : "";
+        if (hostPath.startsWith("/var/lib/kubelet/plugins/")) expect(hostPath).toBe(`/var/lib/kubelet/plugins/${name ?? ""}`);
+      }
+    }
+  });
+
+  it("CSIDriver: attach required, pod info on mount, fsGroup policy; expandable StorageClasses", () => {
+    const [driver] = byKind(variantDocs(variant), "CSIDriver");
+    expect(driver?.spec).toMatchObject({ attachRequired: true, podInfoOnMount: true, fsGroupPolicy: "ReadWriteOnceWithFSType" });
+    const classes = byKind(variantDocs(variant), "StorageClass");
+    for (const sc of classes) expect(sc.allowVolumeExpansion).toBe(true);
+    const defaults = classes.filter((sc) => isObject(sc.metadata) && isObject(sc.metadata.annotations) && sc.metadata.annotations["storageclass.kubernetes.io/is-default-class"] === "true");
+    expect(defaults.map(nameOf)).toEqual(["do-block-storage"]);
+    // DigitalOcean keeps the Go driver's immutable fields (Immediate, `fstype`); local volumes wait for their pod's node.
+    for (const sc of classes) expect(sc.volumeBindingMode).toBe(variant === "local" ? "WaitForFirstConsumer" : undefined);
+    for (const sc of classes.filter((c) => nameOf(c).includes("-xfs"))) expect(Object.values(sc.parameters as JsonObject)).toEqual(["xfs"]);
+  });
+
+  it("every sidecar dials the socket the plugin's --endpoint serves", () => {
+    for (const w of pluginWorkloads(variant)) {
+      const socket = pluginSocket(w);
+      const sidecars = containers(w.pod).filter((c) => c.name !== PLUGIN_CONTAINER);
+      expect(sidecars.length).toBeGreaterThan(0);
+      for (const c of sidecars) {
+        const address = flagValues(expandedArgs(c)).get("csi-address");
+        expect(address, `${w.name}/${String(c.name)} --csi-address`).toBeDefined();
+        expect(volumePathOf(c, address ?? ""), `${w.name}/${String(c.name)}`).toEqual(socket);
+      }
+    }
+  });
+
+  it("the registrar's --kubelet-registration-path is the host path of the plugin's socket, and it registers in plugins_registry", () => {
+    const registrars = pluginWorkloads(variant).filter((w) => container(w, SIDECARS.registrar.container));
+    expect(registrars.length).toBe(1);
+    for (const w of registrars) {
+      const socket = pluginSocket(w);
+      const volume = podVolume(w.pod, socket.volume);
+      const hostDir = isObject(volume?.hostPath) ? String(volume.hostPath.path) : undefined;
+      expect(hostDir, "the node plugin's socket must be on a hostPath volume").toBeDefined();
+      const registrar = container(w, SIDECARS.registrar.container) ?? {};
+      expect(flagValues(expandedArgs(registrar)).get("kubelet-registration-path")).toBe(`${hostDir ?? ""}/${socket.rest}`);
+      const registration = volumePathOf(registrar, "/registration");
+      const registrationVolume = podVolume(w.pod, registration?.volume ?? "");
+      expect(isObject(registrationVolume?.hostPath) ? registrationVolume.hostPath.path : undefined).toBe("/var/lib/kubelet/plugins_registry/");
+    }
+  });
+
+  it("the node plugin is privileged, sees /dev, and mounts the kubelet directory with Bidirectional propagation", () => {
+    const nodePlugins = pluginWorkloads(variant).filter((w) => flagValues(expandedArgs(plugin(w))).get("mode") !== "controller");
+    expect(nodePlugins.length).toBe(1);
+    for (const w of nodePlugins) {
+      const c = plugin(w);
+      expect(isObject(c.securityContext) && c.securityContext.privileged).toBe(true);
+      const mounts = Array.isArray(c.volumeMounts) ? c.volumeMounts.filter(isObject) : [];
+      const kubelet = mounts.find((m) => m.mountPath === "/var/lib/kubelet");
+      expect(kubelet?.mountPropagation).toBe("Bidirectional");
+      expect(isObject(podVolume(w.pod, String(kubelet?.name))?.hostPath)).toBe(true);
+      const dev = mounts.find((m) => m.mountPath === "/dev");
+      const devVolume = podVolume(w.pod, String(dev?.name));
+      expect(isObject(devVolume?.hostPath) ? devVolume.hostPath.path : undefined).toBe("/dev");
+    }
+  });
+
+  it("passes the plugin only flags the CLI knows, and only env vars it reads", () => {
+    const known = new Set(FLAGS.map((f) => f.name));
+    const envVars = new Set(FLAGS.flatMap((f) => [envName(f.name), ...(f.envAliases ?? [])]));
+    for (const w of pluginWorkloads(variant)) {
+      const c = plugin(w);
+      for (const flag of flagValues(expandedArgs(c)).keys()) expect(known, `${w.name}: --${flag}`).toContain(flag);
+      for (const e of Array.isArray(c.env) ? c.env.filter(isObject) : []) {
+        const name = String(e.name);
+        // Variables referenced as $(NAME) in the args are for the kubelet's expansion; any other must be one the CLI reads.
+        if (!(Array.isArray(c.args) && c.args.some((a) => String(a).includes(`$(${name})`)))) expect(envVars, `${w.name}: env ${name}`).toContain(name);
+      }
+    }
+  });
+
+  it("runs the image built from this repository everywhere the plugin runs", () => {
+    for (const w of workloads(variantDocs(variant))) {
+      for (const c of [...containers(w.pod), ...containers(w.pod, "initContainers")]) {
+        if (c.name === PLUGIN_CONTAINER || String(c.image).startsWith("do-csi-plugin")) expect(c.image).toBe(DEFAULT_CONFIG.image);
+        expect(String(c.image), `${String(c.name)} image is pinned`).toMatch(/:v?\d+\.\d+\.\d+$/);
+      }
+    }
+  });
+});
+
+describe("DigitalOcean: drop-in for the Go driver's release manifests", () => {
+  it("keeps the Go manifests' object names, so an apply updates them in place", () => {
+    const docs = variantDocs("digitalocean");
+    const names = new Set(docs.map((d) => `${String(d.object.kind)}/${nameOf(d.object)}`));
+    for (const expected of [
+      "StatefulSet/csi-do-controller",
+      "DaemonSet/csi-do-node",
+      "ServiceAccount/csi-do-controller-sa",
+      "ServiceAccount/csi-do-node-sa",
+      "ClusterRole/csi-do-provisioner-role",
+      "ClusterRole/csi-do-attacher-role",
+      "ClusterRole/csi-do-snapshotter-role",
+      "ClusterRole/csi-do-resizer-role",
+      "ClusterRoleBinding/csi-do-provisioner-binding",
+      "VolumeSnapshotClass/do-block-storage",
+      "StatefulSet/snapshot-controller",
+    ]) {
+      expect(names, expected).toContain(expected);
+    }
+    // Selectors are immutable: they must be the Go manifests' labels.
+    const controller = docs.find((d) => d.object.kind === "StatefulSet" && nameOf(d.object) === "csi-do-controller")?.object;
+    expect((controller?.spec as JsonObject).selector).toEqual({ matchLabels: { app: "csi-do-controller" } });
+    expect((controller?.spec as JsonObject).replicas).toBe(1);
+    const node = docs.find((d) => d.object.kind === "DaemonSet")?.object;
+    expect((node?.spec as JsonObject).selector).toEqual({ matchLabels: { app: "csi-do-node" } });
+  });
+
+  it("the controller reads the token from the Secret the Go driver uses, through an env var --token accepts", () => {
+    const [controller] = pluginWorkloads("digitalocean").filter((w) => flagValues(expandedArgs(plugin(w))).get("mode") === "controller");
+    expect(controller).toBeDefined();
+    const c = plugin(controller as Workload);
+    expect(envValue(c, TOKEN_ENV)).toEqual({ secretKeyRef: { name: TOKEN_SECRET.name, key: TOKEN_SECRET.key } });
+    expect(FLAGS.find((f) => f.name === "token")?.envAliases).toContain(TOKEN_ENV);
+    expect(expandedArgs(c).some((a) => a.startsWith("--token"))).toBe(false);
+    // The node plugin must not get it: without a token the driver serves the node service only.
+    const [node] = pluginWorkloads("digitalocean").filter((w) => flagValues(expandedArgs(plugin(w))).get("mode") === "node");
+    expect(envValue(plugin(node as Workload), TOKEN_ENV)).toBeUndefined();
+  });
+});
+
+describe("examples", () => {
+  it("use the driver's classes and name", () => {
+    const classNames = new Set(byKind(variantDocs("digitalocean"), "StorageClass").map(nameOf));
+    const claims = byKind(examples, "PersistentVolumeClaim");
+    expect(claims.length).toBeGreaterThan(8);
+    for (const pvc of claims) expect(classNames, nameOf(pvc)).toContain((pvc.spec as JsonObject).storageClassName);
+    const [pv] = byKind(examples, "PersistentVolume");
+    expect((pv?.spec as JsonObject).csi).toMatchObject({ driver: DEFAULT_CONFIG.driverName, volumeAttributes: { [NO_FORMAT_ATTRIBUTE]: "true" } });
+    const [content] = byKind(examples, "VolumeSnapshotContent");
+    expect(content?.spec).toMatchObject({ driver: DEFAULT_CONFIG.driverName, source: { snapshotHandle: expect.any(String) as unknown } });
+  });
+
+  it("the imported VolumeSnapshotContent and its VolumeSnapshot point at each other", () => {
+    const [content] = byKind(examples, "VolumeSnapshotContent");
+    const [snapshot] = byKind(examples, "VolumeSnapshot").filter((s) => isObject(s.spec) && isObject(s.spec.source) && "volumeSnapshotContentName" in s.spec.source);
+    const ref = (content?.spec as JsonObject).volumeSnapshotRef as JsonObject;
+    expect(ref.name).toBe(nameOf(snapshot ?? {}));
+    expect(ref.namespace).toBe((snapshot?.metadata as JsonObject).namespace);
+    expect(((snapshot?.spec as JsonObject).source as JsonObject).volumeSnapshotContentName).toBe(nameOf(content ?? {}));
+  });
+
+  it("every claim a pod, deployment or restore refers to exists", () => {
+    const claims = new Set(byKind(examples, "PersistentVolumeClaim").map(nameOf));
+    const snapshots = new Set(byKind(examples, "VolumeSnapshot").map(nameOf));
+    for (const doc of examples) {
+      const pod = doc.object.kind === "Pod" ? (doc.object.spec as JsonObject) : doc.object.kind === "Deployment" ? ((doc.object.spec as JsonObject).template as JsonObject).spec : undefined;
+      if (isObject(pod)) {
+        for (const v of Array.isArray(pod.volumes) ? pod.volumes.filter(isObject) : []) {
+          if (isObject(v.persistentVolumeClaim)) expect(claims, doc.file).toContain(v.persistentVolumeClaim.claimName);
+        }
+      }
+      if (doc.object.kind === "PersistentVolumeClaim" && isObject(doc.object.spec) && isObject(doc.object.spec.dataSource)) {
+        expect(snapshots, doc.file).toContain(doc.object.spec.dataSource.name);
+      }
+    }
+  });
+});
+
+describe("Nomad job specs", () => {
+  async function hcl(file: string): Promise<string> {
+    return readFile(join(REPO_ROOT, NOMAD_DIR, file), "utf8");
+  }
+  function attr(text: string, key: string): string[] {
+    return [...text.matchAll(new RegExp(`^\\s*${key}\\s*=\\s*"([^"]*)"`, "gm"))].map((m) => m[1] ?? "");
+  }
+  function args(text: string): string[] {
+    const block = /args\s*=\s*\[([\s\S]*?)\]/.exec(text)?.[1] ?? "";
+    return [...block.matchAll(/"([^"]*)"/g)].map((m) => m[1] ?? "");
+  }
+
+  it.each([
+    ["controller.nomad.hcl", "controller"],
+    ["node.nomad.hcl", "node"],
+  ])("%s: csi_plugin id is the driver name, the plugin serves <mount_dir>/csi.sock, flags exist", async (file, type) => {
+    const text = await hcl(file);
+    expect(attr(text, "id")).toEqual([DEFAULT_CONFIG.driverName]);
+    // The job's type, then the csi_plugin's.
+    expect(attr(text, "type")).toEqual([type === "controller" ? "service" : "system", type]);
+    const mountDir = attr(text, "mount_dir")[0];
+    const flags = flagValues(args(text));
+    expect(flags.get("endpoint")).toBe(`unix://${mountDir ?? ""}/csi.sock`);
+    expect(flags.get("mode")).toBe(type);
+    expect(flags.get("driver-name")).toBe(DEFAULT_CONFIG.driverName);
+    const known = new Set(FLAGS.map((f) => f.name));
+    for (const flag of flags.keys()) expect(known, `--${flag}`).toContain(flag);
+    expect(attr(text, "image")).toEqual([DEFAULT_CONFIG.image]);
+  });
+
+  it("the token reaches only the controller, through the env var --token reads", async () => {
+    expect(await hcl("controller.nomad.hcl")).toContain(`${TOKEN_ENV}=`);
+    expect(await hcl("node.nomad.hcl")).not.toContain(TOKEN_ENV);
+    expect(attr(await hcl("volume.hcl"), "plugin_id")).toEqual([DEFAULT_CONFIG.driverName]);
+  });
+});
