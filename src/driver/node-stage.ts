@@ -57,10 +57,10 @@ export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, sig
   const noFormatKey = formattingForbidden(req.volumeContext);
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeStageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);
+    requirePropagation(env, stagingPath, await readMountInfo());
     await prepareStagingDirectory(stagingPath);
     const stage: StageRequest = { volumeId, stagingPath, capability, noFormatKey, request: req };
     const entries = await readMountInfo();
-    requirePropagation(env, stagingPath, entries);
     if (await alreadyStaged(env, stage, entries, signal, log)) return;
 
     const attached = await env.backend.attachDevice(volumeId, req.publishContext, req.volumeContext, signal);
@@ -125,9 +125,8 @@ async function alreadyStaged(env: NodeEnv, stage: StageRequest, entries: readonl
     }
     if (capability.accessType === "block") throw AlreadyExists("volume %s is staged at %s as a mounted filesystem, not for block access", volumeId, stagingPath);
     checkCompatibleMount(stage, current);
-    if (current.devicePath !== undefined && !isReadOnlyMount(current.entry) && (await filesystemNeedsGrowth(current.devicePath, current.entry.fsType, stagingPath, signal))) {
-      log.info({ volumeId, device: current.devicePath }, "growing the filesystem to the size of its device");
-      await growFilesystem(current.devicePath, current.entry.fsType, stagingPath, signal);
+    if (current.devicePath !== undefined && !isReadOnlyMount(current.entry)) {
+      await growOnlineIfSmaller(volumeId, current.devicePath, current.entry.fsType, stagingPath, signal, log);
     }
     return true;
   }
@@ -240,9 +239,23 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
   await mountFilesystem(device.path, stagingPath, fsType, options, { signal });
   log.info({ volumeId, device: device.path, fsType, stagingPath }, "volume staged");
 
-  if (!formatted && !readOnly && (await filesystemNeedsGrowth(device.path, fsType, stagingPath, signal))) {
-    log.info({ volumeId, device: device.path, fsType }, "growing the filesystem to the size of its device");
-    await growFilesystem(device.path, fsType, stagingPath, signal);
+  if (!formatted && !readOnly) await growOnlineIfSmaller(volumeId, device.path, fsType, stagingPath, signal, log);
+}
+
+/**
+ * Grow a staged filesystem that is smaller than its device (xfs only grows
+ * online). Best effort: the volume is usable either way, and a failure here
+ * (e.g. no CAP_SYS_RESOURCE for ext4) must not keep the pod from starting;
+ * NodeExpandVolume reports it when an expansion is actually requested.
+ */
+async function growOnlineIfSmaller(volumeId: string, device: string, fsType: string, mountPoint: string, signal: AbortSignal, log: Logger): Promise<void> {
+  try {
+    if (!(await filesystemNeedsGrowth(device, fsType, mountPoint, signal))) return;
+    log.info({ volumeId, device, fsType }, "growing the filesystem to the size of its device");
+    await growFilesystem(device, fsType, mountPoint, signal);
+  } catch (err) {
+    signal.throwIfAborted();
+    log.warn({ volumeId, device, fsType, error: err instanceof Error ? err.message : String(err) }, "could not grow the staged filesystem to its device; it stays usable at its current size");
   }
 }
 

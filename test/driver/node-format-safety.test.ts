@@ -143,4 +143,20 @@ describe("a volume larger than its filesystem (restore or clone into a bigger vo
     expect((await readFile(join(staging, "data.bin"))).equals(Buffer.alloc(MiB, 7))).toBe(true);
     await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
   });
+
+  it("finishes the growth on a repeated stage when the device grew while staged (xfs)", async () => {
+    const id = "restage-grow";
+    const image = await h.createVolume(id, 320 * MiB);
+    const staging = await h.path(id, "staging");
+    const capability = mountCapability("xfs");
+    await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
+    const before = await df(staging);
+    const handle = await open(image, "r+");
+    await handle.truncate(512 * MiB);
+    await handle.close();
+    await sh("losetup", "--set-capacity", (await loopDevicesFor(image))[0] ?? "");
+    await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
+    expect((await df(staging)).size - before.size).toBeGreaterThan(150 * MiB);
+    await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
+  });
 });
