@@ -1,0 +1,187 @@
+/**
+ * The manifests against the running driver: the built dist/do-csi-plugin.js
+ * is started with the plugin container's own arguments (only the socket, the
+ * data directory and the DigitalOcean URLs pointed at this test's temporary
+ * directory and the API simulator on 127.0.0.1), then asked what it serves.
+ * A sidecar must be deployed if and only if the capability it drives is
+ * advertised, and the driver must call itself what the manifests call it.
+ */
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ControllerServiceCapability_RPC_Type as Rpc, PluginCapability_Service_Type as Service } from "../../src/gen/csi/v1/csi_pb.js";
+import { connectCsi, type CsiClients } from "../../src/csi/client.js";
+import { PLUGIN_CONTAINER, SIDECARS, TOKEN_ENV } from "../../deploy/generate/config.js";
+import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
+import { startDriver, type DriverProcess } from "../support/driver-process.js";
+import { makeTestDir, removeTestDir } from "../support/test-dir.js";
+import { containers, expandedArgs, flagValues, isObject, loadManifests, workloads, type JsonObject, type LoadedDoc, type Workload } from "./manifests.js";
+
+const NODE_NAME = "deploy-test-node";
+const TOKEN = "deploy-test-token";
+
+interface Running {
+  readonly driver: DriverProcess;
+  readonly clients: CsiClients;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+function pluginOf(w: Workload): JsonObject {
+  const c = containers(w.pod).find((x) => x.name === PLUGIN_CONTAINER);
+  if (!c) throw new Error(`${w.name} has no plugin container`);
+  return c;
+}
+
+function modeOf(w: Workload): string {
+  return flagValues(expandedArgs(pluginOf(w))).get("mode") ?? "";
+}
+
+function hasSidecar(w: Workload, name: keyof typeof SIDECARS): boolean {
+  return containers(w.pod).some((c) => c.name === SIDECARS[name].container);
+}
+
+/** The plugin container's args as the kubelet would pass them, with the host-specific values replaced for this test. */
+function argsForTest(w: Workload, replace: Readonly<Record<string, string>>, add: readonly string[] = []): string[] {
+  const args = expandedArgs(pluginOf(w), { KUBE_NODE_NAME: NODE_NAME });
+  return [
+    ...args
+      .filter((a) => !a.startsWith("--endpoint="))
+      .map((a) => {
+        const flag = /^--([^=]+)=/.exec(a)?.[1];
+        return flag !== undefined && flag in replace ? `--${flag}=${replace[flag] ?? ""}` : a;
+      }),
+    ...add,
+  ];
+}
+
+async function run(dir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const driver = await startDriver(join(dir, "csi.sock"), args, { env: { ...env, DO_CSI_LOG_LEVEL: "warn" } });
+  const clients = connectCsi(driver.endpoint);
+  cleanups.push(async () => {
+    clients.close();
+    await driver.stop();
+  });
+  return { driver, clients };
+}
+
+async function controllerRpcs(clients: CsiClients): Promise<Set<Rpc>> {
+  const res = await clients.controller.controllerGetCapabilities({});
+  return new Set(res.capabilities.flatMap((c) => (c.type.case === "rpc" ? [c.type.value.type] : [])));
+}
+
+async function pluginServices(clients: CsiClients): Promise<Set<Service>> {
+  const res = await clients.identity.getPluginCapabilities({});
+  return new Set(res.capabilities.flatMap((c) => (c.type.case === "service" ? [c.type.value.type] : [])));
+}
+
+/** The sidecars a controller workload deploys must be exactly those its advertised capabilities call for. */
+function expectSidecarsMatch(w: Workload, rpcs: ReadonlySet<Rpc>, csiDriver: JsonObject): void {
+  expect({
+    provisioner: hasSidecar(w, "provisioner"),
+    attacher: hasSidecar(w, "attacher"),
+    resizer: hasSidecar(w, "resizer"),
+    snapshotter: hasSidecar(w, "snapshotter"),
+    attachRequired: isObject(csiDriver.spec) ? csiDriver.spec.attachRequired : undefined,
+  }).toEqual({
+    provisioner: rpcs.has(Rpc.CREATE_DELETE_VOLUME),
+    attacher: rpcs.has(Rpc.PUBLISH_UNPUBLISH_VOLUME),
+    resizer: rpcs.has(Rpc.EXPAND_VOLUME),
+    snapshotter: rpcs.has(Rpc.CREATE_DELETE_SNAPSHOT),
+    attachRequired: rpcs.has(Rpc.PUBLISH_UNPUBLISH_VOLUME),
+  });
+}
+
+function csiDriverOf(docs: readonly LoadedDoc[]): JsonObject {
+  const found = docs.find((d) => d.object.kind === "CSIDriver");
+  if (!found) throw new Error("no CSIDriver");
+  return found.object;
+}
+
+function nameOf(object: JsonObject): string {
+  return isObject(object.metadata) ? String(object.metadata.name) : "";
+}
+
+describe("local manifests against the running driver", () => {
+  let docs: LoadedDoc[];
+  beforeAll(async () => {
+    docs = await loadManifests("deploy/kubernetes/local");
+  });
+
+  it("serves controller and node with the manifest's flags; sidecars match the advertised capabilities; topology is <driver>/node", async () => {
+    const [w] = workloads(docs).filter((x) => containers(x.pod).some((c) => c.name === PLUGIN_CONTAINER));
+    expect(w).toBeDefined();
+    const workload = w as Workload;
+    expect(modeOf(workload)).toBe("all");
+    const dir = await makeTestDir("deploy-local");
+    cleanups.push(() => removeTestDir(dir));
+    const { clients } = await run(dir, argsForTest(workload, { "data-dir": join(dir, "data") }));
+
+    const csiDriver = csiDriverOf(docs);
+    expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriver));
+    expect(await pluginServices(clients)).toContain(Service.CONTROLLER_SERVICE);
+    const rpcs = await controllerRpcs(clients);
+    expect(rpcs.size).toBeGreaterThan(0);
+    expectSidecarsMatch(workload, rpcs, csiDriver);
+    // The one pod also registers the node service with the kubelet.
+    expect(hasSidecar(workload, "registrar")).toBe(true);
+
+    const info = await clients.node.nodeGetInfo({});
+    expect(info.nodeId).toBe(NODE_NAME);
+    expect(info.accessibleTopology?.segments).toEqual({ [`${nameOf(csiDriver)}/node`]: NODE_NAME });
+  });
+});
+
+describe("DigitalOcean manifests against the running driver (API simulator on 127.0.0.1)", () => {
+  let docs: LoadedDoc[];
+  let sim: DoSimulator;
+  beforeAll(async () => {
+    docs = await loadManifests("deploy/kubernetes/digitalocean");
+  });
+
+  async function simulator(): Promise<DoSimulator> {
+    sim = await DoSimulator.start({ token: TOKEN });
+    cleanups.push(() => sim.stop());
+    return sim;
+  }
+
+  function pluginWorkload(mode: string): Workload {
+    const found = workloads(docs).find((x) => containers(x.pod).some((c) => c.name === PLUGIN_CONTAINER) && modeOf(x) === mode);
+    if (!found) throw new Error(`no ${mode} workload`);
+    return found;
+  }
+
+  it("controller: the token from the Secret's env var makes it a controller; sidecars match the advertised capabilities", async () => {
+    const s = await simulator();
+    const dir = await makeTestDir("deploy-do-controller");
+    cleanups.push(() => removeTestDir(dir));
+    const w = pluginWorkload("controller");
+    const { clients } = await run(dir, argsForTest(w, { url: s.url }, [`--metadata-url=${s.metadataUrl}`]), { [TOKEN_ENV]: TOKEN });
+
+    const csiDriver = csiDriverOf(docs);
+    expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriver));
+    expect(await pluginServices(clients)).toContain(Service.CONTROLLER_SERVICE);
+    expectSidecarsMatch(w, await controllerRpcs(clients), csiDriver);
+    expect(hasSidecar(w, "registrar")).toBe(false);
+  });
+
+  it("node: no controller service, topology key `region`, the droplet as node id, 7 volumes per node", async () => {
+    const s = await simulator();
+    const dir = await makeTestDir("deploy-do-node");
+    cleanups.push(() => removeTestDir(dir));
+    const w = pluginWorkload("node");
+    const { clients } = await run(dir, argsForTest(w, { url: s.url }, [`--metadata-url=${s.metadataUrl}`, `--by-id-dir=${dir}`]));
+
+    expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriverOf(docs)));
+    expect(await pluginServices(clients)).not.toContain(Service.CONTROLLER_SERVICE);
+    const info = await clients.node.nodeGetInfo({});
+    expect(info.nodeId).toBe(String(s.localDropletId));
+    expect(info.accessibleTopology?.segments).toEqual({ region: s.region });
+    expect(Number(info.maxVolumesPerNode)).toBe(7);
+    // The node pod runs none of the controller sidecars.
+    for (const name of ["provisioner", "attacher", "resizer", "snapshotter"] as const) expect(hasSidecar(w, name), name).toBe(false);
+    expect(hasSidecar(w, "registrar")).toBe(true);
+  });
+});
