@@ -5,7 +5,7 @@ import { chmod, rm } from "node:fs/promises";
 
 await rm("dist", { recursive: true, force: true });
 await build({
-  entryPoints: { "do-csi-plugin": "src/cli/main.ts" },
+  entryPoints: { "do-csi-plugin": "src/cli/main.ts", "csi-conformance": "src/conformance/main.ts" },
   outdir: "dist",
   bundle: true,
   splitting: true,
@@ -22,3 +22,4 @@ await build({
   },
 });
 await chmod("dist/do-csi-plugin.js", 0o755);
+await chmod("dist/csi-conformance.js", 0o755);
