@@ -140,7 +140,7 @@ export class LocalController implements ControllerBackend {
 
     await this.#store.update(async (draft) => {
       await this.#dropUnfinished(draft, spec.name, "volume");
-      if (Object.values(draft.volumes).some((v) => v.name === spec.name)) throw AlreadyExists("a volume named %s already exists", spec.name);
+      if (Object.values(draft.volumes).some((v) => v.name === spec.name && v.phase === "ready")) throw AlreadyExists("a volume named %s already exists", spec.name);
       await this.#reserve(draft, spec.sizeBytes, "volume");
       draft.volumes[id] = {
         id,
@@ -334,7 +334,7 @@ export class LocalController implements ControllerBackend {
 
     await this.#store.update(async (draft) => {
       await this.#dropUnfinished(draft, spec.name, "snapshot");
-      if (Object.values(draft.snapshots).some((s) => s.name === spec.name)) throw AlreadyExists("a snapshot named %s already exists", spec.name);
+      if (Object.values(draft.snapshots).some((s) => s.name === spec.name && s.phase === "ready")) throw AlreadyExists("a snapshot named %s already exists", spec.name);
       // The copy occupies what the volume occupies (less with reflinks): it must fit in the pool and on the disk.
       await this.#reserve(draft, await allocatedBytes(source), "snapshot", true);
       draft.snapshots[id] = {
@@ -598,7 +598,16 @@ async function requireNoImages(dataDir: string): Promise<void> {
  * Open the data dir for the controller: take its lock (a second process
  * refuses to start), load the metadata and reconcile what a crash left.
  */
+/** CSI topology values: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
+const TOPOLOGY_VALUE = /^[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
+
 export async function openLocalController(config: Config, log: Logger): Promise<ControllerBackend> {
+  if (!TOPOLOGY_VALUE.test(config.nodeId)) {
+    throw new Error(
+      `node id ${JSON.stringify(config.nodeId)} cannot be the value of the topology key ${nodeTopologyKey(config.driverName)}: ` +
+        "use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (set --node-id)",
+    );
+  }
   const dataDir = resolve(config.local.dataDir);
   const backendLog = log.child({ backend: "local", dataDir });
   await mkdir(dataDir, { recursive: true, mode: 0o750 });

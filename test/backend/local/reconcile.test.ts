@@ -109,3 +109,12 @@ describe("reconcile on start-up", () => {
     await reopened.close();
   });
 });
+
+describe("start-up checks", () => {
+  it("refuses a node id that cannot be a topology value, before touching the data dir", async () => {
+    const base = join(dir, "bad-node-id");
+    const config = controllerConfig(base, ["--node-id", `${"n".repeat(64)}`]);
+    await expect(openLocalController(config, silentLogger)).rejects.toThrow(/cannot be the value of the topology key dobs.csi.digitalocean.com\/node/);
+    await expect(stat(join(base, "data"))).rejects.toThrow(/ENOENT/);
+  });
+});
