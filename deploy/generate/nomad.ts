@@ -86,7 +86,12 @@ export const NOMAD_MOUNT_DIR = "/csi";
 export const NOMAD_CONTROLLER_JOB = "do-csi-controller";
 export const NOMAD_NODE_JOB = "do-csi-node";
 
-function pluginTask(config: DeployConfig, type: "controller" | "node", args: string[], extra: { config?: (readonly [string, HclValue])[]; blocks?: HclBlock[] }): HclBlock {
+function pluginTask(
+  config: DeployConfig,
+  type: "controller" | "node",
+  args: string[],
+  extra: { config?: (readonly [string, HclValue])[]; configBlocks?: HclBlock[]; blocks?: HclBlock[] },
+): HclBlock {
   return {
     type: "task",
     labels: ["plugin"],
@@ -95,6 +100,7 @@ function pluginTask(config: DeployConfig, type: "controller" | "node", args: str
       {
         type: "config",
         attrs: [["image", config.image], ["args", [`--endpoint=unix://${NOMAD_MOUNT_DIR}/${SOCKET_FILE}`, ...args]], ...(extra.config ?? [])],
+        blocks: extra.configBlocks ?? [],
       },
       ...(extra.blocks ?? []),
       {
@@ -160,7 +166,8 @@ Store the API token in a Nomad variable first:
     {
       path: `${root}/node.nomad.hcl`,
       header: `Node plugin of do-csi-plugin on Nomad (DigitalOcean backend): formats, mounts and grows volumes on every client.
-The Docker driver must allow privileged containers (plugin "docker" { config { allow_privileged = true } }).
+The Docker driver must allow privileged containers and host bind mounts:
+  plugin "docker" { config { allow_privileged = true  volumes { enabled = true } } }
   nomad job run ${root}/node.nomad.hcl`,
       blocks: [
         {
@@ -177,6 +184,17 @@ The Docker driver must allow privileged containers (plugin "docker" { config { a
                     ["privileged", true],
                     // The droplet metadata service (node id, region) answers on the host network.
                     ["network_mode", "host"],
+                  ],
+                  configBlocks: [
+                    {
+                      type: "mount",
+                      comment: "The host's /dev: volumes attached after the task started appear there (with their /dev/disk/by-id links).",
+                      attrs: [
+                        ["type", "bind"],
+                        ["source", "/dev"],
+                        ["target", "/dev"],
+                      ],
+                    },
                   ],
                 }),
               ],

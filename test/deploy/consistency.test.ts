@@ -296,10 +296,11 @@ describe("Nomad job specs", () => {
     ["node.nomad.hcl", "node"],
   ])("%s: csi_plugin id is the driver name, the plugin serves <mount_dir>/csi.sock, flags exist", async (file, type) => {
     const text = await hcl(file);
-    expect(attr(text, "id")).toEqual([DEFAULT_CONFIG.driverName]);
-    // The job's type, then the csi_plugin's.
-    expect(attr(text, "type")).toEqual([type === "controller" ? "service" : "system", type]);
-    const mountDir = attr(text, "mount_dir")[0];
+    const csiPlugin = /csi_plugin\s*\{([^}]*)\}/.exec(text)?.[1] ?? "";
+    expect(attr(csiPlugin, "id")).toEqual([DEFAULT_CONFIG.driverName]);
+    expect(attr(csiPlugin, "type")).toEqual([type]);
+    expect(/^job "[^"]+" \{\s*type\s*=\s*"([^"]+)"/m.exec(text)?.[1]).toBe(type === "controller" ? "service" : "system");
+    const mountDir = attr(csiPlugin, "mount_dir")[0];
     const flags = flagValues(args(text));
     expect(flags.get("endpoint")).toBe(`unix://${mountDir ?? ""}/csi.sock`);
     expect(flags.get("mode")).toBe(type);
