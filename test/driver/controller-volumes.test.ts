@@ -81,6 +81,17 @@ describe("CreateVolume", () => {
     await expectCode(create(name), Code.AlreadyExists, /created from volume/);
   });
 
+  it("runs one operation at a time per name and per source (ABORTED for the others)", async () => {
+    const { volume: source } = await create(uniqueName("race-src"), { capacityRange: { requiredBytes: BigInt(64 * MiB) } });
+    const volumeSource = { volumeContentSource: { type: { case: "volume" as const, value: { volumeId: source?.volumeId ?? "" } } } };
+    const name = uniqueName("race");
+    const results = await Promise.allSettled([create(name, volumeSource), create(name, volumeSource), h.clients.controller.deleteVolume({ volumeId: source?.volumeId ?? "" })]);
+    const codes = results.map((r) => (r.status === "fulfilled" ? "OK" : Code[(r.reason as { code: Code }).code]));
+    expect(codes).toEqual(["OK", "Aborted", "Aborted"]);
+    const again = await create(name, volumeSource);
+    expect(again.volume?.volumeId).toBe(results[0]?.status === "fulfilled" ? (results[0].value.volume?.volumeId ?? "") : "");
+  });
+
   it("answers INVALID_ARGUMENT, saying what to fix, for missing or malformed fields", async () => {
     const c = h.clients.controller;
     await expectCode(c.createVolume({ volumeCapabilities: [mountCapability()] }), Code.InvalidArgument, /name is required/);
