@@ -99,9 +99,18 @@ export async function discoverProfile(clients: ConformanceClients, callOptions: 
     else if (cap.type.case === "volumeExpansion") expansionList.push(cap.type.value.type);
   }
   const pluginServices = new Set(pluginServiceList as PluginService[]);
+  // A CO asks the controller's own endpoint whether it serves the Controller
+  // service; any difference between the endpoints is reported by a check.
+  let controllerServices = pluginServices;
+  if (clients.controllerEndpoint !== clients.endpoint) {
+    const controllerCaps = await outcome(clients.controllerIdentity.getPluginCapabilities({}, callOptions()));
+    if (!controllerCaps.ok) throw new DiscoveryError(`GetPluginCapabilities at ${clients.controllerEndpoint} failed: ${describeOutcome(controllerCaps)}`);
+    controllerServices = new Set(controllerCaps.value.capabilities.flatMap((c) => (c.type.case === "service" ? [c.type.value.type] : [])));
+    for (const service of controllerServices) pluginServices.add(service);
+  }
 
   let controller: ServiceState<ControllerCap>;
-  if (!pluginServices.has(PluginService.CONTROLLER_SERVICE)) {
+  if (!controllerServices.has(PluginService.CONTROLLER_SERVICE)) {
     controller = { available: false, reason: "the plugin does not advertise CONTROLLER_SERVICE" };
   } else {
     const answer = await outcome(clients.controller.controllerGetCapabilities({}, callOptions()));
