@@ -60,8 +60,7 @@ export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, sig
     requirePropagation(env, stagingPath, await readMountInfo());
     await prepareStagingDirectory(stagingPath);
     const stage: StageRequest = { volumeId, stagingPath, capability, noFormatKey, request: req };
-    const entries = await readMountInfo();
-    if (await alreadyStaged(env, stage, entries, signal, log)) return;
+    if (await alreadyStaged(env, stage, signal, log)) return;
 
     const attached = await env.backend.attachDevice(volumeId, req.publishContext, req.volumeContext, signal);
     let device: StageDevice | undefined;
@@ -110,14 +109,18 @@ async function resolveDevice(volumeId: string, attached: string): Promise<StageD
  * else staged there -> ALREADY_EXISTS; nothing -> false. A broken mount is
  * cleared so staging can start over.
  */
-async function alreadyStaged(env: NodeEnv, stage: StageRequest, entries: readonly MountEntry[], signal: AbortSignal, log: Logger): Promise<boolean> {
+async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSignal, log: Logger): Promise<boolean> {
   const { volumeId, stagingPath, capability } = stage;
-  const current = await inspectMountPoint(stagingPath, entries);
-  if (current.kind === "corrupt") {
-    log.warn({ stagingPath, error: current.message }, "staging path holds a broken mount; removing it before staging again");
-    await unmountAll(stagingPath, { signal });
-    return false;
+  let entries = await readMountInfo();
+  let current = await inspectMountPoint(stagingPath, entries);
+  // Broken mounts stacked on the staging path are peeled one by one; what is beneath is judged as usual.
+  for (let i = 0; i < MAX_BROKEN_MOUNTS && current.kind === "corrupt" && current.mounted; i++) {
+    log.warn({ volumeId, stagingPath, error: current.message }, "staging path holds a broken mount; detaching it");
+    await unmountTop(stagingPath, { signal });
+    entries = await readMountInfo();
+    current = await inspectMountPoint(stagingPath, entries);
   }
+  if (current.kind === "corrupt") throw Internal("cannot inspect staging_target_path %s (%s)", stagingPath, current.message);
   if (current.kind === "block") throw AlreadyExists("staging_target_path %s has a device node bound onto it, not a staged volume", stagingPath);
   if (current.kind === "filesystem") {
     if (!(await isVolumeDevice(env, stage, current.device, signal))) {
