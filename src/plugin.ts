@@ -6,8 +6,6 @@ import { identityService } from "./driver/identity.js";
 import { Readiness } from "./driver/readiness.js";
 import { missingExecutables } from "./mounter/host-tools.js";
 import { openControllerBackend, openNodeBackend } from "./backend/index.js";
-import { controllerService } from "./driver/controller.js";
-import { nodeService } from "./driver/node.js";
 
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
 export interface Plugin {
@@ -47,12 +45,15 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
       const backend = await openControllerBackend(config, log);
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
+      // Loaded on demand: a node plugin never loads controller code, and vice versa.
+      const { controllerService } = await import("./driver/controller.js");
       controller = controllerService({ config, backend, log });
     }
     if (servesNode(config.mode)) {
       const backend = await openNodeBackend(config, log);
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
+      const { nodeService } = await import("./driver/node.js");
       node = nodeService({ config, backend, log });
     }
   } catch (err) {
