@@ -31,7 +31,12 @@ const CAPABILITY_RPCS: readonly CapabilityRpcs[] = [
     service: "controller",
     cap: ControllerCap.CREATE_DELETE_VOLUME,
     probes: [
-      ctl("CreateVolume", (r) => r.controller.createVolume({}, r.call())),
+      ctl("CreateVolume", async (r) => {
+        // Harmless for a correct plugin; a plugin that creates something anyway gets it deleted.
+        const response = await r.controller.createVolume({}, r.call());
+        if (response.volume !== undefined && response.volume.volumeId !== "") r.registerVolume(response.volume.volumeId);
+        return response;
+      }),
       ctl("DeleteVolume", (r) => r.controller.deleteVolume({}, r.call())),
     ],
   },
@@ -49,7 +54,11 @@ const CAPABILITY_RPCS: readonly CapabilityRpcs[] = [
     service: "controller",
     cap: ControllerCap.CREATE_DELETE_SNAPSHOT,
     probes: [
-      ctl("CreateSnapshot", (r) => r.controller.createSnapshot({}, r.call())),
+      ctl("CreateSnapshot", async (r) => {
+        const response = await r.controller.createSnapshot({}, r.call());
+        if (response.snapshot !== undefined && response.snapshot.snapshotId !== "") r.registerSnapshot(response.snapshot.snapshotId);
+        return response;
+      }),
       ctl("DeleteSnapshot", (r) => r.controller.deleteSnapshot({}, r.call())),
     ],
   },

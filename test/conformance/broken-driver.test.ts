@@ -1,0 +1,133 @@
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runConformance } from "../../src/conformance/runner.js";
+import {
+  Controller,
+  ControllerServiceCapability_RPC_Type as ControllerCap,
+  Identity,
+  PluginCapability_Service_Type as PluginService,
+} from "../../src/gen/csi/v1/csi_pb.js";
+import { silentLogger } from "../../src/log/logger.js";
+import { DRIVER_BINARY } from "../lifecycle/driver-process.js";
+import { serveRoutes, type ServedRoutes } from "../support/serve.js";
+import { makeTestDir, removeTestDir } from "../support/test-dir.js";
+
+const exec = promisify(execFile);
+const CONFORMANCE_BINARY = join(DRIVER_BINARY, "..", "csi-conformance.js");
+
+/**
+ * A controller-only plugin with deliberate spec violations: the suite must
+ * catch each one (and still pass what the plugin gets right).
+ */
+function brokenPlugin(volumes: Map<string, bigint>) {
+  return {
+    identity: {
+      getPluginInfo: () => ({ name: "Broken_Plugin", vendorVersion: "" }), // '_' is not allowed; vendor_version is REQUIRED
+      getPluginCapabilities: () => ({ capabilities: [{ type: { case: "service" as const, value: { type: PluginService.CONTROLLER_SERVICE } } }] }),
+      probe: () => ({}),
+    },
+    controller: {
+      controllerGetCapabilities: () => ({
+        capabilities: [ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES].map((type) => ({ type: { case: "rpc" as const, value: { type } } })),
+      }),
+      // No validation, no idempotency, ignores the capacity range.
+      createVolume: () => {
+        const volumeId = randomUUID();
+        volumes.set(volumeId, 1n);
+        return { volume: { volumeId, capacityBytes: 1n } };
+      },
+      // NOT_FOUND for an unknown volume instead of OK.
+      deleteVolume: (req: { volumeId: string }) => {
+        if (req.volumeId === "") throw new ConnectError("volume_id is required", Code.InvalidArgument);
+        if (!volumes.delete(req.volumeId)) throw new ConnectError("no such volume", Code.NotFound);
+        return {};
+      },
+      // Confirms whatever it is asked.
+      validateVolumeCapabilities: (req: { volumeId: string; volumeCapabilities: unknown[] }) => {
+        if (req.volumeId === "" || req.volumeCapabilities.length === 0) throw new ConnectError("missing fields", Code.InvalidArgument);
+        if (!volumes.has(req.volumeId)) throw new ConnectError("no such volume", Code.NotFound);
+        return { confirmed: { volumeCapabilities: req.volumeCapabilities as never[] } };
+      },
+      // Ignores max_entries and accepts any token.
+      listVolumes: () => ({ entries: [...volumes.entries()].map(([volumeId, capacityBytes]) => ({ volume: { volumeId, capacityBytes } })) }),
+    },
+  };
+}
+
+describe("the conformance suite catches a broken plugin", () => {
+  let dir: string;
+  let served: ServedRoutes;
+  const volumes = new Map<string, bigint>();
+
+  beforeAll(async () => {
+    dir = await makeTestDir("conformance-broken");
+    const plugin = brokenPlugin(volumes);
+    served = await serveRoutes(dir, silentLogger, (router) => {
+      router.service(Identity, plugin.identity);
+      router.service(Controller, plugin.controller);
+    });
+  });
+
+  afterAll(async () => {
+    await served?.stop();
+    if (dir !== undefined) await removeTestDir(dir);
+  });
+
+  it("fails the violated checks, passes the rest, and deletes what it created", async () => {
+    const report = await runConformance({ endpoint: served.endpoint, testVolumeSize: 1024n * 1024n });
+    const status = new Map(report.checks.map((c) => [c.id, c.status]));
+    for (const id of [
+      "identity.plugin-info",
+      "create-volume.missing-name",
+      "create-volume.required-bytes",
+      "create-volume.idempotent",
+      "create-volume.same-name-other-capacity",
+      "delete-volume.unknown-id",
+      "delete-volume.idempotent",
+      "list-volumes.bad-token",
+      "list-volumes.paging",
+      "validate-volume-capabilities.unsupported",
+    ]) {
+      expect(status.get(id), id).toBe("failed");
+    }
+    for (const id of ["identity.probe", "delete-volume.missing-id", "validate-volume-capabilities.not-found", "capabilities.unadvertised.controller.list-snapshots", "capabilities.advertised.controller.list-volumes"]) {
+      expect(status.get(id), id).toBe("passed");
+    }
+    // Without a Node service every node check is skipped, with the reason.
+    const stage = report.checks.find((c) => c.id === "node-stage.missing-volume-id");
+    expect(stage?.status).toBe("skipped");
+    expect(stage?.message).toMatch(/Node service/);
+    expect(report.summary.failed).toBeGreaterThanOrEqual(10);
+    // Every volume the suite created was deleted by its cleanup, failures or not.
+    expect([...volumes.keys()]).toEqual([]);
+  }, 120_000);
+
+  it("the command line exits 1 with the closing line and writes the JSON report", async () => {
+    const json = join(dir, "report.json");
+    const result = await exec(process.execPath, [CONFORMANCE_BINARY, "--endpoint", served.endpoint, "--filter", "^identity\\.", "--json", json]).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+    );
+    expect(result.code).toBe(1);
+    const lines = result.stdout.trim().split("\n");
+    expect(lines[lines.length - 1]).toMatch(/^\d+ passed, [1-9]\d* failed/);
+    expect(result.stdout).toMatch(/FAIL {2}GetPluginInfo returns a valid name and a vendor_version/);
+    const report = JSON.parse(await readFile(json, "utf8")) as { summary: { failed: number }; checks: { id: string }[] };
+    expect(report.summary.failed).toBeGreaterThan(0);
+    expect(report.checks.every((c) => c.id.startsWith("identity."))).toBe(true);
+  }, 60_000);
+
+  it("the command line exits 2 with one line when it cannot reach the endpoint", async () => {
+    const result = await exec(process.execPath, [CONFORMANCE_BINARY, "--endpoint", `unix://${join(dir, "absent.sock")}`]).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: "" }),
+      (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+    );
+    expect(result.code).toBe(2);
+    expect(result.stdout + result.stderr).toMatch(/FATAL|GetPluginInfo failed/);
+  }, 60_000);
+});
