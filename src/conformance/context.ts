@@ -182,12 +182,13 @@ export class CheckRun {
   }
 
   /** A test volume of the given access type, created with the default request. */
-  async createTestVolume(label: string, accessType: AccessType = "mount"): Promise<Volume> {
+  async createTestVolume(label: string, accessType: AccessType = "mount", mode: AccessMode = AccessMode.SINGLE_NODE_WRITER): Promise<Volume> {
     if (!this.options.accessTypes.includes(accessType)) skip(`access type ${accessType} is not selected (--access-types)`);
     this.step(`create a ${accessType} volume`);
+    const overrides = mode === AccessMode.SINGLE_NODE_WRITER ? {} : { volumeCapabilities: [this.capability(accessType, mode)] };
     if (accessType === "block") {
       // Block support is optional: a driver that refuses block capabilities outright skips block checks.
-      const request = this.volumeRequest(this.uniqueName(label), accessType);
+      const request = this.volumeRequest(this.uniqueName(label), accessType, overrides);
       const result = await outcome(this.controller.createVolume(request, this.call()));
       if (!result.ok && result.code === Code.InvalidArgument) skip(`the driver refuses block volumes: ${result.message}`);
       if (!result.ok) fail(`CreateVolume of a block volume: expected OK, got ${describeOutcome(result)}`);
@@ -196,7 +197,7 @@ export class CheckRun {
       this.registerVolume(volume.volumeId);
       return volume;
     }
-    return this.createVolume(this.volumeRequest(this.uniqueName(label), accessType));
+    return this.createVolume(this.volumeRequest(this.uniqueName(label), accessType, overrides));
   }
 
   async deleteVolume(volumeId: string, what = "DeleteVolume"): Promise<void> {
@@ -316,10 +317,10 @@ export class CheckRun {
   async provision(
     label: string,
     accessType: AccessType,
-    options: { readonly?: boolean; volume?: Volume; paths?: WorkPaths; publish?: boolean } = {},
+    options: { readonly?: boolean; volume?: Volume; paths?: WorkPaths; publish?: boolean; mode?: AccessMode } = {},
   ): Promise<ProvisionedVolume> {
-    const capability = this.capability(accessType);
-    const volume = options.volume ?? (await this.createTestVolume(label, accessType));
+    const capability = this.capability(accessType, options.mode);
+    const volume = options.volume ?? (await this.createTestVolume(label, accessType, options.mode));
     let publishContext: StringMap = {};
     if (this.hasControllerCap(ControllerCap.PUBLISH_UNPUBLISH_VOLUME)) {
       this.step("ControllerPublishVolume to this node");

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { VolumeUsage_Unit as Unit, type NodeGetVolumeStatsResponse } from "../../gen/csi/v1/csi_pb.js";
 import { fail, verify, type Check } from "../check.js";
-import type { AccessType, CheckRun } from "../context.js";
+import { AccessMode, type AccessType, type CheckRun } from "../context.js";
 import { describeOutcome, expectCode, expectOk, outcome } from "../expect.js";
 import { ControllerCap, NodeCap, needs, PluginService } from "../profile.js";
 import { identifierProblem, NODE_ID_LIMIT_BYTES, topologyPrefixProblem, topologyProblems } from "../spec-rules.js";
@@ -358,7 +358,45 @@ export const nodePublishChecks: Check[] = [
       );
     },
   },
+  secondTargetCheck("single"),
+  secondTargetCheck("multi"),
 ];
+
+/** The table for a second NodePublishVolume of one volume to another target path (T1!=T2, P1=P2) on the same node. */
+function secondTargetCheck(mode: "single" | "multi"): Check {
+  const accessMode = mode === "single" ? AccessMode.SINGLE_NODE_SINGLE_WRITER : AccessMode.SINGLE_NODE_MULTI_WRITER;
+  const name = mode === "single" ? "SINGLE_NODE_SINGLE_WRITER" : "SINGLE_NODE_MULTI_WRITER";
+  return {
+    id: `node-publish.${mode}-writer-second-target`,
+    group: "NodePublishVolume",
+    title:
+      mode === "single"
+        ? "A second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume to another target fails with FAILED_PRECONDITION"
+        : "A second NodePublishVolume of a SINGLE_NODE_MULTI_WRITER volume to another target succeeds",
+    level: "SHOULD",
+    rule: `With SINGLE_NODE_MULTI_WRITER support, a second NodePublishVolume (T1!=T2, P1=P2) of a ${name} volume SHOULD return ${mode === "single" ? "FAILED_PRECONDITION" : "OK"}`,
+    skipUnless: needs.all(needs.node(NodeCap.SINGLE_NODE_MULTI_WRITER), needs.controller(ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.SINGLE_NODE_MULTI_WRITER)),
+    async run(run) {
+      const first = await run.provision(`${mode}writer`, "mount", { mode: accessMode });
+      const second = await run.workPaths("second");
+      run.registerPublish(first.volume.volumeId, second.targetPath);
+      run.step("NodePublishVolume to a second target path");
+      const call = run.node.nodePublishVolume(
+        {
+          volumeId: first.volume.volumeId,
+          stagingTargetPath: run.hasNodeCap(NodeCap.STAGE_UNSTAGE_VOLUME) ? first.stagingPath : "",
+          targetPath: second.targetPath,
+          volumeCapability: first.capability,
+          publishContext: first.publishContext,
+          volumeContext: first.volume.volumeContext,
+        },
+        run.call(),
+      );
+      if (mode === "single") await expectCode(`second NodePublishVolume of a ${name} volume`, call, Code.FailedPrecondition);
+      else await expectOk(`second NodePublishVolume of a ${name} volume`, call);
+    },
+  };
+}
 
 export const nodeUnpublishChecks: Check[] = [
   {
