@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { codeName, isRetryable } from "./expect.js";
 
 interface Entry {
@@ -61,6 +61,8 @@ async function attempt(undo: () => Promise<void>): Promise<string | undefined> {
       return undefined;
     } catch (err) {
       if (err instanceof ConnectError) {
+        // What is not found is not left behind (unstaging or unpublishing a deleted volume may say so).
+        if (err.code === Code.NotFound) return undefined;
         last = `${codeName(err.code)} (${err.rawMessage})`;
         if (!isRetryable(err.code)) return last;
       } else {

@@ -3,7 +3,9 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { createServer, type Http2Server } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";
 import {
@@ -12,9 +14,7 @@ import {
   Identity,
   PluginCapability_Service_Type as PluginService,
 } from "../../src/gen/csi/v1/csi_pb.js";
-import { silentLogger } from "../../src/log/logger.js";
 import { DRIVER_BINARY } from "../lifecycle/driver-process.js";
-import { serveRoutes, type ServedRoutes } from "../support/serve.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 const exec = promisify(execFile);
@@ -61,20 +61,28 @@ function brokenPlugin(volumes: Map<string, bigint>) {
 
 describe("the conformance suite catches a broken plugin", () => {
   let dir: string;
-  let served: ServedRoutes;
+  let server: Http2Server;
+  const served = { endpoint: "" };
   const volumes = new Map<string, bigint>();
 
   beforeAll(async () => {
     dir = await makeTestDir("conformance-broken");
     const plugin = brokenPlugin(volumes);
-    served = await serveRoutes(dir, silentLogger, (router) => {
-      router.service(Identity, plugin.identity);
-      router.service(Controller, plugin.controller);
+    // A plain gRPC server of its own: the plugin under test is not this project's driver.
+    const handler = connectNodeAdapter({
+      routes(router) {
+        router.service(Identity, plugin.identity);
+        router.service(Controller, plugin.controller);
+      },
     });
+    const socket = join(dir, "broken.sock");
+    server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    served.endpoint = `unix://${socket}`;
   });
 
   afterAll(async () => {
-    await served?.stop();
+    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
     if (dir !== undefined) await removeTestDir(dir);
   });
 

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { VolumeUsage_Unit as Unit, type NodeGetVolumeStatsResponse } from "../../gen/csi/v1/csi_pb.js";
-import { fail, verify, type Check } from "../check.js";
+import { verify, type Check } from "../check.js";
 import { AccessMode, type AccessType, type CheckRun } from "../context.js";
 import { describeOutcome, expectCode, expectOk, outcome } from "../expect.js";
 import { ControllerCap, NodeCap, needs, PluginService } from "../profile.js";
