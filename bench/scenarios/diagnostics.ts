@@ -1,0 +1,415 @@
+/**
+ * Evidence for the analysis of misses, gathered from separate driver processes
+ * (never the measured ones): V8 CPU profiles of the unary load, V8 heap figures
+ * from Node diagnostic reports, and an strace count of what one local volume
+ * life does on the host, for the driver and for the plain script.
+ */
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { SourceMap, type SourceMapPayload } from "node:module";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { benchRoot, track } from "../lib/cleanup.js";
+import { DRIVER_PATH, startDriver, type RunningDriver } from "../lib/driver.js";
+import { mib, rssSample } from "../lib/proc.js";
+import type { UnaryMethod } from "../lib/protocol.js";
+import { nodePluginArgs, startLoadClient, unaryRun, warmUp } from "./footprint.js";
+import { driverLife, LIFE_SCRIPT } from "./local-life.js";
+
+const execFileAsync = promisify(execFile);
+
+// ---------------------------------------------------------------- CPU profiles
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
+}
+
+interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+export interface ProfileShare {
+  readonly name: string;
+  readonly ms: number;
+  /** Share of the busy (non-idle) time, percent. */
+  readonly percent: number;
+}
+
+export interface CpuProfileSummary {
+  readonly method: UnaryMethod;
+  readonly calls: number;
+  readonly concurrency: number;
+  /** Sampled non-idle time. */
+  readonly busyMs: number;
+  readonly busyUsPerCall: number;
+  /** Self time grouped by where the code comes from (package, node internals, project source, GC). */
+  readonly byOrigin: readonly ProfileShare[];
+  /** Functions with the most self time. */
+  readonly topFunctions: readonly ProfileShare[];
+}
+
+const sourceMaps = new Map<string, SourceMap | null>();
+
+async function sourceMapFor(file: string): Promise<SourceMap | null> {
+  if (sourceMaps.has(file)) return sourceMaps.get(file) ?? null;
+  let map: SourceMap | null = null;
+  try {
+    map = new SourceMap(JSON.parse(await readFile(`${file}.map`, "utf8")) as SourceMapPayload);
+  } catch {
+    map = null;
+  }
+  sourceMaps.set(file, map);
+  return map;
+}
+
+/** Where a frame's code comes from: an npm package, a project file, a node internal, or V8 itself. */
+async function originOf(frame: ProfileNode["callFrame"]): Promise<{ origin: string; location: string }> {
+  const { url, functionName, lineNumber, columnNumber } = frame;
+  if (url === "") {
+    if (functionName.startsWith("(")) return { origin: functionName, location: functionName };
+    return { origin: "V8/native", location: functionName };
+  }
+  if (url.startsWith("node:")) {
+    const area = url.slice(5).split("/").slice(0, 2).join("/");
+    return { origin: `node:${area.startsWith("internal/") ? area.slice(9) : area}`, location: url };
+  }
+  const file = url.startsWith("file://") ? fileURLToPath(url) : url;
+  let source = file;
+  let line = lineNumber + 1;
+  const map = await sourceMapFor(file);
+  if (map) {
+    const entry = map.findEntry(lineNumber, columnNumber);
+    if ("originalSource" in entry) {
+      source = entry.originalSource;
+      line = entry.originalLine + 1;
+    }
+  }
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
+  if (nm?.[1]) return { origin: nm[1], location: `${nm[1]}/${basename(source)}:${line}` };
+  const src = /(?:^|\/)(src\/.*)$/.exec(source);
+  if (src?.[1]) return { origin: "project src/", location: `${src[1]}:${line}` };
+  return { origin: basename(source), location: `${basename(source)}:${line}` };
+}
+
+async function summarizeProfile(path: string, method: UnaryMethod, calls: number, concurrency: number): Promise<CpuProfileSummary> {
+  const profile = JSON.parse(await readFile(path, "utf8")) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const origins = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of selfUs) {
+    const node = byId.get(id);
+    if (!node || node.callFrame.functionName === "(idle)") continue;
+    busy += us;
+    const { origin, location } = await originOf(node.callFrame);
+    origins.set(origin, (origins.get(origin) ?? 0) + us);
+    const name = `${node.callFrame.functionName || "(anonymous)"} ${location === node.callFrame.functionName ? "" : `(${location})`}`.trim();
+    functions.set(name, (functions.get(name) ?? 0) + us);
+  }
+  const shares = (m: Map<string, number>, n: number): ProfileShare[] =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => ({ name, ms: us / 1000, percent: (100 * us) / busy }));
+  return { method, calls, concurrency, busyMs: busy / 1000, busyUsPerCall: busy / calls, byOrigin: shares(origins, 10), topFunctions: shares(functions, 12) };
+}
+
+async function profileUnary(method: UnaryMethod, calls: number): Promise<CpuProfileSummary> {
+  const name = `diag-profile-${method}`;
+  const profDir = join(benchRoot(), name, "profile");
+  await mkdir(profDir, { recursive: true });
+  const driver = await startDriver({ name, args: nodePluginArgs(join(benchRoot(), name)), nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] });
+  const client = await startLoadClient(driver.endpoint);
+  try {
+    await warmUp(client, [method]);
+    await unaryRun(driver.pid, client, method, calls, 64);
+  } finally {
+    await client.stop();
+    await driver.stop();
+  }
+  const [file] = (await readdir(profDir)).filter((f) => f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no CPU profile written in ${profDir}`);
+  // The profile covers the whole process; the start-up and warm-up are small next to `calls` calls.
+  return summarizeProfile(join(profDir, file), method, calls, 64);
+}
+
+// ---------------------------------------------------------------- heap figures
+
+export interface HeapFigures {
+  readonly rss: number;
+  readonly rssAnon: number;
+  readonly rssFile: number;
+  /** V8 heap reserved (javascriptHeap.totalMemory) and used. */
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  /** Committed memory per V8 heap space. */
+  readonly spaces: Record<string, number>;
+}
+
+export interface HeapDiagnosis {
+  readonly idle: HeapFigures;
+  readonly afterLoad: HeapFigures;
+  /** After a full garbage collection (a heap snapshot forces one): what the load left alive. */
+  readonly afterFullGc?: HeapFigures;
+  readonly calls: number;
+  /** Node diagnostic report of a bare `node -e` idle process, for comparison. */
+  readonly bareNode: HeapFigures;
+}
+
+interface NodeReport {
+  readonly javascriptHeap: {
+    readonly totalMemory: number;
+    readonly usedMemory: number;
+    readonly externalMemory?: number;
+    readonly heapSpaces: Record<string, { readonly committedMemory?: number; readonly memorySize?: number }>;
+  };
+}
+
+async function reportOf(pid: number, dir: string): Promise<HeapFigures> {
+  const before = new Set(await readdir(dir));
+  const proc = rssSample(pid);
+  process.kill(pid, "SIGUSR2");
+  for (let i = 0; i < 200; i++) {
+    await sleep(25);
+    const fresh = (await readdir(dir)).filter((f) => !before.has(f) && f.endsWith(".json"));
+    const [file] = fresh;
+    if (!file) continue;
+    let report: NodeReport;
+    try {
+      report = JSON.parse(await readFile(join(dir, file), "utf8")) as NodeReport;
+    } catch {
+      continue; // still being written
+    }
+    const h = report.javascriptHeap;
+    const spaces: Record<string, number> = {};
+    for (const [space, v] of Object.entries(h.heapSpaces)) spaces[space] = v.committedMemory ?? v.memorySize ?? 0;
+    return { rss: proc.rss, rssAnon: proc.anon, rssFile: proc.file, heapTotal: h.totalMemory, heapUsed: h.usedMemory, external: h.externalMemory ?? 0, spaces };
+  }
+  throw new Error(`no diagnostic report from ${pid}`);
+}
+
+const REPORT_OPTIONS = (dir: string) => ["--report-on-signal", "--report-signal=SIGUSR2", `--report-directory=${dir}`];
+const SNAPSHOT_SIGNAL = "SIGTTIN";
+
+/** Make the process write a heap snapshot (V8 runs a full GC first) and wait until the file is complete. */
+async function forceFullGc(pid: number, dir: string): Promise<void> {
+  const before = new Set(await readdir(dir));
+  process.kill(pid, SNAPSHOT_SIGNAL);
+  let lastSize = -1;
+  for (let i = 0; i < 600; i++) {
+    await sleep(50);
+    const [file] = (await readdir(dir)).filter((f) => !before.has(f) && f.endsWith(".heapsnapshot"));
+    if (!file) continue;
+    const { size } = await stat(join(dir, file));
+    // A complete snapshot ends with "]}" and stops growing.
+    if (size > 0 && size === lastSize) {
+      const tail = (await readFile(join(dir, file), "utf8")).trimEnd().slice(-2);
+      if (tail === "]}" || tail === "}") {
+        await rm(join(dir, file), { force: true });
+        return;
+      }
+    }
+    lastSize = size;
+  }
+  throw new Error("no heap snapshot written");
+}
+
+async function diagnoseHeap(calls: number): Promise<HeapDiagnosis> {
+  const name = "diag-heap";
+  const reportDir = join(benchRoot(), name, "reports");
+  await mkdir(reportDir, { recursive: true });
+  const bare = track(spawn(process.execPath, [...REPORT_OPTIONS(reportDir), "-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" }));
+  let driver: RunningDriver | undefined;
+  try {
+    driver = await startDriver({
+      name,
+      args: nodePluginArgs(join(benchRoot(), name)),
+      nodeOptions: [...REPORT_OPTIONS(reportDir), `--heapsnapshot-signal=${SNAPSHOT_SIGNAL}`, `--diagnostic-dir=${reportDir}`],
+    });
+    await sleep(2000);
+    const idle = await reportOf(driver.pid, reportDir);
+    if (bare.pid === undefined) throw new Error("could not spawn node");
+    const bareNode = await reportOf(bare.pid, reportDir);
+    const client = await startLoadClient(driver.endpoint);
+    let total = 0;
+    try {
+      total = await warmUp(client);
+      await unaryRun(driver.pid, client, "nodeGetCapabilities", calls, 64);
+      total += calls;
+    } finally {
+      await client.stop();
+    }
+    await sleep(2000);
+    const afterLoad = await reportOf(driver.pid, reportDir);
+    let afterFullGc: HeapFigures | undefined;
+    try {
+      await forceFullGc(driver.pid, reportDir);
+      await sleep(1000);
+      afterFullGc = await reportOf(driver.pid, reportDir);
+    } catch {
+      afterFullGc = undefined;
+    }
+    return { idle, afterLoad, ...(afterFullGc ? { afterFullGc } : {}), calls: total, bareNode };
+  } finally {
+    bare.kill("SIGKILL");
+    await driver?.stop();
+  }
+}
+
+// ---------------------------------------------------------------- host work of a local volume life
+
+export interface HostWork {
+  /** Programs executed, by name. */
+  readonly exec: Record<string, number>;
+  readonly fsync: number;
+  readonly rename: number;
+  /** Files opened, grouped (loop backing files in sysfs, mountinfo, ...). */
+  readonly opens: Record<string, number>;
+}
+
+export interface LifeTrace {
+  readonly driver: HostWork;
+  readonly script: HostWork;
+  /** Loop devices attached on the host (by anyone) just before the traced life: the driver reads each one's backing file in sysfs. */
+  readonly hostLoopDevices: number;
+  readonly hostMounts: number;
+}
+
+function openGroup(path: string): string {
+  if (/^\/sys\/block\/loop\d+\/loop\/backing_file$/.test(path)) return "/sys/block/loop*/loop/backing_file";
+  if (path === "/proc/self/mountinfo") return path;
+  if (/^\/sys\//.test(path)) return "other /sys files";
+  if (/^\/dev\//.test(path)) return "/dev nodes";
+  if (/state\.json/.test(path)) return "state.json (+ temp files)";
+  if (/\.(so(\.\d+)*|cache)$/.test(path) || path.startsWith("/etc/") || path.startsWith("/usr/lib") || path.startsWith("/lib")) return "libraries and /etc (tools starting)";
+  return "other";
+}
+
+function parseTrace(text: string): HostWork {
+  const exec: Record<string, number> = {};
+  const opens: Record<string, number> = {};
+  let fsync = 0;
+  let rename = 0;
+  for (const line of text.split("\n")) {
+    const call = /^\d+\s+(?:\d+:\d+:\d+\.\d+\s+)?(\w+)\((.*)$/.exec(line);
+    if (!call) continue;
+    const [, name, rest] = call;
+    if (rest === undefined) continue;
+    if (/= -1 E/.test(rest)) continue; // failed calls
+    switch (name) {
+      case "execve": {
+        const file = /^"([^"]+)"/.exec(rest)?.[1] ?? "?";
+        const prog = basename(file);
+        exec[prog] = (exec[prog] ?? 0) + 1;
+        break;
+      }
+      case "fsync":
+      case "fdatasync":
+        fsync++;
+        break;
+      case "rename":
+      case "renameat":
+      case "renameat2":
+        rename++;
+        break;
+      case "openat": {
+        const path = /"([^"]+)"/.exec(rest)?.[1] ?? "?";
+        const group = openGroup(path);
+        opens[group] = (opens[group] ?? 0) + 1;
+        break;
+      }
+    }
+  }
+  return { exec, fsync, rename, opens };
+}
+
+const TRACED = "trace=execve,fsync,fdatasync,rename,renameat,renameat2,openat";
+
+async function traceLife(): Promise<LifeTrace | undefined> {
+  if (!existsSync("/usr/bin/strace")) return undefined;
+  const dir = join(benchRoot(), "diag-life");
+  const mnt = join(dir, "mnt");
+  const work = join(dir, "script");
+  await mkdir(mnt, { recursive: true });
+  await mkdir(work, { recursive: true });
+  const driverTrace = join(dir, "driver.strace");
+  const driver = await startDriver({ name: "diag-life/driver", args: ["--backend", "local", "--mode", "all", "--data-dir", join(dir, "data"), "--node-id", "n1"] });
+  const loopsNow = async () => (await readdir("/sys/block")).filter((n) => n.startsWith("loop") && existsSync(`/sys/block/${n}/loop/backing_file`)).length;
+  let loops = 0;
+  try {
+    await driverLife(driver.clients, mnt, "warmup");
+    loops = await loopsNow();
+    const strace = track(spawn("strace", ["-f", "-qq", "-e", TRACED, "-o", driverTrace, "-p", String(driver.pid)], { stdio: ["ignore", "ignore", "pipe"] }));
+    // strace reports nothing when attached with -qq: give it time to attach to every thread.
+    await sleep(1000);
+    await driverLife(driver.clients, mnt, "traced");
+    await sleep(200);
+    strace.kill("SIGINT");
+    await new Promise((res) => strace.once("exit", res));
+  } finally {
+    await driver.stop();
+  }
+  const scriptTrace = join(dir, "script.strace");
+  await execFileAsync("strace", ["-f", "-qq", "-e", TRACED, "-o", scriptTrace, resolve(LIFE_SCRIPT), work, "traced"], { env: { ...process.env, PATH: DRIVER_PATH } });
+  const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter(Boolean).length;
+  return {
+    driver: parseTrace(await readFile(driverTrace, "utf8")),
+    script: parseTrace(await readFile(scriptTrace, "utf8")),
+    hostLoopDevices: loops,
+    hostMounts: mounts,
+  };
+}
+
+// ---------------------------------------------------------------- all
+
+export interface Diagnostics {
+  readonly profiles: readonly CpuProfileSummary[];
+  readonly heap?: HeapDiagnosis;
+  readonly lifeTrace?: LifeTrace;
+  readonly errors: readonly string[];
+}
+
+export async function gatherDiagnostics(options: { calls: number; local: boolean; log: (line: string) => void }): Promise<Diagnostics> {
+  const errors: string[] = [];
+  const attempt = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await f();
+    } catch (err) {
+      const message = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+      errors.push(message);
+      options.log(`  ${message}`);
+      return undefined;
+    }
+  };
+  const profiles: CpuProfileSummary[] = [];
+  for (const method of ["probe", "nodeGetCapabilities"] as const) {
+    const p = await attempt(`CPU profile of ${method}`, () => profileUnary(method, options.calls));
+    if (p) {
+      profiles.push(p);
+      options.log(`  profile ${method}: ${p.busyUsPerCall.toFixed(0)} µs busy/call; ${p.byOrigin.slice(0, 5).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
+    }
+  }
+  const heap = await attempt("heap report", () => diagnoseHeap(options.calls));
+  if (heap) {
+    options.log(
+      `  heap: idle V8 heap ${mib(heap.idle.heapTotal).toFixed(1)} MiB of RSS ${mib(heap.idle.rss).toFixed(1)} MiB; after ${heap.calls} calls ${mib(heap.afterLoad.heapTotal).toFixed(1)} of ${mib(heap.afterLoad.rss).toFixed(1)} MiB` +
+        (heap.afterFullGc ? `; after a full GC heap used ${mib(heap.afterFullGc.heapUsed).toFixed(1)} MiB, RSS ${mib(heap.afterFullGc.rss).toFixed(1)} MiB` : "") +
+        `; bare node ${mib(heap.bareNode.heapTotal).toFixed(1)} of ${mib(heap.bareNode.rss).toFixed(1)} MiB`,
+    );
+  }
+  const lifeTrace = options.local ? await attempt("strace of a local volume life", traceLife) : undefined;
+  if (lifeTrace) {
+    options.log(`  local life under strace: driver ${JSON.stringify(lifeTrace.driver)}; script ${JSON.stringify(lifeTrace.script)}; ${lifeTrace.hostLoopDevices} loop devices on the host`);
+  }
+  return { profiles, ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
+}
+
