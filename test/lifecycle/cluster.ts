@@ -17,7 +17,17 @@ export interface ClusterOptions {
   /** The provisioner's --default-fstype (the DigitalOcean manifests set ext4). */
   readonly defaultFsType?: string;
   readonly retry?: RetryPolicy;
+  /** The kubelet's own retries (its operation timeouts differ from the sidecars'); default: `retry`. */
+  readonly kubeletRetry?: RetryPolicy;
   readonly nodeName?: string;
+}
+
+let clusters = 0;
+
+/** Each cluster gets a kubelet root of its own, so that a failed scenario cannot spill into the next. */
+function kubeletRoot(env: LifecycleEnvironment): string {
+  clusters++;
+  return join(env.kubeletRoot, `node-${clusters}`);
 }
 
 /**
@@ -50,7 +60,14 @@ export class Cluster {
     this.nodeName = options.nodeName ?? "lifecycle-node";
     const controller = () => env.controllerClient();
     const node = () => env.nodeClient();
-    this.kubelet = new Kubelet(node, { root: env.kubeletRoot, nodeName: this.nodeName, driverName: env.driverName, podInfoOnMount: true, retry, stats: this.stats });
+    this.kubelet = new Kubelet(node, {
+      root: kubeletRoot(env),
+      nodeName: this.nodeName,
+      driverName: env.driverName,
+      podInfoOnMount: true,
+      retry: options.kubeletRetry ?? retry,
+      stats: this.stats,
+    });
     this.provisioner = new ExternalProvisioner(controller, {
       driverName: env.driverName,
       extraCreateMetadata: options.extraCreateMetadata ?? true,
@@ -136,7 +153,7 @@ export class Cluster {
       if (unstaged && this.#attachRequired) await this.detach(mounted.pv);
     }
     this.pods.delete(pod.metadata.uid);
-    const podDir = join(this.env.kubeletRoot, "pods", pod.metadata.uid);
+    const podDir = join(this.kubelet.options.root, "pods", pod.metadata.uid);
     if ((await mountsUnder(podDir)).length > 0) throw new Error(`the pod's directory ${podDir} still has mounts`);
     await rm(podDir, { recursive: true, force: true });
   }
@@ -198,6 +215,7 @@ export class Cluster {
       }
     };
     for (const { pod } of [...this.pods.values()]) await attempt(`delete pod ${pod.metadata.name}`, () => this.deletePod(pod));
+    errors.push(...(await this.kubelet.cleanupUncertain()));
     for (const attachment of [...this.attachments.values()]) {
       const claim = [...this.claims].find((c) => c.volume?.name === attachment.pvName);
       if (claim?.volume !== undefined) {

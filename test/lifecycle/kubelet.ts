@@ -63,6 +63,12 @@ export class Kubelet {
   /** Pods using each staged volume (the kubelet's reference count for UnmountDevice). */
   readonly #users = new Map<string, Set<string>>();
   readonly #mounted = new Map<string, MountedVolume>();
+  /**
+   * Stagings and publications whose call failed: the kubelet treats them as
+   * "uncertain" and calls NodeUnpublishVolume / NodeUnstageVolume for them
+   * when it cleans up, since the driver may have done part of the work.
+   */
+  readonly #uncertain = new Map<string, { kind: "stage" | "publish"; volumeId: string; path: string }>();
 
   constructor(
     private readonly node: () => Client<typeof Node>,
@@ -150,16 +156,22 @@ export class Kubelet {
       if (pv.volumeMode === "Filesystem") await this.volData(dirname(stagingPath), pv, attachment);
       if (reg.stageUnstage) {
         await mkdir(stagingPath, { recursive: true, mode: 0o750 });
-        await withRetries(
-          `NodeStageVolume ${pv.csi.volumeHandle}`,
-          (o) =>
-            this.node().nodeStageVolume(
-              { volumeId: pv.csi.volumeHandle, publishContext, stagingTargetPath: stagingPath, volumeCapability: capability, volumeContext: { ...pv.csi.volumeAttributes } },
-              o,
-            ),
-          retry,
-          this.options.stats,
-        );
+        try {
+          await withRetries(
+            `NodeStageVolume ${pv.csi.volumeHandle}`,
+            (o) =>
+              this.node().nodeStageVolume(
+                { volumeId: pv.csi.volumeHandle, publishContext, stagingTargetPath: stagingPath, volumeCapability: capability, volumeContext: { ...pv.csi.volumeAttributes } },
+                o,
+              ),
+            retry,
+            this.options.stats,
+          );
+        } catch (err) {
+          this.#users.delete(pv.name);
+          this.#uncertain.set(`stage:${stagingPath}`, { kind: "stage", volumeId: pv.csi.volumeHandle, path: stagingPath });
+          throw err;
+        }
       }
     }
     users.add(pod.metadata.uid);
@@ -175,6 +187,7 @@ export class Kubelet {
       volumeContext["csi.storage.k8s.io/serviceAccount.name"] = "default";
       volumeContext["csi.storage.k8s.io/ephemeral"] = "false";
     }
+    this.#uncertain.set(`publish:${publishPath}`, { kind: "publish", volumeId: pv.csi.volumeHandle, path: publishPath });
     await withRetries(
       `NodePublishVolume ${pv.csi.volumeHandle} for pod ${pod.metadata.name}`,
       (o) =>
@@ -194,6 +207,7 @@ export class Kubelet {
       this.options.stats,
     );
 
+    this.#uncertain.delete(`publish:${publishPath}`);
     let mounted: MountedVolume;
     if (pv.volumeMode === "Block") {
       // MapBlockVolume: bind the published device onto the global map file, link it into the pod, and hold it open with a loop device.
@@ -308,6 +322,32 @@ export class Kubelet {
       this.options.retry ?? DEFAULT_RETRY,
       this.options.stats,
     );
+  }
+
+  /**
+   * Clean up after failed calls as the kubelet's reconciler does: unpublish
+   * uncertain publications, then unstage uncertain stagings, and remove their
+   * directories. Returns what failed.
+   */
+  async cleanupUncertain(): Promise<string[]> {
+    const errors: string[] = [];
+    const retry = this.options.retry ?? DEFAULT_RETRY;
+    const entries = [...this.#uncertain.values()].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "publish" ? -1 : 1));
+    for (const entry of entries) {
+      try {
+        if (entry.kind === "publish") {
+          await withRetries(`NodeUnpublishVolume ${entry.volumeId}`, (o) => this.node().nodeUnpublishVolume({ volumeId: entry.volumeId, targetPath: entry.path }, o), retry);
+        } else {
+          await withRetries(`NodeUnstageVolume ${entry.volumeId}`, (o) => this.node().nodeUnstageVolume({ volumeId: entry.volumeId, stagingTargetPath: entry.path }, o), retry);
+          await this.removeDir(entry.path, false);
+          if (entry.path.endsWith("/globalmount")) await this.removeDir(dirname(entry.path), true);
+        }
+        this.#uncertain.delete(`${entry.kind}:${entry.path}`);
+      } catch (err) {
+        errors.push(`${entry.kind} ${entry.path}: ${(err as Error).message}`);
+      }
+    }
+    return errors;
   }
 
   /** Everything still mounted through this kubelet (for emergency cleanup). */

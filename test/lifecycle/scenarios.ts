@@ -38,14 +38,15 @@ async function withCluster(env: LifecycleEnvironment, options: ClusterOptions, b
 
 /** After a scenario: no mounts under the kubelet root, no CSI directories left, no volume of this cluster left in the backend. */
 async function expectNothingLeft(env: LifecycleEnvironment, cluster: Cluster): Promise<void> {
+  const root = cluster.kubelet.options.root;
   expect(await mountsUnder(env.kubeletRoot)).toEqual([]);
   expect(cluster.pods.size).toBe(0);
   expect(cluster.attachments.size).toBe(0);
-  const csiDir = join(env.kubeletRoot, "plugins", "kubernetes.io", "csi");
+  const csiDir = join(root, "plugins", "kubernetes.io", "csi");
   const driverDir = join(csiDir, env.driverName);
   expect(await readdir(driverDir).catch(() => [])).toEqual([]);
   for (const sub of ["staging", "publish"]) expect(await readdir(join(csiDir, "volumeDevices", sub)).catch(() => [])).toEqual([]);
-  expect(await readdir(join(env.kubeletRoot, "pods")).catch(() => [])).toEqual([]);
+  expect(await readdir(join(root, "pods")).catch(() => [])).toEqual([]);
 }
 
 function fsBytes(env: LifecycleEnvironment): bigint {
@@ -108,7 +109,7 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
         const writer = await cluster.runPod("writer", [{ claim, readOnly: false }]);
         const writerMount = writer.mounts[0];
         if (writerMount === undefined) throw new Error("no mount");
-        expect(writerMount.path).toBe(join(env.kubeletRoot, "pods", writer.pod.metadata.uid, "volumes", "kubernetes.io~csi", pv.name, "mount"));
+        expect(writerMount.path).toBe(join(cluster.kubelet.options.root, "pods", writer.pod.metadata.uid, "volumes", "kubernetes.io~csi", pv.name, "mount"));
         const staged = await mountsAt(writerMount.stagingPath);
         expect(staged).toHaveLength(1);
         const published = await mountsAt(writerMount.path);
@@ -189,8 +190,8 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
         const { pod, mounts } = await cluster.runPod("db", [{ claim, readOnly: false }]);
         const mounted = mounts[0];
         if (mounted === undefined) throw new Error("no mount");
-        expect(mounted.publishPath).toBe(join(env.kubeletRoot, "plugins", "kubernetes.io", "csi", "volumeDevices", "publish", pv.name, pod.metadata.uid));
-        expect(mounted.stagingPath).toBe(join(env.kubeletRoot, "plugins", "kubernetes.io", "csi", "volumeDevices", "staging", pv.name));
+        expect(mounted.publishPath).toBe(join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "publish", pv.name, pod.metadata.uid));
+        expect(mounted.stagingPath).toBe(join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "staging", pv.name));
         expect((await lstat(mounted.path)).isSymbolicLink()).toBe(true);
         expect(await readlink(mounted.path)).toBe(mounted.publishPath);
         const size = await blockDeviceSize(mounted.path);
@@ -251,9 +252,14 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
       // DigitalOcean: every API call and action takes 400 ms, so 150 ms deadlines cut calls in flight.
       // Local: operations take milliseconds, so the first attempts get 1-3 ms.
       const firstAttempts = slowed ? 150 : 2;
+      // The kubelet's deadlines start at 10 ms and grow by 5 ms per attempt: every slow node operation is cut
+      // at each stage of its work (NodeStageVolume while it formats, too) before an attempt is long enough.
       await withCluster(
         env,
-        { retry: { attemptTimeoutMs: (n) => (n <= 2 ? firstAttempts * n : 60_000), initialBackoffMs: 10, maxBackoffMs: 200, maxElapsedMs: 120_000 } },
+        {
+          retry: { attemptTimeoutMs: (n) => (n <= 2 ? firstAttempts * n : 60_000), initialBackoffMs: 10, maxBackoffMs: 200, maxElapsedMs: 120_000 },
+          kubeletRetry: { attemptTimeoutMs: (n) => (n <= 80 ? 5 + n * 5 : 60_000), initialBackoffMs: 50, maxBackoffMs: 100, maxElapsedMs: 120_000 },
+        },
         async (cluster) => {
           const sc = cluster.storageClass("standard");
           const claims = Array.from({ length: 10 }, (_, i) => cluster.claim(`retry-${i}`, sc));
@@ -269,7 +275,7 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
           const nodeId = cluster.kubelet.registration.nodeId;
           for (const volume of volumes) expect(volume.attachedTo).toEqual([nodeId]);
 
-          // The kubelet's NodeStageVolume cut short while it formats, then retried: one staging mount, not two.
+          // The kubelet's NodeStageVolume cut short (while it formats, for some), then retried: one staging mount, not two.
           const pods = await runPool(claims, 10, (claim, i) => cluster.runPod(`retry-app-${i}`, [{ claim, readOnly: false }]));
           throwIfFailed("start pods", pods.errors);
           for (const entry of pods.results) {

@@ -1,6 +1,10 @@
 import { randomInt, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code } from "@connectrpc/connect";
 import type { Snapshot, Volume } from "../../gen/csi/v1/csi_pb.js";
+import { fail } from "../check.js";
 import type { CheckRun, CreateVolumeRequestInit } from "../context.js";
+import { describeOutcome, outcome } from "../expect.js";
 import { PluginService } from "../profile.js";
 import { identifierProblem, mapProblem, topologyAdmits, topologyPrefixProblem, topologyProblems } from "../spec-rules.js";
 
@@ -96,4 +100,50 @@ export function describeVolume(volume: Volume): string {
     volume_context: volume.volumeContext,
     accessible_topology: volume.accessibleTopology.map((t) => t.segments),
   });
+}
+
+/**
+ * First-attempt deadlines for the retry checks: short enough to cut an
+ * operation at every stage of its work (before, during and after the slow
+ * part, such as formatting), in small steps.
+ */
+export const DEADLINE_SWEEP_MS: readonly number[] = [
+  ...Array.from({ length: 25 }, (_, i) => 2 + i * 4),
+  ...Array.from({ length: 15 }, (_, i) => 120 + i * 20),
+];
+
+/**
+ * Call with each deadline of the sweep, as a CO whose calls time out, until
+ * one attempt completes. Between attempts the driver gets time to notice the
+ * cancellation (a CO backs off too), so every attempt starts from what the
+ * previous one left; ABORTED (the previous attempt still running) repeats the
+ * same deadline. Errors of cut attempts are expected and ignored here: the
+ * final, unhurried call must succeed.
+ */
+export async function sweepDeadlines(call: (timeoutMs: number) => Promise<unknown>): Promise<{ cut: number }> {
+  let cut = 0;
+  for (const timeoutMs of DEADLINE_SWEEP_MS) {
+    for (let busy = 0; ; busy++) {
+      const result = await outcome(call(timeoutMs));
+      if (result.ok) return { cut };
+      if (result.code === Code.Aborted && busy < 20) {
+        await sleep(100);
+        continue;
+      }
+      cut++;
+      await sleep(timeoutMs + 50);
+      break;
+    }
+  }
+  return { cut };
+}
+
+/** The same request without a short deadline, retried while the driver answers ABORTED (an earlier attempt still running). */
+export async function settle<T>(what: string, call: () => Promise<T>): Promise<T> {
+  for (let delay = 100; ; delay *= 2) {
+    const result = await outcome(call());
+    if (result.ok) return result.value;
+    if (result.code !== Code.Aborted || delay > 10_000) fail(`${what}: expected OK, got ${describeOutcome(result)}`);
+    await sleep(delay);
+  }
 }

@@ -4,7 +4,7 @@ import { AccessMode, type CheckRun, type CreateVolumeRequestInit } from "../cont
 import { codeName, describeOutcome, expectCode, expectOk, outcome } from "../expect.js";
 import { ControllerCap, needs, PluginService } from "../profile.js";
 import { MAX_NAME_LENGTH } from "../spec-rules.js";
-import { describeVolume, unknownSnapshotId, unknownVolumeId, volumeProblems } from "./shared.js";
+import { describeVolume, settle, sweepDeadlines, unknownSnapshotId, unknownVolumeId, volumeProblems } from "./shared.js";
 
 const needCreate = needs.controller(ControllerCap.CREATE_DELETE_VOLUME);
 
@@ -376,6 +376,33 @@ export const createVolumeChecks: Check[] = [
       }
       const admits = volume.accessibleTopology.some((t) => Object.entries(t.segments).every(([k, v]) => node[k] === v));
       verify(admits, `no accessible_topology of the volume (${JSON.stringify(volume.accessibleTopology.map((t) => t.segments))}) matches the node's ${JSON.stringify(node)}`);
+    },
+  },
+  {
+    id: "create-volume.retry-after-deadline",
+    group: "CreateVolume",
+    title: "CreateVolume cut short by deadlines and retried converges to one volume",
+    level: "MUST",
+    rule: "Any RPC MAY timeout and MAY be retried; idempotency ensures that a retried call with the same fields continues where it left off",
+    skipUnless: needCreate,
+    async run(run) {
+      const request = run.volumeRequest(run.uniqueName("deadline"));
+      const listing = run.hasControllerCap(ControllerCap.LIST_VOLUMES);
+      const before = listing ? (await run.listAllVolumes()).entries.length : 0;
+      run.step("CreateVolume with deadlines of 2 ms and up until one completes");
+      const { cut } = await sweepDeadlines((timeoutMs) => run.controller.createVolume(request, run.call(timeoutMs)));
+      run.note(`${cut} attempt(s) were cut by their deadline`);
+      run.step("CreateVolume without a short deadline");
+      const response = await settle("CreateVolume after attempts cut by deadlines", () => run.controller.createVolume(request, run.call()));
+      const volume = response.volume;
+      if (volume === undefined || volume.volumeId === "") fail("CreateVolume returned no volume");
+      run.registerVolume(volume.volumeId);
+      const again = await run.createVolume(request, "CreateVolume once more");
+      verify(again.volumeId === volume.volumeId, `a repeated call returned volume ${again.volumeId}, not ${volume.volumeId}`);
+      if (listing) {
+        const after = (await run.listAllVolumes()).entries.length;
+        verify(after === before + 1, `ListVolumes lists ${after - before} more volumes than before the attempts, not 1 (a cut attempt left a volume behind)`);
+      }
     },
   },
   {
