@@ -1,11 +1,10 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";
 import { DriverProcess } from "../lifecycle/driver-process.js";
 import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { expectConformant, hasCapSysResource } from "./harness.js";
-import { expect } from "vitest";
 
 const MiB = 1024n ** 2n;
 
