@@ -15,6 +15,12 @@ const execFileAsync = promisify(execFile);
  */
 const children = new Set<ChildProcess>();
 let root: string | undefined;
+const extraDirs = new Set<string>();
+
+/** Another directory to remove with the root (e.g. the snapshot of dist/). */
+export function removeWithRoot(dir: string): void {
+  extraDirs.add(dir);
+}
 
 export async function makeBenchRoot(): Promise<string> {
   root = await mkdtemp(join(tmpdir(), "do-csi-bench-"));
@@ -85,6 +91,8 @@ export async function removeBenchRoot(): Promise<SweepReport | undefined> {
   killChildren();
   const report = await sweepHost(dir);
   await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  for (const extra of extraDirs) await rm(extra, { recursive: true, force: true, maxRetries: 3 });
+  extraDirs.clear();
   root = undefined;
   return report;
 }

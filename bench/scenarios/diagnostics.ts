@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { SourceMap, type SourceMapPayload } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { benchRoot, track } from "../lib/cleanup.js";
 import { DRIVER_PATH, startDriver, type RunningDriver } from "../lib/driver.js";
-import { mib, rssSample } from "../lib/proc.js";
+import { diagnosticNodeOptions, forceFullGc, REPORT_OPTIONS, reportOf, type HeapFigures } from "../lib/node-report.js";
+import { mib } from "../lib/proc.js";
 import type { UnaryMethod } from "../lib/protocol.js";
 import { nodePluginArgs, startLoadClient, unaryRun, warmUp } from "./footprint.js";
 import { driverLife, LIFE_SCRIPT } from "./local-life.js";
@@ -143,18 +144,6 @@ async function profileUnary(method: UnaryMethod, calls: number): Promise<CpuProf
 
 // ---------------------------------------------------------------- heap figures
 
-export interface HeapFigures {
-  readonly rss: number;
-  readonly rssAnon: number;
-  readonly rssFile: number;
-  /** V8 heap reserved (javascriptHeap.totalMemory) and used. */
-  readonly heapTotal: number;
-  readonly heapUsed: number;
-  readonly external: number;
-  /** Committed memory per V8 heap space. */
-  readonly spaces: Record<string, number>;
-}
-
 export interface HeapDiagnosis {
   readonly idle: HeapFigures;
   readonly afterLoad: HeapFigures;
@@ -163,64 +152,6 @@ export interface HeapDiagnosis {
   readonly calls: number;
   /** Node diagnostic report of a bare `node -e` idle process, for comparison. */
   readonly bareNode: HeapFigures;
-}
-
-interface NodeReport {
-  readonly javascriptHeap: {
-    readonly totalMemory: number;
-    readonly usedMemory: number;
-    readonly externalMemory?: number;
-    readonly heapSpaces: Record<string, { readonly committedMemory?: number; readonly memorySize?: number }>;
-  };
-}
-
-async function reportOf(pid: number, dir: string): Promise<HeapFigures> {
-  const before = new Set(await readdir(dir));
-  const proc = rssSample(pid);
-  process.kill(pid, "SIGUSR2");
-  for (let i = 0; i < 200; i++) {
-    await sleep(25);
-    const fresh = (await readdir(dir)).filter((f) => !before.has(f) && f.endsWith(".json"));
-    const [file] = fresh;
-    if (!file) continue;
-    let report: NodeReport;
-    try {
-      report = JSON.parse(await readFile(join(dir, file), "utf8")) as NodeReport;
-    } catch {
-      continue; // still being written
-    }
-    const h = report.javascriptHeap;
-    const spaces: Record<string, number> = {};
-    for (const [space, v] of Object.entries(h.heapSpaces)) spaces[space] = v.committedMemory ?? v.memorySize ?? 0;
-    return { rss: proc.rss, rssAnon: proc.anon, rssFile: proc.file, heapTotal: h.totalMemory, heapUsed: h.usedMemory, external: h.externalMemory ?? 0, spaces };
-  }
-  throw new Error(`no diagnostic report from ${pid}`);
-}
-
-const REPORT_OPTIONS = (dir: string) => ["--report-on-signal", "--report-signal=SIGUSR2", `--report-directory=${dir}`];
-const SNAPSHOT_SIGNAL = "SIGTTIN";
-
-/** Make the process write a heap snapshot (V8 runs a full GC first) and wait until the file is complete. */
-async function forceFullGc(pid: number, dir: string): Promise<void> {
-  const before = new Set(await readdir(dir));
-  process.kill(pid, SNAPSHOT_SIGNAL);
-  let lastSize = -1;
-  for (let i = 0; i < 600; i++) {
-    await sleep(50);
-    const [file] = (await readdir(dir)).filter((f) => !before.has(f) && f.endsWith(".heapsnapshot"));
-    if (!file) continue;
-    const { size } = await stat(join(dir, file));
-    // A complete snapshot ends with "]}" and stops growing.
-    if (size > 0 && size === lastSize) {
-      const tail = (await readFile(join(dir, file), "utf8")).trimEnd().slice(-2);
-      if (tail === "]}" || tail === "}") {
-        await rm(join(dir, file), { force: true });
-        return;
-      }
-    }
-    lastSize = size;
-  }
-  throw new Error("no heap snapshot written");
 }
 
 async function diagnoseHeap(calls: number): Promise<HeapDiagnosis> {
@@ -233,7 +164,7 @@ async function diagnoseHeap(calls: number): Promise<HeapDiagnosis> {
     driver = await startDriver({
       name,
       args: nodePluginArgs(join(benchRoot(), name)),
-      nodeOptions: [...REPORT_OPTIONS(reportDir), `--heapsnapshot-signal=${SNAPSHOT_SIGNAL}`, `--diagnostic-dir=${reportDir}`],
+      nodeOptions: diagnosticNodeOptions(reportDir),
     });
     await sleep(2000);
     const idle = await reportOf(driver.pid, reportDir);
@@ -279,7 +210,7 @@ export interface HostWork {
 export interface LifeTrace {
   readonly driver: HostWork;
   readonly script: HostWork;
-  /** Loop devices attached on the host (by anyone) just before the traced life: the driver reads each one's backing file in sysfs. */
+  /** Loop devices in /sys/block (attached or not, anyone's) just before the traced life: the driver tries each one's backing file. */
   readonly hostLoopDevices: number;
   readonly hostMounts: number;
 }
@@ -304,7 +235,8 @@ function parseTrace(text: string): HostWork {
     if (!call) continue;
     const [, name, rest] = call;
     if (rest === undefined) continue;
-    if (/= -1 E/.test(rest)) continue; // failed calls
+    // Failed calls count too (a failed open still costs the driver a thread-pool round trip and an exception);
+    // with -f, a call's result may be on a later "resumed" line anyway.
     switch (name) {
       case "execve": {
         const file = /^"([^"]+)"/.exec(rest)?.[1] ?? "?";
@@ -343,7 +275,7 @@ async function traceLife(): Promise<LifeTrace | undefined> {
   await mkdir(work, { recursive: true });
   const driverTrace = join(dir, "driver.strace");
   const driver = await startDriver({ name: "diag-life/driver", args: ["--backend", "local", "--mode", "all", "--data-dir", join(dir, "data"), "--node-id", "n1"] });
-  const loopsNow = async () => (await readdir("/sys/block")).filter((n) => n.startsWith("loop") && existsSync(`/sys/block/${n}/loop/backing_file`)).length;
+  const loopsNow = async () => (await readdir("/sys/block")).filter((n) => /^loop\d+$/.test(n)).length;
   let loops = 0;
   try {
     await driverLife(driver.clients, mnt, "warmup");

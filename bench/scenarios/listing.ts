@@ -13,7 +13,7 @@
  * CreateVolume is measured at each total, so the shortcut is documented by
  * figures.
  */
-import { open, readFile, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -23,12 +23,13 @@ import { newVolumeId } from "../../src/backend/local/local-ids.js";
 import type { CsiClients } from "../../src/csi/client.js";
 import { benchRoot } from "../lib/cleanup.js";
 import { startDriver, type RunningDriver } from "../lib/driver.js";
+import { diagnosticNodeOptions, forceFullGc, reportOf } from "../lib/node-report.js";
 import { rssBytes, statusBytes } from "../lib/proc.js";
 import { controllerArgs, DROPLET, REGION, simCounts, startSimulator, type Simulator } from "./do-life.js";
 import { mountCapability } from "./local-life.js";
 
 const MiB = 1024 * 1024;
-const DIAG_NODE_OPTIONS = (process.env.BENCH_LISTING_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
+
 
 export interface ListingOptions {
   readonly totals: readonly number[];
@@ -62,6 +63,11 @@ export interface ListingAtTotal {
   readonly growth: number;
   /** RSS 1 s after the last pass. */
   readonly afterRss: number;
+  /**
+   * Live V8 heap (used after a forced full GC) after the measured passes, and
+   * again after one more full listing: what one listing leaves alive.
+   */
+  readonly liveHeap?: { readonly before: number; readonly after: number };
   /** API requests per pass (simulator only). */
   readonly apiRequestsPerPass?: number;
   /** CreateVolume wall time at this total (local only), ms, calls made one at a time. */
@@ -127,7 +133,34 @@ async function listAll(c: CsiClients, pid: number, pageSize: number): Promise<Li
   return { items: ids.size, pages, wallMs, pageMs: { median: pageTimes[Math.floor(pageTimes.length / 2)] ?? NaN, max: pageTimes.at(-1) ?? NaN }, peakRss, rssAfterPage };
 }
 
-async function measureAtTotal(driver: RunningDriver, total: number, options: ListingOptions, sim?: Simulator): Promise<Omit<ListingAtTotal, "createMs">> {
+/** Start a driver for the listing row; it can be asked for heap reports and a full GC (inert until signalled). */
+async function startListingDriver(name: string, args: readonly string[], timeoutMs?: number): Promise<{ driver: RunningDriver; reports: string }> {
+  const reports = join(benchRoot(), name, "reports");
+  await mkdir(reports, { recursive: true });
+  const driver = await startDriver({ name, args, nodeOptions: diagnosticNodeOptions(reports), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+  return { driver, reports };
+}
+
+async function liveHeapAround(driver: RunningDriver, reports: string, pageSize: number): Promise<{ before: number; after: number } | undefined> {
+  try {
+    await forceFullGc(driver.pid, reports);
+    const before = (await reportOf(driver.pid, reports)).heapUsed;
+    await listAll(driver.clients, driver.pid, pageSize);
+    await forceFullGc(driver.pid, reports);
+    const after = (await reportOf(driver.pid, reports)).heapUsed;
+    return { before, after };
+  } catch {
+    return undefined;
+  }
+}
+
+async function measureAtTotal(
+  driver: RunningDriver,
+  reports: string,
+  total: number,
+  options: ListingOptions,
+  sim?: Simulator,
+): Promise<Omit<ListingAtTotal, "createMs">> {
   await sleep(1000);
   const baselineRss = rssBytes(driver.pid);
   const passes: ListingPass[] = [];
@@ -142,6 +175,8 @@ async function measureAtTotal(driver: RunningDriver, total: number, options: Lis
   await sleep(1000);
   const afterRss = rssBytes(driver.pid);
   const growth = Math.max(...passes.map((p) => p.peakRss)) - baselineRss;
+  // After the RSS figures: the forced GCs (heap snapshots) inflate RSS themselves.
+  const liveHeap = await liveHeapAround(driver, reports, options.pageSize);
   return {
     total,
     startupMs: driver.readyMs,
@@ -149,6 +184,7 @@ async function measureAtTotal(driver: RunningDriver, total: number, options: Lis
     passes,
     growth,
     afterRss,
+    ...(liveHeap ? { liveHeap } : {}),
     ...(sim ? { apiRequestsPerPass: apiRequests / options.passes } : {}),
   };
 }
@@ -157,9 +193,9 @@ function describe(kind: string, r: ListingAtTotal): string {
   const p = r.passes;
   return (
     `  ${kind} ${r.total}: ready in ${r.startupMs.toFixed(0)} ms, baseline ${(r.baselineRss / MiB).toFixed(1)} MiB, peak +${(r.growth / MiB).toFixed(1)} MiB while listing, ` +
-    `curve ${(p[0]?.rssAfterPage ?? []).filter((_, i, a) => i % 4 === 1 || i === a.length - 1).map((x) => ((x - r.baselineRss) / MiB).toFixed(0)).join(",")}, ` +
     `${p[0]?.pages ?? 0} pages in ${p.map((x) => x.wallMs.toFixed(0)).join("/")} ms` +
     (r.apiRequestsPerPass !== undefined ? `, ${r.apiRequestsPerPass} API requests per pass` : "") +
+    (r.liveHeap ? `, live heap ${(r.liveHeap.before / MiB).toFixed(1)} -> ${(r.liveHeap.after / MiB).toFixed(1)} MiB over one more listing` : "") +
     (r.createMs ? `, CreateVolume ${r.createMs.map((m) => m.toFixed(0)).join("/")} ms` : "")
   );
 }
@@ -243,8 +279,9 @@ async function measureLocal(options: ListingOptions): Promise<{ results: Listing
       const seeded = performance.now();
       await seedLocal(dataDir, total);
       seedMs[String(total)] = performance.now() - seeded;
-      driver = await startDriver({ name: `listing-local/${total}`, args, timeoutMs: 120_000, nodeOptions: DIAG_NODE_OPTIONS });
-      const measured = await measureAtTotal(driver, total, options);
+      let reports: string;
+      ({ driver, reports } = await startListingDriver(`listing-local/${total}`, args, 120_000));
+      const measured = await measureAtTotal(driver, reports, total, options);
       const createMs = await createVolumes(driver.clients, `at-${total}`, options.createsAtScale, 1);
       const result = { ...measured, createMs };
       results.push(result);
@@ -269,8 +306,9 @@ async function measureSimulator(options: ListingOptions): Promise<ListingAtTotal
     for (const total of options.totals) {
       const counts = await sim.request({ kind: "seed", count: total - seeded, prefix: `seed-${total}` });
       seeded = counts?.volumes ?? total;
-      driver = await startDriver({ name: `listing-sim/${total}`, args: controllerArgs(url), nodeOptions: DIAG_NODE_OPTIONS });
-      const result = await measureAtTotal(driver, total, options, sim);
+      let reports: string;
+      ({ driver, reports } = await startListingDriver(`listing-sim/${total}`, controllerArgs(url)));
+      const result = await measureAtTotal(driver, reports, total, options, sim);
       results.push(result);
       options.log(describe("simulator", result));
       await driver.stop();
@@ -283,8 +321,9 @@ async function measureSimulator(options: ListingOptions): Promise<ListingAtTotal
   return results;
 }
 
-export async function measureListing(options: ListingOptions): Promise<ListingResult> {
-  const local = await measureLocal(options);
+/** Both backends; the local one needs root (it is skipped with `local: false`). */
+export async function measureListing(options: ListingOptions & { readonly local: boolean }): Promise<ListingResult> {
+  const local = options.local ? await measureLocal(options) : { results: [], grpcCreate: { count: 0, wallMs: 0, concurrency: 0 }, seedMs: {} };
   const simulator = await measureSimulator(options);
   return { local: local.results, simulator, grpcCreate: local.grpcCreate, seedMs: local.seedMs };
 }

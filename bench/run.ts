@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: every row of issue 8's table against the built driver
+ * (dist/), then a console table, bench/results/<timestamp>.json and
+ * bench/RESULTS.md. Rows 6 and the local half of row 7 need root (loop devices,
+ * mounts); without root they are skipped and say so.
+ *
+ *   npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]
+ */
+import { execFileSync } from "node:child_process";
+import { cp, mkdir, stat, writeFile } from "node:fs/promises";
+import { loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { benchRoot, installExitHandlers, leftovers, makeBenchRoot, removeBenchRoot, removeWithRoot } from "./lib/cleanup.js";
+import { DRIVER_PATH, driverEntryPath, useDriverEntry } from "./lib/driver.js";
+import { describeMachine } from "./lib/proc.js";
+import { buildRows, consoleTable, renderMarkdown, type BenchOptions, type BenchResults, type Provenance } from "./report.js";
+import { gatherDiagnostics, type Diagnostics } from "./scenarios/diagnostics.js";
+import { DROPLET, measureDoLives, REGION, type DoLifeResult } from "./scenarios/do-life.js";
+import { measureFootprint, measureStartup, nodePluginArgs, type FootprintRep, type StartupResult } from "./scenarios/footprint.js";
+import { measureListing, type ListingResult } from "./scenarios/listing.js";
+import { measureLocalLife, type LocalLifeResult } from "./scenarios/local-life.js";
+
+const SECTIONS = ["footprint", "do", "local", "listing", "diagnostics"] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    "no-markdown": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write("usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]\n");
+  process.exit(0);
+}
+const only = new Set<Section>(
+  values.only === undefined
+    ? SECTIONS
+    : values.only.split(",").map((s) => {
+        const name = s.trim() as Section;
+        if (!SECTIONS.includes(name)) {
+          process.stderr.write(`bench: unknown section ${JSON.stringify(s)}; choose from ${SECTIONS.join(", ")}\n`);
+          process.exit(2);
+        }
+        return name;
+      }),
+);
+const quick = values.quick;
+const options: BenchOptions = {
+  calls: quick ? 5000 : 20_000,
+  reps: quick ? 2 : 3,
+  starts: quick ? 5 : 10,
+  doVolumes: 200,
+  doConcurrency: 16,
+  doRuns: quick ? 1 : 3,
+  rateLimit: { limit: 200, windowMs: 1000, clientQps: 190 },
+  localRuns: quick ? 3 : 6,
+  listingTotals: [1000, 10_000],
+  listingPageSize: 500,
+  listingPasses: quick ? 2 : 3,
+  quick,
+};
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const isRoot = process.getuid?.() === 0;
+
+function git(args: readonly string[]): string {
+  try {
+    return execFileSync("git", [...args], { encoding: "utf8" }).trim();
+  } catch {
+    return "";
+  }
+}
+
+async function provenance(): Promise<Provenance> {
+  const dirty = git(["status", "--porcelain", "--", "src", "scripts/build.mjs", "package.json", "package-lock.json"])
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.slice(3));
+  const built = await stat("dist/do-csi-plugin.js");
+  return { commit: git(["rev-parse", "HEAD"]), dirtySources: dirty, builtAt: built.mtime.toISOString() };
+}
+
+/** Copy dist/ aside (inside the repository, so the bundle still resolves node_modules) so a concurrent rebuild cannot swap it mid-run. */
+async function snapshotDist(): Promise<void> {
+  const dir = resolve(`bench/.run-${process.pid}`);
+  removeWithRoot(dir);
+  await mkdir(dir, { recursive: true });
+  await cp("dist", join(dir, "dist"), { recursive: true });
+  useDriverEntry(join(dir, "dist", "do-csi-plugin.js"));
+}
+
+async function section<T>(name: string, errors: string[], f: () => Promise<T>): Promise<T | undefined> {
+  log(`\n== ${name}`);
+  const t0 = Date.now();
+  try {
+    const value = await f();
+    log(`   (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    return value;
+  } catch (err) {
+    const message = `${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    errors.push(message);
+    log(`   FAILED: ${message}`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<number> {
+  installExitHandlers();
+  const started = Date.now();
+  const date = new Date().toISOString();
+  const loadStart = loadavg()[0] ?? NaN;
+  const machine = describeMachine();
+  const prov = await provenance();
+  await makeBenchRoot();
+  await snapshotDist();
+  log(`bench: ${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${machine.kernel}, Node ${machine.node}; load average ${loadStart.toFixed(2)}`);
+  log(`bench: driver ${driverEntryPath()} (built ${prov.builtAt} from ${prov.commit.slice(0, 12)}${prov.dirtySources.length > 0 ? ` + ${prov.dirtySources.length} uncommitted source files` : ""}); work dir ${benchRoot()}`);
+
+  const errors: string[] = [];
+  const skipped: string[] = [];
+  let footprint: { reps: FootprintRep[]; startup: StartupResult } | undefined;
+  let doLife: DoLifeResult | undefined;
+  let doRateLimited: DoLifeResult | undefined;
+  let doRateLimitedNoClientLimit: DoLifeResult | undefined;
+  let localLife: LocalLifeResult | undefined;
+  let listing: ListingResult | undefined;
+  let diagnostics: Diagnostics | undefined;
+  let left: { mounts: string[]; loops: string[] } = { mounts: [], loops: [] };
+  try {
+    if (only.has("footprint")) {
+      const fpOptions = { reps: options.reps, starts: options.starts, calls: options.calls, log };
+      const startup = await section("row 2: start-up (spawn -> first Probe)", errors, () => measureStartup(fpOptions));
+      const reps = await section("rows 1 and 3: node plugin RSS and unary overhead", errors, () => measureFootprint(fpOptions));
+      if (startup && reps) footprint = { reps, startup };
+    }
+    if (only.has("do")) {
+      const lifeOptions = { volumes: options.doVolumes, concurrency: options.doConcurrency, runs: options.doRuns, log };
+      const sim = { region: REGION, dropletId: DROPLET, extraDroplets: options.doConcurrency };
+      const rl = options.rateLimit;
+      const limited = { ...sim, rateLimit: { limit: rl.limit, windowMs: rl.windowMs } };
+      doLife = await section("row 4: DigitalOcean lives", errors, () => measureDoLives("do-life", sim, [], lifeOptions));
+      doRateLimited = await section("row 5: DigitalOcean lives under a rate limit", errors, () =>
+        measureDoLives("do-rate-limited", limited, ["--do-api-rate-limit", String(rl.clientQps)], lifeOptions),
+      );
+      doRateLimitedNoClientLimit = await section("row 5 (comparison): the same limit, no client-side limit", errors, () =>
+        measureDoLives("do-rate-limited-no-client-limit", limited, [], { ...lifeOptions, runs: 1 }),
+      );
+    }
+    if (only.has("local")) {
+      if (isRoot) localLife = await section("row 6: local volume life vs a plain script", errors, () => measureLocalLife({ runs: options.localRuns, log }));
+      else skipped.push("row 6 (local volume life) needs root");
+    }
+    if (only.has("listing")) {
+      if (!isRoot) skipped.push("row 7's local backend half needs root");
+      listing = await section("row 7: listing at scale", errors, () =>
+        measureListing({
+          totals: options.listingTotals,
+          pageSize: options.listingPageSize,
+          passes: options.listingPasses,
+          grpcCreates: 100,
+          createsAtScale: 3,
+          local: isRoot,
+          log,
+        }),
+      );
+    }
+    if (only.has("diagnostics")) {
+      diagnostics = await section("diagnostics (separate processes: CPU profiles, heap reports, strace)", errors, () =>
+        gatherDiagnostics({ calls: quick ? 3000 : 5000, local: isRoot, log }),
+      );
+    }
+    left = await leftovers(benchRoot());
+  } finally {
+    const swept = await removeBenchRoot();
+    if (swept && (swept.unmounted.length > 0 || swept.detached.length > 0)) {
+      errors.push(`cleanup had to remove mounts ${swept.unmounted.join(", ")} and loop devices ${swept.detached.join(", ")}`);
+    }
+  }
+
+  const results: BenchResults = {
+    schema: 1,
+    date,
+    durationS: (Date.now() - started) / 1000,
+    machine,
+    loadAverage: { start: loadStart, end: loadavg()[0] ?? NaN },
+    provenance: prov,
+    options,
+    commands: {
+      nodePlugin: `node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock ${nodePluginArgs("<dir>").join(" ")}`,
+      doController: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --token x --region nyc3 --url http://127.0.0.1:<port>/",
+      localAllInOne: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode all --data-dir <dir>/data --node-id n1",
+      localController: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode controller --data-dir <dir>/data --node-id n1",
+      driverPath: DRIVER_PATH,
+    },
+    skipped: [...skipped, ...errors.map((e) => `error in ${e.split("\n")[0] ?? e}`)],
+    ...(footprint ? { footprint } : {}),
+    ...(doLife ? { doLife } : {}),
+    ...(doRateLimited ? { doRateLimited } : {}),
+    ...(doRateLimitedNoClientLimit ? { doRateLimitedNoClientLimit } : {}),
+    ...(localLife ? { localLife } : {}),
+    ...(listing ? { listing } : {}),
+    ...(diagnostics ? { diagnostics } : {}),
+    leftovers: left,
+  };
+  const rows = buildRows(results);
+  results.rows = rows;
+
+  await mkdir("bench/results", { recursive: true });
+  const jsonPath = `bench/results/${date.replace(/[:.]/g, "-")}.json`;
+  await writeFile(jsonPath, `${JSON.stringify(results, null, 1)}\n`);
+  const full = only.size === SECTIONS.length;
+  if (full && !values["no-markdown"]) await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
+
+  log("\n" + consoleTable(rows));
+  log(`\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : " (partial run: RESULTS.md left as it was)"}`);
+  if (errors.length > 0) {
+    log(`bench: ${errors.length} section(s) failed:\n${errors.join("\n")}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    await removeBenchRoot().catch(() => undefined);
+    process.exit(1);
+  },
+);
