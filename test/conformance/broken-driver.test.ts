@@ -95,6 +95,7 @@ describe("the conformance suite catches a broken plugin", () => {
       "create-volume.required-bytes",
       "create-volume.idempotent",
       "create-volume.same-name-other-capacity",
+      "create-volume.retry-after-deadline",
       "delete-volume.unknown-id",
       "delete-volume.idempotent",
       "list-volumes.bad-token",
@@ -111,8 +112,10 @@ describe("the conformance suite catches a broken plugin", () => {
     expect(stage?.status).toBe("skipped");
     expect(stage?.message).toMatch(/Node service/);
     expect(report.summary.failed).toBeGreaterThanOrEqual(10);
-    // Every volume the suite created was deleted by its cleanup, failures or not.
-    expect([...volumes.keys()]).toEqual([]);
+    // Every volume the suite learned of was deleted by its cleanup, failures or not; the ones made by
+    // CreateVolume attempts cut by their deadline, whose ids no answer carried, are named in the failure.
+    const leakReport = report.checks.find((c) => c.id === "create-volume.retry-after-deadline")?.message ?? "";
+    for (const id of volumes.keys()) expect(leakReport).toContain(id);
   }, 120_000);
 
   it("the command line exits 1 with the closing line and writes the JSON report", async () => {
