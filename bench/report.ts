@@ -11,7 +11,7 @@ import type { Diagnostics, ProfileShare } from "./scenarios/diagnostics.js";
 import type { DoLifeResult, LifeRun } from "./scenarios/do-life.js";
 import type { FootprintRep, StartupResult, UnaryRun } from "./scenarios/footprint.js";
 import type { ListingAtTotal, ListingResult } from "./scenarios/listing.js";
-import type { LocalLifeResult } from "./scenarios/local-life.js";
+import { PHASE_STEPS, type LocalLifeResult } from "./scenarios/local-life.js";
 
 export interface BenchOptions {
   readonly calls: number;
@@ -104,10 +104,11 @@ export function buildRows(r: BenchResults): Row[] {
     });
     const after = summarize(fp.reps.map((x) => mib(x.afterFirstRun.rss)));
     const calls = fp.reps[0]?.callsBeforeFirstSample ?? 0;
+    const k = `${r.options.calls / 1000}k`;
     rows.push({
       id: "1b",
       what: "node plugin RSS after load",
-      how: `VmRSS 2 s after ${calls.toLocaleString("en")} calls (20k NodeGetCapabilities at c=64 after a warm-up)`,
+      how: `VmRSS 2 s after ${calls.toLocaleString("en")} calls (${k} NodeGetCapabilities at c=64 after a warm-up)`,
       target: "<= 60 MiB",
       measured: spreadText(after, f1, "MiB"),
       ...atMost(after.median, 60, f1, "MiB"),
@@ -340,11 +341,11 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     L.push("");
     L.push(`Command: \`${r.commands.nodePlugin ?? ""}\`. VmRSS from /proc/<pid>/status.`);
     L.push("");
-    L.push("| rep | ready ms | idle RSS MiB (file + anon) | bare node MiB | ratio | RSS after first 20k calls MiB | RSS after all runs MiB (calls) | idle CPU over 2 s |");
+    L.push(`| rep | ready ms | idle RSS MiB (file + anon) | bare node MiB | ratio | RSS after the first run MiB (calls) | RSS after all runs MiB (calls) | idle CPU over 2 s |`);
     L.push("|---|---|---|---|---|---|---|---|");
     fp.reps.forEach((x, i) =>
       L.push(
-        `| ${i + 1} | ${f0(x.readyMs)} | ${f1(mib(x.idle.rss))} (${f1(mib(x.idle.file))} + ${f1(mib(x.idle.anon))}) | ${f1(mib(x.bareNode.rss))} | ${(x.idle.rss / x.bareNode.rss).toFixed(2)} | ${f1(mib(x.afterFirstRun.rss))} | ${f1(mib(x.afterAllRuns.rss))} (${x.totalCalls.toLocaleString("en")}) | ${f0(x.idleCpuUs / 1000)} ms |`,
+        `| ${i + 1} | ${f0(x.readyMs)} | ${f1(mib(x.idle.rss))} (${f1(mib(x.idle.file))} + ${f1(mib(x.idle.anon))}) | ${f1(mib(x.bareNode.rss))} | ${(x.idle.rss / x.bareNode.rss).toFixed(2)} | ${f1(mib(x.afterFirstRun.rss))} (${x.callsBeforeFirstSample.toLocaleString("en")}) | ${f1(mib(x.afterAllRuns.rss))} (${x.totalCalls.toLocaleString("en")}) | ${f0(x.idleCpuUs / 1000)} ms |`,
       ),
     );
     if (diag?.heap) {
@@ -380,6 +381,14 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
         `A bare \`node -e 0\` spawned and exited right after each start: ${st.bareNodeExitMs.map(f0).join(", ")} ms — the floor any Node program pays on this machine at that moment; ` +
         `median driver / bare node: ${(summarize(st.readyMs).median / summarize(st.bareNodeExitMs).median).toFixed(2)}×.`,
     );
+    const sp = diag?.startupProfile;
+    if (sp) {
+      L.push("");
+      L.push(
+        `Where the start-up goes (V8 CPU profile of one more start, spawn -> first Probe -> SIGTERM; ready in ${f0(sp.readyMs)} ms under the profiler, ${f0(sp.busyMs)} ms of it busy on the main thread): ` +
+          `by origin ${shares(sp.byOrigin, 8)}; top functions ${shares(sp.topFunctions, 8)}.`,
+      );
+    }
     L.push("");
     L.push("## 3. Unary overhead");
     L.push("");
@@ -410,7 +419,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
           .reduce((a, f) => a + f.percent, 0);
         if (hostChecks > 10) {
           L.push(
-            `- Probe: ${f0(hostChecks)}% of its CPU is in \`fs.access\` calls and the errors they throw: every Probe re-runs the readiness checks, which look up each host tool (mount, umount, blkid, mkfs.ext4, resize2fs, losetup) along PATH with \`findExecutable\` (\`src/mounter/host-tools.ts\`, called from \`src/plugin.ts\` and the local node backend's health check) — about six failed \`access\` calls per tool with the standard PATH, each building an exception. Caching the result (tools do not vanish while the plugin runs) or checking at start-up would remove it.`,
+            `- Probe: ${f0(hostChecks)}% of its CPU is in \`fs.access\` calls and the errors they throw: every Probe re-runs the readiness checks, which look up each host tool (mount, umount, blkid, mkfs.ext4, resize2fs, then losetup and /dev/loop-control for the local backend) along PATH with \`findExecutable\` (\`src/mounter/host-tools.ts\`, from \`src/plugin.ts\` and \`src/backend/local/node.ts\`) — 2–3 failed \`access\` calls per tool with the standard PATH (more with a longer PATH), each a thread-pool round trip that builds an exception. Caching a positive result (tools do not vanish while the plugin runs) would remove most of it.`,
           );
         }
       }
@@ -447,8 +456,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
         const wall = median(r.doLife.runs.map((x) => x.wallMs));
         const driverPerLife = median(r.doLife.runs.map((x) => x.cpuMs.driver / x.volumes));
         L.push(
-          `The simulator answers instantly and the driver never sleeps, so the wall time is CPU time: the three processes use ${f0(cpu)} ms of CPU in ${f0(wall)} ms on ${r.machine.cores} shared cores ` +
-            `(driver ${f1(driverPerLife)} ms CPU per life, i.e. per 4 RPCs and ${first.requestsPerLife.toFixed(0)} HTTP requests).`,
+          `The simulator answers instantly and the driver never sleeps, so the wall time is CPU time: the three processes use ${f0(cpu)} ms of CPU in ${f0(wall)} ms on ${r.machine.cores} cores shared with other sessions (load average above) — ` +
+            `the driver ${f1(driverPerLife)} ms per life (4 RPCs and ${first.requestsPerLife.toFixed(0)} HTTP requests), the simulator and the benchmark's own Node gRPC client (a kubelet or sidecar in Go would cost less) the rest. ` +
+            `Even alone on both cores, ${f0(cpu)} ms of CPU needs at least ${f0(cpu / r.machine.cores)} ms; the driver's own share is ${f0(median(r.doLife.runs.map((x) => x.cpuMs.driver)))} ms.`,
         );
       }
     }
@@ -483,7 +493,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     L.push("");
     L.push(
       `Driver: \`${r.commands.localAllInOne ?? ""}\`; the client calls CreateVolume (1 GiB, ext4 mount) -> ControllerPublishVolume -> NodeStageVolume (losetup, blkid, mkfs.ext4, mount) -> NodePublishVolume (bind mount) -> NodeUnpublishVolume -> NodeUnstageVolume (umount, losetup -d) -> ControllerUnpublishVolume -> DeleteVolume, as a CO does. ` +
-        "Script: `bench/local-life.sh`, the same tool calls with the driver's own arguments (mkfs.ext4 `-F -q -m 0 -E lazy_itable_init=1,lazy_journal_init=1`, as `src/mounter/format.ts` builds them; `blkid -p` before formatting, as the driver probes). " +
+        `Script: \`bench/local-life.sh\`, the same tool calls with the driver's own arguments (mkfs.ext4 \`${local.mkfsOptions}\`, taken at run time from \`mkfsCommand\` in \`src/mounter/format.ts\`; \`blkid -p\` before formatting, as the driver probes). ` +
         `The script does not record metadata, read the device's ends or serve gRPC; the driver does, and that is the overhead measured. One warm-up life each, then ${local.driverMs.length} interleaved pairs (alternating which goes first).`,
     );
     L.push("");
@@ -496,14 +506,26 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       ),
     );
     L.push(`| median | ${f0(median(local.driverMs))} | ${f0(median(local.scriptMs))} | ${median(local.pairRatios).toFixed(2)} | ${steps.map((k) => f0(median(local.driverSteps.map((s) => s[k] ?? NaN)))).join(" | ")} |`);
+    if (local.scriptPhases.length > 0) {
+      L.push("");
+      L.push("Per step, driver RPCs against the script run one phase per invocation (medians; each script phase pays a shell start, ~1–2 ms):");
+      L.push("");
+      L.push("| phase | driver RPCs | driver ms | script phase ms | difference ms |");
+      L.push("|---|---|---|---|---|");
+      for (const [phase, steps] of Object.entries(PHASE_STEPS)) {
+        const dMs = median(local.driverSteps.map((x) => steps.reduce((a, k) => a + (x[k] ?? 0), 0)));
+        const sMs = median(local.scriptPhases.map((x) => x[phase] ?? NaN));
+        L.push(`| ${phase} | ${steps.join(" + ")} | ${f0(dMs)} | ${f0(sMs)} | ${dMs - sMs >= 0 ? "+" : ""}${f0(dMs - sMs)} |`);
+      }
+    }
     const t = diag?.lifeTrace;
     if (t) {
       L.push("");
       L.push(
-        `What one life does on the host (strace -f of a separate driver process and of the script; ${t.hostLoopDevices} loop devices were attached on the host, by anyone, at the time):`,
+        `What one life does on the host (strace -f of a separate driver process and of the script; /sys/block held ${t.hostLoopDevices} loop devices, attached or not, anyone's, at the time; opens count attempts, failed ones included):`,
       );
       L.push("");
-      L.push("| | programs run | fsync | rename | files opened |");
+      L.push("| | programs run | fsync | rename | files opened (attempts) |");
       L.push("|---|---|---|---|---|");
       const work = (w: typeof t.driver) =>
         `${Object.entries(w.exec).map(([k, v]) => `${k} ${v}`).join(", ")} | ${w.fsync} | ${w.rename} | ${Object.entries(w.opens).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`;
@@ -516,7 +538,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       L.push(
         `Reading: the driver runs the same host programs as the script, so the overhead is its own work. ` +
           `The controller RPCs (create, publish, unpublish, delete), which are metadata only, take ${f0(meta)} ms of the median life: each change rewrites state.json atomically (temp file, fsync, rename, directory fsync), ${t.driver.fsync - (t.script.fsync ?? 0)} more fsyncs than the script per life. ` +
-          `The node RPCs read /proc/self/mountinfo ${t.driver.opens["/proc/self/mountinfo"] ?? 0} times and the backing file of every loop device in sysfs ${loopReads} times (the loop device lookups scan all of /sys/block), and each RPC pays a gRPC round trip and a process spawn from a large Node process per tool.`,
+          `The node RPCs read /proc/self/mountinfo ${t.driver.opens["/proc/self/mountinfo"] ?? 0} times and try ${loopReads} loop backing files in sysfs (every loop-device lookup — reuse on stage, detach on unstage, checks on delete — reads the backing file of every loop device in /sys/block, so the cost grows with the loop devices on the host), and each RPC pays a gRPC round trip and a process spawn from a large Node process per tool.`,
       );
     }
   }

@@ -57,7 +57,7 @@ const options: BenchOptions = {
   doConcurrency: 16,
   doRuns: quick ? 1 : 3,
   rateLimit: { limit: 200, windowMs: 1000, clientQps: 190 },
-  localRuns: quick ? 3 : 6,
+  localRuns: quick ? 3 : 8,
   listingTotals: [1000, 10_000],
   listingPageSize: 500,
   listingPasses: quick ? 2 : 3,

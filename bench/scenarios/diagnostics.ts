@@ -43,7 +43,8 @@ export interface ProfileShare {
 }
 
 export interface CpuProfileSummary {
-  readonly method: UnaryMethod;
+  /** The unary method profiled, or "start-up". */
+  readonly method: UnaryMethod | "start-up";
   readonly calls: number;
   readonly concurrency: number;
   /** Sampled non-idle time. */
@@ -98,7 +99,7 @@ async function originOf(frame: ProfileNode["callFrame"]): Promise<{ origin: stri
   return { origin: basename(source), location: `${basename(source)}:${line}` };
 }
 
-async function summarizeProfile(path: string, method: UnaryMethod, calls: number, concurrency: number): Promise<CpuProfileSummary> {
+async function summarizeProfile(path: string, method: UnaryMethod | "start-up", calls: number, concurrency: number): Promise<CpuProfileSummary> {
   const profile = JSON.parse(await readFile(path, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
@@ -140,6 +141,18 @@ async function profileUnary(method: UnaryMethod, calls: number): Promise<CpuProf
   if (!file) throw new Error(`no CPU profile written in ${profDir}`);
   // The profile covers the whole process; the start-up and warm-up are small next to `calls` calls.
   return summarizeProfile(join(profDir, file), method, calls, 64);
+}
+
+/** Profile of a node plugin from spawn to its first successful Probe (it is stopped right after). */
+async function profileStartup(): Promise<CpuProfileSummary & { readonly readyMs: number }> {
+  const name = "diag-profile-startup";
+  const profDir = join(benchRoot(), name, "profile");
+  await mkdir(profDir, { recursive: true });
+  const driver = await startDriver({ name, args: nodePluginArgs(join(benchRoot(), name)), nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] });
+  await driver.stop();
+  const [file] = (await readdir(profDir)).filter((f) => f.endsWith(".cpuprofile"));
+  if (!file) throw new Error(`no CPU profile written in ${profDir}`);
+  return { ...(await summarizeProfile(join(profDir, file), "start-up", 1, 1)), readyMs: driver.readyMs };
 }
 
 // ---------------------------------------------------------------- heap figures
@@ -305,6 +318,8 @@ async function traceLife(): Promise<LifeTrace | undefined> {
 
 export interface Diagnostics {
   readonly profiles: readonly CpuProfileSummary[];
+  /** Spawn -> first Probe (then SIGTERM), profiled; includes the short shutdown. */
+  readonly startupProfile?: CpuProfileSummary & { readonly readyMs: number };
   readonly heap?: HeapDiagnosis;
   readonly lifeTrace?: LifeTrace;
   readonly errors: readonly string[];
@@ -330,6 +345,10 @@ export async function gatherDiagnostics(options: { calls: number; local: boolean
       options.log(`  profile ${method}: ${p.busyUsPerCall.toFixed(0)} µs busy/call; ${p.byOrigin.slice(0, 5).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
     }
   }
+  const startupProfile = await attempt("CPU profile of the start-up", profileStartup);
+  if (startupProfile) {
+    options.log(`  profile start-up (ready in ${startupProfile.readyMs.toFixed(0)} ms under the profiler): ${startupProfile.busyMs.toFixed(0)} ms busy; ${startupProfile.byOrigin.slice(0, 6).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
+  }
   const heap = await attempt("heap report", () => diagnoseHeap(options.calls));
   if (heap) {
     options.log(
@@ -342,6 +361,6 @@ export async function gatherDiagnostics(options: { calls: number; local: boolean
   if (lifeTrace) {
     options.log(`  local life under strace: driver ${JSON.stringify(lifeTrace.driver)}; script ${JSON.stringify(lifeTrace.script)}; ${lifeTrace.hostLoopDevices} loop devices on the host`);
   }
-  return { profiles, ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
+  return { profiles, ...(startupProfile ? { startupProfile } : {}), ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
 }
 

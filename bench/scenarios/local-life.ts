@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import type { CsiClients } from "../../src/csi/client.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { VolumeCapability_AccessMode_Mode as AccessMode, type VolumeCapabilitySchema } from "../../src/gen/csi/v1/csi_pb.js";
+import { mkfsCommand } from "../../src/mounter/format.js";
 import { benchRoot } from "../lib/cleanup.js";
 import { DRIVER_PATH, startDriver, type RunningDriver } from "../lib/driver.js";
 import { leftovers } from "../lib/cleanup.js";
@@ -33,6 +34,10 @@ export interface LocalLifeResult {
   /** driver / script of each interleaved pair. */
   readonly pairRatios: readonly number[];
   readonly driverSteps: readonly LifeSteps[];
+  /** mkfs.ext4 options the script was given (the driver's own). */
+  readonly mkfsOptions: string;
+  /** The script run one phase at a time (not part of the ratio). */
+  readonly scriptPhases: readonly LifeSteps[];
   readonly driverArgs: readonly string[];
 }
 
@@ -74,10 +79,36 @@ export async function driverLife(c: CsiClients, mnt: string, name: string): Prom
   return steps;
 }
 
-export async function scriptLife(work: string, name: string): Promise<number> {
+/** The driver's own mkfs.ext4 options (everything before "--" in mkfsCommand), handed to the script. */
+export const MKFS_EXT4_OPTIONS = (() => {
+  const { args } = mkfsCommand("ext4", "/dev/null");
+  const end = args.indexOf("--");
+  return (end >= 0 ? args.slice(0, end) : args.slice(0, -1)).join(" ");
+})();
+
+export async function scriptLife(work: string, name: string, phase = "all"): Promise<number> {
   const t0 = performance.now();
-  await execFileAsync(resolve(LIFE_SCRIPT), [work, name], { env: { ...process.env, PATH: DRIVER_PATH } });
+  await execFileAsync(resolve(LIFE_SCRIPT), [work, name, phase], { env: { ...process.env, PATH: DRIVER_PATH, MKFS_EXT4_OPTIONS } });
   return performance.now() - t0;
+}
+
+export const SCRIPT_PHASES = ["create", "stage", "publish", "unpublish", "unstage", "delete"] as const;
+
+/** The driver's steps that do each phase's host work (the controller publish/unpublish only record metadata). */
+export const PHASE_STEPS: Record<(typeof SCRIPT_PHASES)[number], readonly string[]> = {
+  create: ["CreateVolume"],
+  stage: ["ControllerPublishVolume", "NodeStageVolume"],
+  publish: ["NodePublishVolume"],
+  unpublish: ["NodeUnpublishVolume"],
+  unstage: ["NodeUnstageVolume", "ControllerUnpublishVolume"],
+  delete: ["DeleteVolume"],
+};
+
+/** The script's life one phase per invocation (each pays a shell start), for the per-step comparison. */
+async function phasedScriptLife(work: string, name: string): Promise<LifeSteps> {
+  const steps: LifeSteps = {};
+  for (const phase of SCRIPT_PHASES) steps[phase] = await scriptLife(work, name, phase);
+  return steps;
 }
 
 export async function measureLocalLife(options: LocalLifeOptions): Promise<LocalLifeResult> {
@@ -97,6 +128,7 @@ export async function measureLocalLife(options: LocalLifeOptions): Promise<Local
     const scriptMs: number[] = [];
     const pairRatios: number[] = [];
     const driverSteps: LifeSteps[] = [];
+    const scriptPhases: LifeSteps[] = [];
     for (let i = 0; i < options.runs; i++) {
       const name = `life-${i}`;
       let d: LifeSteps;
@@ -114,13 +146,14 @@ export async function measureLocalLife(options: LocalLifeOptions): Promise<Local
       driverMs.push(total);
       scriptMs.push(s);
       pairRatios.push(total / s);
+      scriptPhases.push(await phasedScriptLife(work, `${name}-phased`));
       options.log(`  life ${i + 1}: driver ${total.toFixed(0)} ms, script ${s.toFixed(0)} ms (x${(total / s).toFixed(2)})`);
     }
     const left = await leftovers(dir);
     if (left.mounts.length > 0 || left.loops.length > 0) {
       throw new Error(`volume lives left mounts ${left.mounts.join(", ")} / loop devices ${left.loops.join(", ")} behind`);
     }
-    return { driverMs, scriptMs, pairRatios, driverSteps, driverArgs: driverArgs.map((a) => a.replace(benchRoot(), "<dir>")) };
+    return { driverMs, scriptMs, pairRatios, driverSteps, mkfsOptions: MKFS_EXT4_OPTIONS, scriptPhases, driverArgs: driverArgs.map((a) => a.replace(benchRoot(), "<dir>")) };
   } finally {
     await driver?.stop();
   }
