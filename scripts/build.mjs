@@ -5,7 +5,9 @@ import { chmod, rm } from "node:fs/promises";
 
 await rm("dist", { recursive: true, force: true });
 await build({
-  entryPoints: { "do-csi-plugin": "src/cli/main.ts", "csi-conformance": "src/conformance/main.ts" },
+  entryPoints: { "do-csi-plugin": "src/cli/bin.ts", "csi-conformance": "src/conformance/main.ts" },
+  // grpc-js loads it only to serve channelz, which the driver never enables.
+  external: ["@grpc/proto-loader"],
   outdir: "dist",
   bundle: true,
   splitting: true,

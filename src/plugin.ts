@@ -1,4 +1,4 @@
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import type { Router, ServiceHandlers } from "./csi/service.js";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "./gen/csi/v1/csi_pb.js";
 import { servesController, servesNode, type Config } from "./config.js";
 import type { Logger } from "./log/logger.js";
@@ -10,7 +10,7 @@ import { openControllerBackend, openNodeBackend } from "./backend/index.js";
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
 export interface Plugin {
   readonly readiness: Readiness;
-  routes(router: ConnectRouter): void;
+  routes(router: Router): void;
   close(): Promise<void>;
 }
 
@@ -38,8 +38,8 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
     });
   }
 
-  let controller: Partial<ServiceImpl<typeof Controller>> = {};
-  let node: Partial<ServiceImpl<typeof Node>> = {};
+  let controller: ServiceHandlers<typeof Controller> = {};
+  let node: ServiceHandlers<typeof Node> = {};
   try {
     if (servesController(config.mode)) {
       const backend = await openControllerBackend(config, log);
@@ -66,7 +66,11 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
     version: config.version,
     readiness,
     features: {
-      controllerService: servesController(config.mode),
+      // The plugin as a whole has a Controller service (both backends do), and the
+      // spec requires every instance to report the same capabilities whatever it
+      // serves: a node plugin says so too, as the Go driver's does (Nomad reads it
+      // from node plugins to decide whether volumes need ControllerPublish).
+      controllerService: true,
       accessibilityConstraints: true,
       onlineExpansion: true,
       snapshotMetadataService: false,

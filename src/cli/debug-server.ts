@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "../log/logger.js";
-import type { CallObserver } from "../csi/interceptor.js";
+import type { CallObserver } from "../csi/call-handler.js";
 import type { Readiness } from "../driver/readiness.js";
 
 export interface DebugServer {

@@ -1,6 +1,6 @@
+import { setFlagsFromString } from "node:v8";
 import { CsiServer } from "../csi/server.js";
 import { formatEndpoint } from "../csi/endpoint.js";
-import { callInterceptor } from "../csi/interceptor.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createPlugin } from "../plugin.js";
 import { VERSION } from "../version.js";
@@ -50,7 +50,8 @@ async function main(argv: readonly string[]): Promise<number> {
       socketMode: config.socketMode,
       log,
       routes: (router) => plugin.routes(router),
-      interceptors: [callInterceptor({ log, observer: debug?.observer, quietMethods: QUIET_METHODS })],
+      observer: debug?.observer,
+      quietMethods: QUIET_METHODS,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
   } catch (err) {
@@ -59,6 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await debug?.close();
     return 1;
   }
+  setFlagsFromString("--turbofan"); // off during start-up (see bin.ts)
   const endpoint = formatEndpoint(server.endpoint);
   log.info(
     { endpoint, mode: config.mode, backend: config.backend, driver: config.driverName },

@@ -1,15 +1,16 @@
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import { silentLogger, type Logger } from "../log/logger.js";
+import type { Logger } from "../log/logger.js";
 
-/** What the middleware hands every handler besides the request: its id and its logger. */
-export interface CallInfo {
+/** What every handler receives besides its request. */
+export interface CallContext {
+  /** Full gRPC method name, e.g. "/csi.v1.Node/NodeStageVolume". */
+  readonly method: string;
   readonly requestId: string;
-  /** Child of the process logger carrying the method and request id. */
+  /** The process logger with the method and request id attached. */
   readonly log: Logger;
-}
-
-export const callInfoKey = createContextKey<CallInfo>({ requestId: "", log: silentLogger }, { description: "csi call" });
-
-export function callInfo(ctx: HandlerContext): CallInfo {
-  return ctx.values.get(callInfoKey);
+  /**
+   * Aborted when the caller cancels, when its deadline passes, or when the
+   * server gives up on in-flight calls at shutdown; `signal.reason` is the
+   * status to report. Pass it to every backend call and every command.
+   */
+  readonly signal: AbortSignal;
 }

@@ -1,13 +1,15 @@
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { fromBinary, toBinary, type DescService, type Message } from "@bufbuild/protobuf";
+import { Server as GrpcServer, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
+import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
 import { Unavailable } from "./errors.js";
 import { formatEndpoint, type Endpoint } from "./endpoint.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
+import type { Router, ServiceHandlers } from "./service.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
 
 export interface CsiServerOptions {
@@ -15,31 +17,55 @@ export interface CsiServerOptions {
   /** File mode of a unix socket, e.g. 0o660. */
   socketMode: number;
   log: Logger;
-  routes: (router: ConnectRouter) => void;
-  interceptors: Interceptor[];
+  /** Registers the services to serve. */
+  routes: (router: Router) => void;
   /** How long in-flight calls may run after shutdown begins before they are cancelled. */
   shutdownTimeoutMs: number;
+  observer?: CallObserver;
+  /** Methods whose successful calls are logged at debug level (health checks). */
+  quietMethods?: ReadonlySet<string>;
 }
 
-type NodeHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+function bytes(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** grpc-js method definitions for a service, with protobuf-es doing the (de)serialisation. */
+function definitionOf(service: DescService): ServiceDefinition {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  for (const method of service.methods) {
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      originalName: method.name,
+      requestStream: false,
+      responseStream: method.methodKind === "server_streaming",
+      requestSerialize: (message: Message) => bytes(toBinary(method.input, message)),
+      requestDeserialize: (data: Buffer) => fromBinary(method.input, data),
+      responseSerialize: (message: Message) => bytes(toBinary(method.output, message)),
+      responseDeserialize: (data: Buffer) => fromBinary(method.output, data),
+    };
+  }
+  return definition;
+}
 
 /**
- * The gRPC server for the CSI services: HTTP/2 cleartext on a unix socket or a
- * TCP port, as kubelet and the kubernetes-csi sidecars dial it. It accepts
- * whatever `:authority` a client sends (Go clients send "localhost" or, when
- * older, the socket path), answers unknown methods with UNIMPLEMENTED, and
- * shuts down gracefully: no new calls, in-flight calls finish within a bound,
- * socket removed.
+ * The gRPC server for the CSI services (grpc-js): HTTP/2 cleartext on a unix
+ * socket or a TCP port, as kubelet and the kubernetes-csi sidecars dial it.
+ * Connections are accepted here and handed to grpc-js, so this class owns the
+ * socket's life (stale socket removal, refusal when another process serves it,
+ * mode, removal on exit) and can accept legacy clients that send the socket
+ * path as `:authority`. Unknown services and methods answer UNIMPLEMENTED.
+ * Shutdown is graceful: no new connections, in-flight calls finish within a
+ * bound, then what is left is cancelled.
  */
 export class CsiServer {
   readonly #options: CsiServerOptions;
   readonly #listener: NetServer;
-  readonly #http2: Http2Server;
-  readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #grpc: GrpcServer;
   readonly #connections = new Set<Socket>();
-  /** Connections handed to the HTTP/2 server (directly or through the authority relay). */
+  /** Connections handed to grpc-js (directly or through the authority relay). */
   readonly #delivered = new WeakSet<Socket>();
-  readonly #shutdown = new AbortController();
+  readonly #active: ActiveCalls = new Set();
   #socketInode: number | bigint | undefined;
   #closing: Promise<void> | undefined;
   #endpoint: Endpoint;
@@ -48,42 +74,28 @@ export class CsiServer {
     this.#options = options;
     this.#endpoint = options.endpoint;
     const { log } = options;
-    const connectHandler = connectNodeAdapter({
-      routes: options.routes,
-      interceptors: options.interceptors,
-      grpc: true,
-      grpcWeb: false,
-      connect: false,
-      shutdownSignal: this.#shutdown.signal,
-      fallback: unimplementedFallback,
-    });
-    const handler: NodeHandler = (req, res) => {
-      try {
-        // The RPC layer builds a URL from :authority; a socket path (even
-        // percent-encoded) is not a host name.
-        if ("authority" in req && !HOST_AUTHORITY.test(req.authority)) {
-          Object.defineProperty(req, "authority", { value: "localhost", configurable: true });
+    this.#grpc = new GrpcServer();
+    const middleware = { log, observer: options.observer, quietMethods: options.quietMethods };
+    const router: Router = {
+      service: <S extends DescService>(service: S, handlers: ServiceHandlers<S>) => {
+        const implementation: UntypedServiceImplementation = {};
+        const byName = handlers as Record<string, UntypedHandler | undefined>;
+        for (const method of service.methods) {
+          implementation[method.localName] = grpcHandler(method, byName[method.localName], middleware, this.#active);
         }
-        connectHandler(req, res);
-      } catch (err) {
-        log.error({ err: err instanceof Error ? err.message : String(err), path: req.url }, "cannot handle request");
-        respondStatus(req, res, 13, "internal error handling the request");
-      }
+        this.#grpc.addService(definitionOf(service), implementation);
+      },
     };
-    this.#http2 = createHttp2Server(handler);
-    this.#http2.on("session", (session: ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.once("close", () => this.#sessions.delete(session));
-      session.on("error", (err) => log.debug({ err: err.message }, "client connection error"));
-    });
+    options.routes(router);
+    const injector = this.#grpc.createConnectionInjector(ServerCredentials.createInsecure());
 
     const unix = options.endpoint.kind === "unix";
     this.#listener = createNetServer((socket) => {
       this.#connections.add(socket);
       socket.once("close", () => this.#connections.delete(socket));
-      const deliver = (stream: Socket | import("node:stream").Duplex) => {
+      const deliver = (stream: Socket | Duplex) => {
         this.#delivered.add(socket);
-        this.#http2.emit("connection", stream);
+        injector.injectConnection(stream);
       };
       if (unix) acceptWithAuthorityRepair(socket, { deliver, log });
       else deliver(socket);
@@ -141,45 +153,31 @@ export class CsiServer {
   async #close(): Promise<void> {
     const { log, shutdownTimeoutMs, endpoint } = this.#options;
     const listenerClosed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-    for (const session of this.#sessions) session.close();
-    // Connections that never started a session (still being read) have no calls to finish.
+    // Connections still being read have started no call: nothing to finish.
     for (const socket of this.#connections) if (!this.#delivered.has(socket)) socket.destroy();
-    const drained = await this.#waitForSessions(shutdownTimeoutMs);
-    if (!drained) {
-      log.warn({ timeoutMs: shutdownTimeoutMs, connections: this.#sessions.size }, "in-flight calls did not finish in time; cancelling them");
-      this.#shutdown.abort(Unavailable("the driver is shutting down"));
-      if (!(await this.#waitForSessions(1000))) for (const session of this.#sessions) session.destroy();
+    // grpc-js sends GOAWAY and closes each connection once its calls are done.
+    let grpcClosed = false;
+    this.#grpc.tryShutdown(() => (grpcClosed = true));
+    const drained = () => grpcClosed || this.#connections.size === 0;
+    if (!(await waitFor(drained, shutdownTimeoutMs))) {
+      log.warn({ timeoutMs: shutdownTimeoutMs, calls: this.#active.size }, "in-flight calls did not finish in time; cancelling them");
+      for (const controller of this.#active) controller.abort(Unavailable("the driver is shutting down"));
+      await waitFor(drained, 1000);
+      this.#grpc.forceShutdown();
     }
     for (const socket of this.#connections) socket.destroy();
     await listenerClosed;
     if (endpoint.kind === "unix") await removeOwnSocket(endpoint.path, this.#socketInode);
     log.info("server stopped");
   }
-
-  async #waitForSessions(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#sessions.size > 0) {
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 20).unref());
-    }
-    return true;
-  }
 }
 
-const HOST_AUTHORITY = /^[A-Za-z0-9._~-]*(?::\d+)?$|^\[[0-9A-Fa-f:.]+\](?::\d+)?$/;
-
-/** A gRPC trailers-only response carrying just a status. */
-function respondStatus(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], code: number, text: string): void {
-  const headers = { "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(text) };
-  if ("stream" in req) {
-    if (!req.stream.headersSent && !req.stream.destroyed) req.stream.respond({ ":status": 200, ...headers }, { endStream: true });
-    return;
+/** Poll `done` until it holds or `timeoutMs` passes; the timer keeps the process alive meanwhile. */
+async function waitFor(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  res.writeHead(200, headers);
-  res.end();
+  return true;
 }
-
-/** Unknown service or method: a gRPC UNIMPLEMENTED status rather than an HTTP 404. */
-const unimplementedFallback: NodeHandler = (req, res) => {
-  respondStatus(req, res, 12, `unknown method ${req.url ?? ""}`);
-};

@@ -1,10 +1,10 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { CallContext } from "../csi/call-context.js";
+import type { ServiceHandlers } from "../csi/service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Controller, ListVolumesResponse_VolumeStatusSchema } from "../gen/csi/v1/csi_pb.js";
 import type { ContentSource, ControllerBackend, Volume } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
-import { callInfo } from "../csi/call-context.js";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unimplemented } from "../csi/errors.js";
 import { InFlight } from "../csi/inflight.js";
 import { formatBytes, parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
@@ -85,7 +85,7 @@ type VolumeStatusInit = MessageInitShape<typeof ListVolumesResponse_VolumeStatus
  * sizes, enforces idempotency by name and maps results to CSI messages; the
  * backend only stores, finds and attaches.
  */
-export function controllerService(options: ControllerServiceOptions): Partial<ServiceImpl<typeof Controller>> {
+export function controllerService(options: ControllerServiceOptions): ServiceHandlers<typeof Controller> {
   const { config, backend } = options;
   const offer = controllerOffer(backend.features, config.alpha);
   const capabilities = controllerCapabilities(offer);
@@ -102,13 +102,13 @@ export function controllerService(options: ControllerServiceOptions): Partial<Se
     };
   }
 
-  async function requireVolume(volumeId: string, ctx: HandlerContext): Promise<Volume> {
+  async function requireVolume(volumeId: string, ctx: CallContext): Promise<Volume> {
     const volume = await backend.getVolume(volumeId, ctx.signal);
     if (!volume) throw NotFound("volume %s does not exist", volumeId);
     return volume;
   }
 
-  async function sourceSize(source: ContentSource, ctx: HandlerContext): Promise<number> {
+  async function sourceSize(source: ContentSource, ctx: CallContext): Promise<number> {
     if (source.kind === "snapshot") {
       const snapshot = await backend.getSnapshot(source.id, ctx.signal);
       if (!snapshot) throw NotFound("source snapshot %s does not exist", source.id);
@@ -120,7 +120,7 @@ export function controllerService(options: ControllerServiceOptions): Partial<Se
     return volume.capacityBytes;
   }
 
-  const service: ServiceImpl<typeof Controller> = {
+  const service: Required<ServiceHandlers<typeof Controller>> = {
     controllerGetCapabilities() {
       return { capabilities };
     },
@@ -153,7 +153,7 @@ export function controllerService(options: ControllerServiceOptions): Partial<Se
         if (existing) {
           const conflict = incompatibility(existing, { range, parameters, source, topology, reportsContentSource });
           if (conflict !== undefined) throw AlreadyExists("a volume named %s already exists (%s) but %s", name, existing.id, conflict);
-          callInfo(ctx).log.debug({ volumeId: existing.id }, "volume already exists: returning it");
+          ctx.log.debug({ volumeId: existing.id }, "volume already exists: returning it");
           return { volume: volumeMessage(existing) };
         }
         const sizeBytes = sizeForNewVolume(range, rules, source ? await sourceSize(source, ctx) : undefined);

@@ -1,4 +1,4 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { ServiceHandlers } from "../csi/service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Identity, PluginCapability_Service_Type, PluginCapability_VolumeExpansion_Type, type PluginCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { Readiness } from "./readiness.js";
@@ -33,7 +33,7 @@ export interface IdentityOptions {
   readonly readiness: Readiness;
 }
 
-export function identityService(options: IdentityOptions): ServiceImpl<typeof Identity> {
+export function identityService(options: IdentityOptions): ServiceHandlers<typeof Identity> {
   const capabilities = pluginCapabilities(options.features);
   return {
     getPluginInfo: () => ({ name: options.name, vendorVersion: options.version }),

@@ -84,7 +84,7 @@ async function growMountedFilesystem(
   if (mountPoint === undefined) throw FailedPrecondition("every mount of volume %s is read-only, so its filesystem cannot be grown online", volumeId);
   log.info({ volumeId, device, fsType, mountPoint }, "growing the filesystem online");
   try {
-    await growFilesystem(device, fsType, mountPoint, signal);
+    await growFilesystem(device, fsType, mountPoint);
   } catch (err) {
     if (err instanceof CommandError && /Permission denied|Operation not permitted/i.test(err.stderr) && fsType.startsWith("ext")) {
       throw Internal("%s; growing a mounted ext filesystem needs the CAP_SYS_RESOURCE capability: run the node plugin privileged", err.message);

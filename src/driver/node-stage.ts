@@ -1,3 +1,4 @@
+import { clearFormatting, formatWasInterrupted, markFormatting } from "./node-format-marker.js";
 import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
 import type { Logger } from "../log/logger.js";
 import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
@@ -186,7 +187,11 @@ async function stageBlock(stage: StageRequest, device: StageDevice, signal: Abor
  */
 async function stageFilesystem(stage: StageRequest, device: StageDevice, signal: AbortSignal, log: Logger): Promise<void> {
   const { volumeId, stagingPath, capability, noFormatKey } = stage;
-  const content = await probeDevice(device.path, signal);
+  // A format this plugin started and never finished left the device as it is:
+  // it held nothing before, so it is formatted again rather than refused.
+  const resumeFormat = noFormatKey === undefined && (await formatWasInterrupted(stagingPath, volumeId));
+  if (resumeFormat) log.warn({ volumeId, device: device.path }, "an earlier format of this volume was interrupted; formatting it again");
+  const content = resumeFormat ? ({ kind: "blank" } as const) : await probeDevice(device.path, signal);
   let fsType: string;
   let formatted = false;
   switch (content.kind) {
@@ -214,7 +219,9 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       }
       await requireFilesystemTools(fsType);
       log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
-      await makeFilesystem(device.path, fsType, signal);
+      await markFormatting(stagingPath, volumeId);
+      await makeFilesystem(device.path, fsType, { overwriteInterrupted: resumeFormat });
+      await clearFormatting(stagingPath);
       formatted = true;
       break;
     }
@@ -233,7 +240,7 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
   // ext grows offline before mounting: the online resize ioctl needs CAP_SYS_RESOURCE, offline growth does not.
   if (!formatted && !readOnly && !mountedElsewhere && fsType.startsWith("ext") && (await filesystemNeedsGrowth(device.path, fsType, undefined, signal))) {
     log.info({ volumeId, device: device.path, fsType }, "growing the filesystem to the size of its device before mounting");
-    await growUnmountedExtFilesystem(device.path, signal);
+    await growUnmountedExtFilesystem(device.path);
   }
 
   const options = [...capability.mountFlags];
@@ -255,7 +262,7 @@ async function growOnlineIfSmaller(volumeId: string, device: string, fsType: str
   try {
     if (!(await filesystemNeedsGrowth(device, fsType, mountPoint, signal))) return;
     log.info({ volumeId, device, fsType }, "growing the filesystem to the size of its device");
-    await growFilesystem(device, fsType, mountPoint, signal);
+    await growFilesystem(device, fsType, mountPoint);
   } catch (err) {
     signal.throwIfAborted();
     log.warn({ volumeId, device, fsType, error: err instanceof Error ? err.message : String(err) }, "could not grow the staged filesystem to its device; it stays usable at its current size");

@@ -1,10 +1,9 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { ServiceHandlers } from "../csi/service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { NodeBackend } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
-import { callInfo } from "../csi/call-context.js";
 import { InFlight } from "../csi/inflight.js";
 import { DEFAULT_KUBELET_DIR } from "../mounter/propagation.js";
 import { checkedPath } from "./node-request.js";
@@ -42,7 +41,7 @@ export function nodeCapabilities(config: Pick<Config, "alpha">): NodeCapabilityI
  * Operations on one volume or one path are serialised: a concurrent one is
  * answered ABORTED.
  */
-export function nodeService(options: NodeServiceOptions): Partial<ServiceImpl<typeof Node>> {
+export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof Node> {
   const { config, backend } = options;
   const env: NodeEnv = {
     backend,
@@ -55,23 +54,23 @@ export function nodeService(options: NodeServiceOptions): Partial<ServiceImpl<ty
 
   return {
     async nodeStageVolume(req, ctx) {
-      await stageVolume(env, req, ctx.signal, callInfo(ctx).log);
+      await stageVolume(env, req, ctx.signal, ctx.log);
       return {};
     },
     async nodeUnstageVolume(req, ctx) {
-      await unstageVolume(env, req, ctx.signal, callInfo(ctx).log);
+      await unstageVolume(env, req, ctx.signal, ctx.log);
       return {};
     },
     async nodePublishVolume(req, ctx) {
-      await publishVolume(env, req, ctx.signal, callInfo(ctx).log);
+      await publishVolume(env, req, ctx.signal, ctx.log);
       return {};
     },
     async nodeUnpublishVolume(req, ctx) {
-      await unpublishVolume(env, req, ctx.signal, callInfo(ctx).log);
+      await unpublishVolume(env, req, ctx.signal, ctx.log);
       return {};
     },
     nodeGetVolumeStats: (req, ctx) => volumeStats(env, req, ctx.signal),
-    nodeExpandVolume: (req, ctx) => expandVolume(env, req, ctx.signal, callInfo(ctx).log),
+    nodeExpandVolume: (req, ctx) => expandVolume(env, req, ctx.signal, ctx.log),
     nodeGetCapabilities: () => ({ capabilities }),
     async nodeGetInfo(_req, ctx) {
       const info = await backend.nodeInfo(ctx.signal);

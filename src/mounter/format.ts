@@ -14,7 +14,7 @@ export function isFormattable(fsType: string): fsType is FormattableFilesystem {
 }
 
 /** The mkfs command line for a filesystem type; exported for tests and docs. */
-export function mkfsCommand(fsType: FormattableFilesystem, device: string): { command: string; args: string[] } {
+export function mkfsCommand(fsType: FormattableFilesystem, device: string, options: { overwriteInterrupted?: boolean } = {}): { command: string; args: string[] } {
   switch (fsType) {
     case "ext4":
     case "ext3":
@@ -23,13 +23,20 @@ export function mkfsCommand(fsType: FormattableFilesystem, device: string): { co
       // volume; lazy init: inode tables and journal are zeroed in the background.
       return { command: `mkfs.${fsType}`, args: ["-F", "-q", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "--", device] };
     case "xfs":
-      // No -f: mkfs.xfs then refuses a device with any signature, a second safety net.
-      return { command: "mkfs.xfs", args: ["-q", "--", device] };
+      // No -f: mkfs.xfs then refuses a device with any signature, a second safety
+      // net; except to redo this plugin's own interrupted format (see format marker).
+      return { command: "mkfs.xfs", args: ["-q", ...(options.overwriteInterrupted ? ["-f"] : []), "--", device] };
   }
 }
 
-/** Create a filesystem. Only call this on a device that probeDevice reported blank. */
-export async function makeFilesystem(device: string, fsType: FormattableFilesystem, signal?: AbortSignal): Promise<void> {
-  const { command, args } = mkfsCommand(fsType, device);
-  await run(command, args, { signal, timeoutMs: 10 * 60_000 });
+/**
+ * Create a filesystem. Only call this on a device that probeDevice reported
+ * blank. It takes no AbortSignal on purpose: an mkfs killed half-way (say, when
+ * the caller's deadline expires) leaves a device holding neither zeros nor a
+ * filesystem, which is then never formatted again; so it runs to the end,
+ * bounded by its own timeout, and a retried call finds the filesystem made.
+ */
+export async function makeFilesystem(device: string, fsType: FormattableFilesystem, options: { overwriteInterrupted?: boolean } = {}): Promise<void> {
+  const { command, args } = mkfsCommand(fsType, device, options);
+  await run(command, args, { timeoutMs: 10 * 60_000 });
 }

@@ -47,15 +47,18 @@ export async function filesystemSize(device: string, fsType: string, mountPoint:
 /**
  * Grow a mounted filesystem to fill its device. ext* is grown through the
  * device (resize2fs finds the mount itself); xfs through a read-write mount
- * point of it.
+ * point of it. Like every command that rewrites filesystem metadata, it takes
+ * no AbortSignal: killing it half-way when a caller's deadline expires could
+ * leave the filesystem damaged, so it runs to the end (bounded by its own
+ * timeout) and a retried call finds the work done.
  */
-export async function growFilesystem(device: string, fsType: string, mountPoint: string, signal?: AbortSignal): Promise<void> {
+export async function growFilesystem(device: string, fsType: string, mountPoint: string): Promise<void> {
   if (fsType.startsWith("ext") && canGrowOnline(fsType)) {
-    await run("resize2fs", ["--", device], { signal, timeoutMs: 30 * 60_000 });
+    await run("resize2fs", ["--", device], { timeoutMs: 30 * 60_000 });
     return;
   }
   if (fsType === "xfs") {
-    await run("xfs_growfs", ["-d", "--", mountPoint], { signal, timeoutMs: 30 * 60_000 });
+    await run("xfs_growfs", ["-d", "--", mountPoint], { timeoutMs: 30 * 60_000 });
     return;
   }
   throw new UnsupportedFilesystemError(fsType);
@@ -67,8 +70,8 @@ export async function growFilesystem(device: string, fsType: string, mountPoint:
  * preen mode (automatic safe fixes only; it refuses a mounted device).
  * Offline growth needs no CAP_SYS_RESOURCE, unlike the online resize ioctl.
  */
-export async function growUnmountedExtFilesystem(device: string, signal?: AbortSignal): Promise<void> {
-  // e2fsck exit 1/2: errors were corrected.
-  await run("e2fsck", ["-f", "-p", "--", device], { signal, timeoutMs: 30 * 60_000, okExitCodes: [1, 2] });
-  await run("resize2fs", ["--", device], { signal, timeoutMs: 30 * 60_000 });
+export async function growUnmountedExtFilesystem(device: string): Promise<void> {
+  // e2fsck exit 1/2: errors were corrected. Not cancellable, see growFilesystem.
+  await run("e2fsck", ["-f", "-p", "--", device], { timeoutMs: 30 * 60_000, okExitCodes: [1, 2] });
+  await run("resize2fs", ["--", device], { timeoutMs: 30 * 60_000 });
 }

@@ -7,7 +7,6 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CsiServer } from "../../src/csi/server.js";
-import { callInterceptor } from "../../src/csi/interceptor.js";
 import { InFlight } from "../../src/csi/inflight.js";
 import { GetPluginInfoResponseSchema, Identity, Controller } from "../../src/gen/csi/v1/csi_pb.js";
 import { captureLog } from "../support/log-capture.js";
@@ -96,7 +95,7 @@ describe("CsiServer", () => {
       await new Promise<void>((r) => other.listen(path, r));
       try {
         await expect(
-          CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, interceptors: [], shutdownTimeoutMs: 1000 }),
+          CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, shutdownTimeoutMs: 1000 }),
         ).rejects.toThrow(/another process is already serving on .*csi\.sock/);
         expect((await lstat(path)).isSocket()).toBe(true); // left alone
       } finally {
@@ -108,7 +107,7 @@ describe("CsiServer", () => {
       const path = join(dir, "csi.sock");
       await writeFile(path, "user data");
       await expect(
-        CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, interceptors: [], shutdownTimeoutMs: 1000 }),
+        CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, shutdownTimeoutMs: 1000 }),
       ).rejects.toThrow(/exists and is not a socket/);
       expect(await readFile(path, "utf8")).toBe("user data");
     });
@@ -121,7 +120,6 @@ describe("CsiServer", () => {
         socketMode: 0o600,
         log: log.logger,
         routes: (r) => r.service(Identity, identityRoutes()),
-        interceptors: [],
         shutdownTimeoutMs: 1000,
       });
       expect((await stat(path)).mode & 0o777).toBe(0o600);
@@ -135,7 +133,6 @@ describe("CsiServer", () => {
         socketMode: 0o660,
         log: log.logger,
         routes: (r) => r.service(Identity, identityRoutes()),
-        interceptors: [],
         shutdownTimeoutMs: 1000,
       });
       const endpoint = server.endpoint;

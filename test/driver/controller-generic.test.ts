@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControllerBackend, ControllerFeatures, NewVolume, Volume } from "../../src/backend/backend.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { InvalidArgument } from "../../src/csi/errors.js";
-import { callInterceptor } from "../../src/csi/interceptor.js";
 import { CsiServer } from "../../src/csi/server.js";
 import { controllerService } from "../../src/driver/controller.js";
 import { Controller, ControllerServiceCapability_RPC_Type as Rpc } from "../../src/gen/csi/v1/csi_pb.js";
@@ -91,7 +90,6 @@ beforeAll(async () => {
     socketMode: 0o600,
     log: silentLogger,
     routes: (router) => router.service(Controller, service),
-    interceptors: [callInterceptor({ log: silentLogger })],
     shutdownTimeoutMs: 2_000,
   });
   clients = connectCsi(`unix://${join(dir, "csi.sock")}`);

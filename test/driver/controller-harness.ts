@@ -3,7 +3,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
-import { callInterceptor } from "../../src/csi/interceptor.js";
 import { CsiServer } from "../../src/csi/server.js";
 import type { Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log/logger.js";
@@ -42,7 +41,6 @@ export async function startController(dir: string, flags: readonly string[] = []
       socketMode: 0o600,
       log: silentLogger,
       routes: (router) => plugin.routes(router),
-      interceptors: [callInterceptor({ log: silentLogger })],
       shutdownTimeoutMs: 5_000,
     });
   } catch (err) {

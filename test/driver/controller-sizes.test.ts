@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { CsiError } from "../../src/csi/errors.js";
 import { describe, expect, it } from "vitest";
 import type { SizeRules } from "../../src/backend/backend.js";
 import { formatBytes, parseCapacityRange, sizeForExpansion, sizeForNewVolume } from "../../src/driver/capacity.js";
@@ -13,7 +13,7 @@ function codeOfThrown(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConnectError) return Code[err.code];
+    if (err instanceof CsiError) return Code[err.code] ?? String(err.code);
     throw err;
   }
   return "OK";

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { CsiError } from "../../src/csi/errors.js";
 import { describe, expect, it } from "vitest";
 import { checkMap, checkMaxEntries, requireName, topologyCovers } from "../../src/driver/controller-validation.js";
 import { controllerCapabilities, controllerOffer } from "../../src/driver/controller-capabilities.js";
@@ -12,7 +12,7 @@ function message(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConnectError) return err.rawMessage;
+    if (err instanceof CsiError) return err.rawMessage;
     throw err;
   }
   return "OK";

@@ -7,7 +7,6 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
-import { callInterceptor } from "../../src/csi/interceptor.js";
 import { CsiServer } from "../../src/csi/server.js";
 import { Node, VolumeCapabilitySchema, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { silentLogger } from "../../src/log/logger.js";
@@ -79,7 +78,6 @@ export async function startNode(prefix: string, options: HarnessOptions = {}): P
     socketMode: 0o660,
     log,
     routes,
-    interceptors: [callInterceptor({ log })],
     shutdownTimeoutMs: 5_000,
   });
   const clients = connectCsi(`unix://${socket}`);

@@ -31,7 +31,8 @@ export async function startDriver(socketPath: string, args: readonly string[], o
   let out = "";
   child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
   child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
+  // "close" (not "exit"): stdout and stderr are fully read by then.
+  const exited = new Promise<number | null>((res) => child.once("close", (code) => res(code)));
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
@@ -64,6 +65,6 @@ export function runDriver(args: readonly string[], env: NodeJS.ProcessEnv = {}):
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.once("exit", (code) => res({ code, stdout, stderr }));
+    child.once("close", (code) => res({ code, stdout, stderr }));
   });
 }

@@ -1,7 +1,6 @@
 import { join } from "node:path";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { CsiServer } from "../../src/csi/server.js";
-import { callInterceptor } from "../../src/csi/interceptor.js";
+import type { Router } from "../../src/csi/service.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import type { Logger } from "../../src/log/logger.js";
 
@@ -16,8 +15,8 @@ export interface ServedRoutes {
 export async function serveRoutes(
   dir: string,
   log: Logger,
-  routes: (router: ConnectRouter) => void,
-  options: { shutdownTimeoutMs?: number; interceptors?: Interceptor[] } = {},
+  routes: (router: Router) => void,
+  options: { shutdownTimeoutMs?: number } = {},
 ): Promise<ServedRoutes> {
   const path = join(dir, "csi.sock");
   const server = await CsiServer.start({
@@ -25,7 +24,6 @@ export async function serveRoutes(
     socketMode: 0o660,
     log,
     routes,
-    interceptors: options.interceptors ?? [callInterceptor({ log })],
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5_000,
   });
   const endpoint = `unix://${path}`;

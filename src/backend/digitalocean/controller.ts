@@ -1,4 +1,4 @@
-import { Code } from "@connectrpc/connect";
+import { Code } from "../../csi/errors.js";
 import type { Config } from "../../config.js";
 import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unimplemented } from "../../csi/errors.js";
 import type { Logger } from "../../log/logger.js";

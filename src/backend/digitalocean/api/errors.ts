@@ -1,5 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { DeadlineExceeded } from "../../../csi/errors.js";
+import { Code, CsiError, DeadlineExceeded } from "../../../csi/errors.js";
 
 const brand = Symbol("do-api-error");
 
@@ -10,7 +9,7 @@ const brand = Symbol("do-api-error");
  * meaning for one operation (404 on delete is success, 422 "already attached"
  * is success, ...) inspect `httpStatus` and `apiMessage`.
  */
-export class DoApiError extends ConnectError {
+export class DoApiError extends CsiError {
   readonly [brand] = true;
 
   constructor(
@@ -23,12 +22,12 @@ export class DoApiError extends ConnectError {
     readonly route: string,
     code: Code = codeForStatus(httpStatus, apiMessage),
   ) {
-    super(`DigitalOcean API: ${route}: ${httpStatus} ${apiMessage}`, code);
+    super(code, `DigitalOcean API: ${route}: ${httpStatus} ${apiMessage}`);
   }
 
   /** The same API answer reported with another code (when an operation gives the status a specific meaning). */
-  withCode(code: Code, message?: string): ConnectError {
-    return new ConnectError(message ?? this.rawMessage, code, undefined, undefined, this);
+  withCode(code: Code, message?: string): CsiError {
+    return new CsiError(code, message ?? this.rawMessage, { cause: this });
   }
 }
 
@@ -81,8 +80,8 @@ export function codeForStatus(status: number, message: string): Code {
  * What to throw when the caller's signal aborted: its reason when that is
  * already a status error, otherwise DEADLINE_EXCEEDED naming what was going on.
  */
-export function abortedError(signal: AbortSignal, doing: string): ConnectError {
+export function abortedError(signal: AbortSignal, doing: string): CsiError {
   const reason: unknown = signal.reason;
-  if (reason instanceof ConnectError) return reason;
+  if (reason instanceof CsiError) return reason;
   return DeadlineExceeded("the call's deadline expired while %s", doing);
 }
