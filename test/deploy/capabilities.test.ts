@@ -167,7 +167,7 @@ describe("DigitalOcean manifests against the running driver (API simulator on 12
     expect(hasSidecar(w, "registrar")).toBe(false);
   });
 
-  it("node: no controller service, topology key `region`, the droplet as node id, 7 volumes per node", async () => {
+  it("node: serves no controller RPCs, topology key `region`, the droplet as node id, 7 volumes per node", async () => {
     const s = await simulator();
     const dir = await makeTestDir("deploy-do-node");
     cleanups.push(() => removeTestDir(dir));
@@ -175,7 +175,9 @@ describe("DigitalOcean manifests against the running driver (API simulator on 12
     const { clients } = await run(dir, argsForTest(w, { url: s.url }, [`--metadata-url=${s.metadataUrl}`, `--by-id-dir=${dir}`]));
 
     expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriverOf(docs)));
-    expect(await pluginServices(clients)).not.toContain(Service.CONTROLLER_SERVICE);
+    // Every instance reports the plugin's capabilities (CSI spec, as the Go driver does); the node pod serves no controller RPCs.
+    expect(await pluginServices(clients)).toContain(Service.CONTROLLER_SERVICE);
+    expect((await clients.controller.controllerGetCapabilities({}).catch((e: unknown) => e)) instanceof Error).toBe(true);
     const info = await clients.node.nodeGetInfo({});
     expect(info.nodeId).toBe(String(s.localDropletId));
     expect(info.accessibleTopology?.segments).toEqual({ region: s.region });
