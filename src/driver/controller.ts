@@ -224,8 +224,11 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       const volume = await requireVolume(volumeId, ctx);
       const unsupported = checks.flatMap((c) => (c.ok ? [] : [c.reason]));
       if (unsupported.length > 0) return { message: unsupported.join("; ") };
-      if (Object.keys(req.volumeContext).length > 0 && !sameMap(req.volumeContext, volume.context)) {
-        return { message: "volume_context does not match the context the volume was created with" };
+      // The context this driver gave the volume must not be contradicted; other keys
+      // (a provisioner's identity, an older driver's keys on pre-existing PVs) are not ours to judge.
+      const contradicted = Object.entries(volume.context).filter(([key, value]) => key in req.volumeContext && req.volumeContext[key] !== value);
+      if (contradicted.length > 0) {
+        return { message: `volume_context contradicts the volume's own context for ${contradicted.map(([k]) => k).join(", ")}` };
       }
       if (Object.keys(req.mutableParameters).length > 0) {
         return { message: "mutable_parameters are not supported: this driver cannot modify volumes" };

@@ -106,6 +106,24 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     });
     expect(multi.confirmed).toBeUndefined();
     expect(multi.message).not.toBe("");
+    // A PV's attributes carry keys this driver never set (the provisioner's identity, an older
+    // driver's keys): they are no reason to refuse. Contradicting the driver's own context is.
+    const context = { ...(volume?.volumeContext ?? {}) };
+    expect(Object.keys(context).length).toBeGreaterThan(0);
+    const withExtra = await driver.clients.controller.validateVolumeCapabilities({
+      volumeId,
+      volumeCapabilities: [mountCapability()],
+      volumeContext: { ...context, "storage.kubernetes.io/csiProvisionerIdentity": "1700000000000-8081-dobs.csi.digitalocean.com" },
+    });
+    expect(withExtra.confirmed).toBeDefined();
+    const [ownKey] = Object.keys(context);
+    const contradicting = await driver.clients.controller.validateVolumeCapabilities({
+      volumeId,
+      volumeCapabilities: [mountCapability()],
+      volumeContext: { ...context, [ownKey ?? ""]: "something-else" },
+    });
+    expect(contradicting.confirmed).toBeUndefined();
+    expect(contradicting.message).toMatch(/contradicts/);
     await expectCode(driver.clients.controller.validateVolumeCapabilities({ volumeId: "no-such-volume", volumeCapabilities: [mountCapability()] }), Code.NotFound);
   });
 
