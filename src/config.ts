@@ -59,6 +59,8 @@ export interface Config {
   readonly alpha: ReadonlySet<AlphaFeature>;
   /** Node id override; otherwise the host name (local) or the droplet id (DigitalOcean). */
   readonly nodeId: string;
+  /** The kubelet's root directory, where mount propagation must work for publications. */
+  readonly kubeletDir: string;
   /** max_volumes_per_node reported by NodeGetInfo; 0 means no limit. */
   readonly volumeLimit: number;
   readonly digitalocean: DigitalOceanConfig;

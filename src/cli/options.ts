@@ -36,6 +36,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "data-dir", type: "string", default: "/var/lib/do-csi-plugin", usage: "Local backend: directory holding volume and snapshot files and their metadata." },
   { name: "overcommit-ratio", type: "float", default: "1", usage: "Local backend: capacity that may be promised to sparse volumes, as a multiple of the data directory's size." },
   { name: "node-id", type: "string", default: "", shownDefault: "host name (local) or droplet id (digitalocean)", usage: "Node id reported by NodeGetInfo." },
+  { name: "kubelet-dir", type: "string", default: "/var/lib/kubelet", usage: "The kubelet's root directory; publications under it need shared mount propagation, which the node service checks." },
   { name: "metadata-url", type: "string", default: "http://169.254.169.254/metadata/v1/", usage: "DigitalOcean droplet metadata service URL." },
   { name: "by-id-dir", type: "string", default: "/dev/disk/by-id", usage: "Directory holding the scsi-0DO_Volume_<name> device links." },
   { name: "socket-mode", type: "string", default: "0660", usage: "File mode (octal) of the unix socket." },
@@ -140,6 +141,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     debugAddr,
     alpha: parseAlpha(get("alpha-features")),
     nodeId: get("node-id") || (backend === "local" ? hostname() : ""),
+    kubeletDir: get("kubelet-dir"),
     volumeLimit,
     digitalocean: {
       token,

@@ -46,7 +46,7 @@ export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof
   const env: NodeEnv = {
     backend,
     inflight: new InFlight(),
-    kubeletDir: checkedPath(options.kubeletDir ?? DEFAULT_KUBELET_DIR, "kubelet directory"),
+    kubeletDir: checkedPath(options.kubeletDir ?? options.config.kubeletDir ?? DEFAULT_KUBELET_DIR, "kubelet directory"),
     volumeCondition: config.alpha.has("volume-condition"),
     singleNodeMultiWriter: config.alpha.has("single-node-multi-writer"),
   };

@@ -92,6 +92,11 @@ describe("command line", () => {
     expect(parse(["--backend", "local", "--node-id", "n1"]).nodeId).toBe("n1");
   });
 
+  it("knows the kubelet directory, for the mount propagation check", () => {
+    expect(parse([]).kubeletDir).toBe("/var/lib/kubelet");
+    expect(parse(["--kubelet-dir", "/var/lib/k0s/kubelet"]).kubeletDir).toBe("/var/lib/k0s/kubelet");
+  });
+
   it("enables alpha capabilities only when asked", () => {
     expect([...parse([]).alpha]).toEqual([]);
     expect([...parse(["--alpha-features", "get-volume,volume-condition"]).alpha].sort()).toEqual(["get-volume", "volume-condition"]);
