@@ -21,6 +21,8 @@ interface CapabilityRpcs {
   readonly service: "controller" | "node";
   readonly cap: number;
   readonly probes: readonly Probe[];
+  /** Codes besides UNIMPLEMENTED that an unadvertised RPC may answer. */
+  readonly alsoAccepted?: readonly Code[];
 }
 
 const ctl = (rpc: string, call: (run: CheckRun) => Promise<unknown>): Probe => ({ rpc, call });
@@ -65,7 +67,14 @@ const CAPABILITY_RPCS: readonly CapabilityRpcs[] = [
   { service: "controller", cap: ControllerCap.LIST_SNAPSHOTS, probes: [ctl("ListSnapshots", (r) => r.controller.listSnapshots({}, r.call()))] },
   { service: "controller", cap: ControllerCap.EXPAND_VOLUME, probes: [ctl("ControllerExpandVolume", (r) => r.controller.controllerExpandVolume({}, r.call()))] },
   { service: "controller", cap: ControllerCap.GET_VOLUME, probes: [ctl("ControllerGetVolume", (r) => r.controller.controllerGetVolume({}, r.call()))] },
-  { service: "controller", cap: ControllerCap.MODIFY_VOLUME, probes: [ctl("ControllerModifyVolume", (r) => r.controller.controllerModifyVolume({}, r.call()))] },
+  {
+    service: "controller",
+    cap: ControllerCap.MODIFY_VOLUME,
+    probes: [ctl("ControllerModifyVolume", (r) => r.controller.controllerModifyVolume({}, r.call()))],
+    // A plugin may implement the RPC while supporting no mutable parameter at all; it then
+    // refuses every request as its own errors table says (INVALID_ARGUMENT, nothing modified).
+    alsoAccepted: [Code.InvalidArgument],
+  },
   { service: "controller", cap: ControllerCap.GET_SNAPSHOT, probes: [ctl("GetSnapshot", (r) => r.controller.getSnapshot({}, r.call()))] },
   {
     service: "node",
@@ -124,7 +133,7 @@ function unadvertisedCheck(entry: CapabilityRpcs): Check {
   return {
     id: `capabilities.unadvertised.${entry.service}.${name.toLowerCase().replace(/_/g, "-")}`,
     group,
-    title: `${rpcs} answer${entry.probes.length > 1 ? "" : "s"} UNIMPLEMENTED since ${name} is not advertised`,
+    title: `${rpcs} answer${entry.probes.length > 1 ? "" : "s"} UNIMPLEMENTED${entry.alsoAccepted ? " (or refuses the request)" : ""} since ${name} is not advertised`,
     level: "SHOULD",
     rule: "Unsupported RPCs SHOULD return an appropriate error code that indicates such (12 UNIMPLEMENTED: the RPC is not implemented or disabled in the current mode)",
     skipUnless(profile) {
@@ -135,7 +144,7 @@ function unadvertisedCheck(entry: CapabilityRpcs): Check {
     async run(run) {
       for (const probe of entry.probes) {
         run.step(`${probe.rpc} with an empty request`);
-        await expectCode(`${probe.rpc} without ${name}`, probe.call(run), Code.Unimplemented);
+        await expectCode(`${probe.rpc} without ${name}`, probe.call(run), Code.Unimplemented, ...(entry.alsoAccepted ?? []));
       }
     },
   };
