@@ -388,6 +388,15 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
         `Where the start-up goes (V8 CPU profile of one more start, spawn -> first Probe -> SIGTERM; ready in ${f0(sp.readyMs)} ms under the profiler, ${f0(sp.busyMs)} ms of it busy on the main thread): ` +
           `by origin ${shares(sp.byOrigin, 8)}; top functions ${shares(sp.topFunctions, 8)}.`,
       );
+      const socket = median(st.socketMs);
+      const ready = median(st.readyMs);
+      const bareMs = median(st.bareNodeExitMs);
+      L.push("");
+      L.push(
+        `Reading: the socket appears ${f0(socket)} ms after spawn and the first Probe succeeds ${f0(ready - socket)} ms later, so nearly all of the start-up comes before the server listens. ` +
+          `Node itself needs about ${f0(bareMs)} ms to start and exit here; the rest is loading and compiling the bundle's modules (node:modules, \`compileSourceTextModule\`), Node's own modules the bundle pulls in (node:bootstrap, \`compileForInternalLoader\`: http2, net, fs, ...), ` +
+          `building the protobuf descriptors (@bufbuild/protobuf) and the gRPC library's set-up.`,
+      );
     }
     L.push("");
     L.push("## 3. Unary overhead");
@@ -452,6 +461,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       if (first) {
         L.push("");
         L.push(`Requests per route (run 1): ${Object.entries(first.routes).map(([k, v]) => `\`${k}\` ${v}`).join(", ")}.`);
+        L.push("");
         const cpu = median(r.doLife.runs.map((x) => x.cpuMs.driver + x.cpuMs.simulator + x.cpuMs.client));
         const wall = median(r.doLife.runs.map((x) => x.wallMs));
         const driverPerLife = median(r.doLife.runs.map((x) => x.cpuMs.driver / x.volumes));
@@ -537,8 +547,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       L.push("");
       L.push(
         `Reading: the driver runs the same host programs as the script, so the overhead is its own work. ` +
-          `The controller RPCs (create, publish, unpublish, delete), which are metadata only, take ${f0(meta)} ms of the median life: each change rewrites state.json atomically (temp file, fsync, rename, directory fsync), ${t.driver.fsync - (t.script.fsync ?? 0)} more fsyncs than the script per life. ` +
-          `The node RPCs read /proc/self/mountinfo ${t.driver.opens["/proc/self/mountinfo"] ?? 0} times and try ${loopReads} loop backing files in sysfs (every loop-device lookup — reuse on stage, detach on unstage, checks on delete — reads the backing file of every loop device in /sys/block, so the cost grows with the loop devices on the host), and each RPC pays a gRPC round trip and a process spawn from a large Node process per tool.`,
+          `The controller RPCs (create, publish, unpublish, delete: metadata, plus the sparse image file on create and delete) take ${f0(meta)} ms of the median life: each change rewrites state.json atomically (temp file, fsync, rename, directory fsync) — ${t.driver.fsync - t.script.fsync} more fsyncs per life than the script, whose only fsyncs are mkfs's. ` +
+          `The node RPCs, where the per-step table puts most of the difference (stage and unstage), read /proc/self/mountinfo ${t.driver.opens["/proc/self/mountinfo"] ?? 0} times and try ${loopReads} loop backing files in sysfs: every loop-device lookup (reuse on stage, detach on unstage, the in-use check on delete) reads the backing file of every loop device in /sys/block, so that cost grows with the loop devices on the host. ` +
+          `Each RPC also pays a gRPC round trip (about 0.5 ms at concurrency 1, row 3), a small part of the difference.`,
       );
     }
   }

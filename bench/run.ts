@@ -7,11 +7,11 @@
  *   npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]
  */
 import { execFileSync } from "node:child_process";
-import { cp, mkdir, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { benchRoot, installExitHandlers, leftovers, makeBenchRoot, removeBenchRoot, removeWithRoot } from "./lib/cleanup.js";
+import { benchRoot, installExitHandlers, leftovers, makeBenchRoot, removeBenchRoot, removeWithRoot, wasInterrupted } from "./lib/cleanup.js";
 import { DRIVER_PATH, driverEntryPath, useDriverEntry } from "./lib/driver.js";
 import { describeMachine } from "./lib/proc.js";
 import { buildRows, consoleTable, renderMarkdown, type BenchOptions, type BenchResults, type Provenance } from "./report.js";
@@ -29,11 +29,22 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     "no-markdown": { type: "boolean", default: false },
+    render: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
-  process.stdout.write("usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]\n");
+  process.stdout.write(
+    "usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]\n" +
+      "       tsx bench/run.ts --render bench/results/<run>.json   (rewrite bench/RESULTS.md from a run's figures)\n",
+  );
+  process.exit(0);
+}
+if (values.render !== undefined) {
+  const results = JSON.parse(await readFile(values.render, "utf8")) as BenchResults;
+  const rows = buildRows(results);
+  await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
+  process.stdout.write(`${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}\n`);
   process.exit(0);
 }
 const only = new Set<Section>(
@@ -101,6 +112,7 @@ async function section<T>(name: string, errors: string[], f: () => Promise<T>): 
     log(`   (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     return value;
   } catch (err) {
+    if (wasInterrupted()) return new Promise<never>(() => undefined); // the signal handler exits
     const message = `${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
     errors.push(message);
     log(`   FAILED: ${message}`);

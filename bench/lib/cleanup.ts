@@ -102,10 +102,18 @@ export async function leftovers(dir: string): Promise<{ mounts: string[]; loops:
   return { mounts: await mountsUnder(dir), loops: (await loopDevicesUnder(dir)).map((l) => l.device) };
 }
 
+let interrupted = false;
+
+/** True once a signal asked the run to stop (errors after that are the cleanup's doing). */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
 /** On Ctrl-C or SIGTERM: kill children, sweep the root, exit. On any exit: kill children. */
 export function installExitHandlers(): void {
   process.on("exit", killChildren);
   const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
     process.stderr.write(`\nbench: ${signal}: cleaning up\n`);
     void removeBenchRoot().finally(() => process.exit(130));
   };
