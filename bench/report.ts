@@ -394,7 +394,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       L.push("");
       L.push(
         `Reading: the socket appears ${f0(socket)} ms after spawn and the first Probe succeeds ${f0(ready - socket)} ms later, so nearly all of the start-up comes before the server listens. ` +
-          `Node itself needs about ${f0(bareMs)} ms to start and exit here; the rest is loading and compiling the bundle's modules (node:modules, \`compileSourceTextModule\`), Node's own modules the bundle pulls in (node:bootstrap, \`compileForInternalLoader\`: http2, net, fs, ...), ` +
+          `Node itself needs about ${f0(bareMs)} ms to start and exit here; the rest is loading and compiling the bundle's modules (node:modules, \`compileSourceTextModule\`), Node's built-in modules the bundle requires (node:bootstrap, \`compileForInternalLoader\`), ` +
           `building the protobuf descriptors (@bufbuild/protobuf) and the gRPC library's set-up.`,
       );
     }
@@ -416,10 +416,13 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     }
     if (diag && diag.profiles.length > 0) {
       L.push("");
-      L.push("Where the driver's CPU goes (V8 CPU profile of a separate driver started with `--cpu-prof`, 64 callers; self time, idle excluded, frames mapped through the bundle's source maps):");
+      L.push(
+        `Where the driver's CPU goes (V8 CPU profile of a separate driver started with \`--cpu-prof\`, ${diag.profiles[0]?.calls.toLocaleString("en") ?? ""} calls at concurrency 64 after a warm-up of the same method; self time, idle excluded, frames mapped through the bundle's source maps; ` +
+          "the profile also covers start-up and warm-up and the profiler costs CPU itself, so read the shares, not absolute times):",
+      );
       L.push("");
       for (const p of diag.profiles) {
-        L.push(`- **${p.method}** (${f0(p.busyUsPerCall)} µs busy per call in the profiled process): by origin ${shares(p.byOrigin, 8)}; top functions ${shares(p.topFunctions, 8)}.`);
+        L.push(`- **${p.method}**: by origin ${shares(p.byOrigin, 8)}; top functions ${shares(p.topFunctions, 8)}.`);
       }
       const probe = diag.profiles.find((p) => p.method === "probe");
       if (probe) {
@@ -437,7 +440,16 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
         const gc = ngc.byOrigin.find((o) => o.name === "(garbage collector)")?.percent ?? 0;
         L.push(
           `- NodeGetCapabilities does no host work, so its cost is the RPC stack itself: ${f0(gc)}% garbage collection, the rest spread over node:http2, the gRPC library, protobuf encoding and the project's call handler. ` +
-            `Allocation per call (HTTP/2 stream objects, headers, abort signals, log bindings, message objects) is what makes the GC share high.`,
+            `Allocation per call (HTTP/2 stream objects and headers, abort signals, message objects) is what makes the GC share high.`,
+        );
+      }
+      const lv = diag.logLevels;
+      if (lv && lv.info.length > 0 && lv.warn.length > 0) {
+        const info = median(lv.info);
+        const warn = median(lv.warn);
+        L.push(
+          `- The per-call log line: NodeGetCapabilities is logged at info (Probe is not). The same ${lv.calls.toLocaleString("en")}-call load at c=64 against drivers at \`--log-level info\` and \`warn\`, interleaved: ` +
+            `${lv.info.map(f0).join(", ")} µs vs ${lv.warn.map(f0).join(", ")} µs of driver CPU per call — the line costs about ${f0(info - warn)} µs per call (median ${f0(info)} vs ${f0(warn)}).`,
         );
       }
     }

@@ -155,6 +155,41 @@ async function profileStartup(): Promise<CpuProfileSummary & { readonly readyMs:
   return { ...(await summarizeProfile(join(profDir, file), "start-up", 1, 1)), readyMs: driver.readyMs };
 }
 
+// ---------------------------------------------------------------- the per-call log line
+
+export interface LogLevelComparison {
+  readonly calls: number;
+  /** NodeGetCapabilities at c=64, driver CPU µs per call, per round (info and warn interleaved). */
+  readonly info: readonly number[];
+  readonly warn: readonly number[];
+}
+
+/**
+ * NodeGetCapabilities is logged at info (one line per call), Probe is not:
+ * the same load against a driver at the default level and one at warn,
+ * interleaved, shows what the line costs.
+ */
+async function compareLogLevels(calls: number, rounds: number): Promise<LogLevelComparison> {
+  const info: number[] = [];
+  const warn: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const level of ["info", "warn"] as const) {
+      const name = `diag-log-${level}-${round}`;
+      const driver = await startDriver({ name, args: [...nodePluginArgs(join(benchRoot(), name)), "--log-level", level] });
+      const client = await startLoadClient(driver.endpoint);
+      try {
+        await warmUp(client, ["nodeGetCapabilities"]);
+        const run = await unaryRun(driver.pid, client, "nodeGetCapabilities", calls, 64);
+        (level === "info" ? info : warn).push(run.driverCpuUsPerCall);
+      } finally {
+        await client.stop();
+        await driver.stop();
+      }
+    }
+  }
+  return { calls, info, warn };
+}
+
 // ---------------------------------------------------------------- heap figures
 
 export interface HeapDiagnosis {
@@ -318,6 +353,7 @@ async function traceLife(): Promise<LifeTrace | undefined> {
 
 export interface Diagnostics {
   readonly profiles: readonly CpuProfileSummary[];
+  readonly logLevels?: LogLevelComparison;
   /** Spawn -> first Probe (then SIGTERM), profiled; includes the short shutdown. */
   readonly startupProfile?: CpuProfileSummary & { readonly readyMs: number };
   readonly heap?: HeapDiagnosis;
@@ -345,6 +381,10 @@ export async function gatherDiagnostics(options: { calls: number; local: boolean
       options.log(`  profile ${method}: ${p.busyUsPerCall.toFixed(0)} µs busy/call; ${p.byOrigin.slice(0, 5).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
     }
   }
+  const logLevels = await attempt("log level comparison", () => compareLogLevels(options.calls, 2));
+  if (logLevels) {
+    options.log(`  NodeGetCapabilities c=64 driver CPU/call: log level info ${logLevels.info.map((v) => v.toFixed(0)).join("/")} µs, warn ${logLevels.warn.map((v) => v.toFixed(0)).join("/")} µs`);
+  }
   const startupProfile = await attempt("CPU profile of the start-up", profileStartup);
   if (startupProfile) {
     options.log(`  profile start-up (ready in ${startupProfile.readyMs.toFixed(0)} ms under the profiler): ${startupProfile.busyMs.toFixed(0)} ms busy; ${startupProfile.byOrigin.slice(0, 6).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
@@ -361,6 +401,6 @@ export async function gatherDiagnostics(options: { calls: number; local: boolean
   if (lifeTrace) {
     options.log(`  local life under strace: driver ${JSON.stringify(lifeTrace.driver)}; script ${JSON.stringify(lifeTrace.script)}; ${lifeTrace.hostLoopDevices} loop devices on the host`);
   }
-  return { profiles, ...(startupProfile ? { startupProfile } : {}), ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
+  return { profiles, ...(logLevels ? { logLevels } : {}), ...(startupProfile ? { startupProfile } : {}), ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
 }
 
