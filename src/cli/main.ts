@@ -1,10 +1,9 @@
 import { setFlagsFromString } from "node:v8";
-import { CsiServer } from "../csi/server.js";
+import type { CsiServer } from "../csi/server.js";
 import { formatEndpoint } from "../csi/endpoint.js";
-import { createLogger, type Logger } from "../log/logger.js";
-import { createPlugin } from "../plugin.js";
+import type { Logger } from "../log/logger.js";
 import { VERSION } from "../version.js";
-import { startDebugServer, type DebugServer } from "./debug-server.js";
+import type { DebugServer } from "./debug-server.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
 
@@ -30,6 +29,14 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { config } = command;
+  // The rest is loaded once the command line is known to be good: --help,
+  // --version and a bad flag answer at once.
+  const [{ createLogger }, { CsiServer }, { createPlugin }, { startDebugServer }] = await Promise.all([
+    import("../log/logger.js"),
+    import("../csi/server.js"),
+    import("../plugin.js"),
+    import("./debug-server.js"),
+  ]);
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");

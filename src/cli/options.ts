@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { LevelWithSilent } from "pino";
 import { parseEndpoint } from "../csi/endpoint.js";
-import { LOG_LEVELS } from "../log/logger.js";
+import { LOG_LEVELS } from "../log/levels.js";
 import {
   ALPHA_FEATURES,
   DEFAULT_DRIVER_NAME,

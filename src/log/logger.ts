@@ -3,7 +3,7 @@ import { pino, type Logger, type LevelWithSilent } from "pino";
 export type { Logger };
 export type LogFormat = "json" | "pretty";
 
-export const LOG_LEVELS: readonly LevelWithSilent[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+export { LOG_LEVELS } from "./levels.js";
 
 export interface LoggerOptions {
   level: LevelWithSilent;
