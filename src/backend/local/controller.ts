@@ -25,6 +25,7 @@ import { crashPoint } from "./crash-points.js";
 import { DataDirLock } from "./data-dir-lock.js";
 import { allocatedBytes, createSparseFile, fsyncPath, growFile, removeIfExists, statIfExists } from "./durable-files.js";
 import { withFrozenSource } from "./frozen-source.js";
+import { pageAfter, snapshotsInListOrder, volumesInListOrder } from "./list-order.js";
 import {
   backingFileKey,
   isLocalId,
@@ -272,13 +273,10 @@ export class LocalController implements ControllerBackend {
   async listVolumes(maxEntries: number, startingToken: string): Promise<Page<Volume>> {
     const state = this.#store.state;
     const after = decodePageToken("volumes", startingToken, state.lastListPosition);
-    const ready = Object.values(state.volumes)
-      .filter((v) => v.phase === "ready" && v.listPosition > after)
-      .sort((a, b) => a.listPosition - b.listPosition);
-    const page = maxEntries > 0 ? ready.slice(0, maxEntries) : ready;
+    const { page, more } = pageAfter(volumesInListOrder(state), after, maxEntries);
     const last = page.at(-1);
     const items = await Promise.all(page.map(async (record) => this.#volume(record, await this.#condition(record))));
-    return { items, nextToken: last && page.length < ready.length ? encodePageToken("volumes", last.listPosition) : "" };
+    return { items, nextToken: last && more ? encodePageToken("volumes", last.listPosition) : "" };
   }
 
   async expandVolume(volumeId: string, sizeBytes: number, signal: AbortSignal): Promise<number> {
@@ -404,20 +402,18 @@ export class LocalController implements ControllerBackend {
   async listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string): Promise<Page<Snapshot>> {
     const state = this.#store.state;
     const after = decodePageToken("snapshots", startingToken, state.lastListPosition);
-    const matching = Object.values(state.snapshots)
-      .filter(
-        (s) =>
-          s.phase === "ready" &&
-          s.listPosition > after &&
-          (filter.snapshotId === undefined || s.id === filter.snapshotId) &&
-          (filter.sourceVolumeId === undefined || s.sourceVolumeId === filter.sourceVolumeId),
-      )
-      .sort((a, b) => a.listPosition - b.listPosition);
-    const page = maxEntries > 0 ? matching.slice(0, maxEntries) : matching;
+    const ordered = snapshotsInListOrder(state);
+    const filtered =
+      filter.snapshotId === undefined && filter.sourceVolumeId === undefined
+        ? ordered
+        : ordered.filter(
+            (s) => (filter.snapshotId === undefined || s.id === filter.snapshotId) && (filter.sourceVolumeId === undefined || s.sourceVolumeId === filter.sourceVolumeId),
+          );
+    const { page, more } = pageAfter(filtered, after, maxEntries);
     const last = page.at(-1);
     return {
       items: page.map((s) => this.#snapshot(s)),
-      nextToken: last && page.length < matching.length ? encodePageToken("snapshots", last.listPosition) : "",
+      nextToken: last && more ? encodePageToken("snapshots", last.listPosition) : "",
     };
   }
 

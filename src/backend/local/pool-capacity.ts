@@ -1,5 +1,5 @@
+import { statSync } from "node:fs";
 import { statfs } from "node:fs/promises";
-import { allocatedBytes } from "./durable-files.js";
 import { PARTIAL_SUFFIX, snapshotImagePath, volumeImagePath } from "./layout.js";
 import type { StateView } from "./state-store.js";
 
@@ -32,8 +32,18 @@ export function availableBytes(pool: PoolFigures, overcommitRatio: number): numb
   return Math.max(0, Math.floor(usable - promised));
 }
 
-async function imageAllocation(path: string): Promise<number> {
-  return (await allocatedBytes(path)) + (await allocatedBytes(`${path}${PARTIAL_SUFFIX}`));
+/**
+ * Bytes an image (and a partial copy of it) occupies. Synchronous on purpose:
+ * a stat is a few microseconds, while a thread-pool round trip per image made
+ * measuring a pool of 10,000 volumes take seconds.
+ */
+function imageAllocation(path: string): number {
+  let bytes = 0;
+  for (const file of [path, `${path}${PARTIAL_SUFFIX}`]) {
+    const stats = statSync(file, { throwIfNoEntry: false });
+    if (stats) bytes += stats.blocks * 512;
+  }
+  return bytes;
 }
 
 /** Measure the pool: one statfs and one stat per image. Every record counts, whatever its phase. */
@@ -44,10 +54,10 @@ export async function measurePool(dataDir: string, state: StateView): Promise<Po
   let snapshotAllocatedBytes = 0;
   for (const volume of Object.values(state.volumes)) {
     volumeLogicalBytes += volume.sizeBytes;
-    volumeAllocatedBytes += await imageAllocation(volumeImagePath(dataDir, volume.id));
+    volumeAllocatedBytes += imageAllocation(volumeImagePath(dataDir, volume.id));
   }
   for (const snapshot of Object.values(state.snapshots)) {
-    snapshotAllocatedBytes += await imageAllocation(snapshotImagePath(dataDir, snapshot.id));
+    snapshotAllocatedBytes += imageAllocation(snapshotImagePath(dataDir, snapshot.id));
   }
   return { freeBytes: fs.bavail * fs.bsize, volumeLogicalBytes, volumeAllocatedBytes, snapshotAllocatedBytes };
 }
