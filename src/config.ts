@@ -16,7 +16,6 @@ export const ALPHA_FEATURES = [
   "volume-condition", // VOLUME_CONDITION (controller and node), volume_condition in ListVolumes/NodeGetVolumeStats
   "get-volume", // ControllerGetVolume, GET_VOLUME
   "get-snapshot", // GetSnapshot, GET_SNAPSHOT
-  "snapshot-metadata", // SnapshotMetadata service, SNAPSHOT_METADATA_SERVICE
   "single-node-multi-writer", // SINGLE_NODE_MULTI_WRITER and the SINGLE_NODE_{SINGLE,MULTI}_WRITER access modes
 ] as const;
 export type AlphaFeature = (typeof ALPHA_FEATURES)[number];
