@@ -1,24 +1,13 @@
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { VolumeUsage_Unit } from "../../src/gen/csi/v1/csi_pb.js";
 import { blockDeviceNumber, formatDeviceNumber } from "../../src/mounter/device.js";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
-import { MiB, blockCapability, expectCode, mountCapability, mountEntryAt, startNode, type NodeHarness } from "./node-harness.js";
+import { MiB, blockCapability, expectCode, mountCapability, mountEntryAt, useNodeHarness } from "./node-harness.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-block");
-});
-afterEach(async () => {
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-block");
 
 async function readBytes(path: string, offset: number, length: number): Promise<Buffer> {
   const handle = await open(path, "r");

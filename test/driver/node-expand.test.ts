@@ -2,21 +2,10 @@ import { readFileSync } from "node:fs";
 import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MiB, df, expectCode, mountCapability, startNode, type NodeHarness } from "./node-harness.js";
+import { describe, expect, it } from "vitest";
+import { MiB, df, expectCode, mountCapability, useNodeHarness } from "./node-harness.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-expand");
-});
-afterEach(async () => {
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-expand");
 
 /** ext4's online resize ioctl needs CAP_SYS_RESOURCE; some sandboxes drop it even for root. */
 function hasCapSysResource(): boolean {

@@ -2,21 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MiB, expectCode, mountCapability, mountEntryAt, startNode, type NodeHarness } from "./node-harness.js";
+import { describe, expect, it } from "vitest";
+import { MiB, expectCode, mountCapability, mountEntryAt, useNodeHarness } from "./node-harness.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-format-resume");
-});
-afterEach(async () => {
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-format-resume");
 
 async function scribble(file: string): Promise<void> {
   // What a killed mkfs may leave: metadata written here and there, no complete superblock.

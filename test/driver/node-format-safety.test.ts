@@ -2,24 +2,13 @@ import { createHash } from "node:crypto";
 import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
 import { NO_FORMAT_KEYS } from "../../src/driver/node-request.js";
-import { MiB, df, expectCode, mountCapability, mountEntryAt, sh, startNode, type NodeHarness } from "./node-harness.js";
+import { MiB, df, expectCode, mountCapability, mountEntryAt, sh, useNodeHarness } from "./node-harness.js";
 import { writeLvmLabel, writeMbrPartitionTable } from "../mounter/signatures.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-format");
-});
-afterEach(async () => {
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-format");
 
 async function sha256(file: string): Promise<string> {
   return createHash("sha256").update(await readFile(file)).digest("hex");

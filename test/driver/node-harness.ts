@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { CsiServer } from "../../src/csi/server.js";
@@ -48,6 +48,34 @@ export interface HarnessOptions {
   readonly alpha?: readonly string[];
   /** Serve nodeService directly with this kubelet directory (instead of createPlugin's default). */
   readonly kubeletDir?: string;
+}
+
+/**
+ * One harness for every test of a file: started before the first test, stopped
+ * after the last; after each test it asserts that the test left nothing mounted
+ * or attached (and cleans up either way, so the next test starts clean).
+ */
+export function useNodeHarness(prefix: string, options: HarnessOptions = {}): NodeHarness {
+  let started: NodeHarness | undefined;
+  beforeAll(async () => {
+    started = await startNode(prefix, options);
+  });
+  afterEach(async () => {
+    if (!started) return;
+    const left = await started.leftovers();
+    await started.cleanupHost();
+    expect(left).toEqual([]);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  return new Proxy({} as NodeHarness, {
+    get(_target, property) {
+      if (!started) throw new Error(`the ${prefix} harness is used before it started`);
+      const value: unknown = Reflect.get(started, property);
+      return typeof value === "function" ? value.bind(started) : value;
+    },
+  });
 }
 
 /** A node-mode local-backend plugin behind the real gRPC stack, on a unix socket under a fresh test directory. */

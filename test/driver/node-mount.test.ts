@@ -1,24 +1,12 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
-import { MiB, blockCapability, expectCode, mountCapability, mountEntryAt, sh, startNode, type NodeHarness } from "./node-harness.js";
+import { MiB, blockCapability, expectCode, mountCapability, mountEntryAt, sh, useNodeHarness } from "./node-harness.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-mount");
-});
-afterEach(async () => {
-  // Every test must leave nothing behind by itself; the safety net only guarantees the next test a clean host.
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-mount");
 
 const FILESYSTEMS = [
   { fsType: "ext4", requested: "", size: 64 * MiB },

@@ -1,22 +1,11 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
-import { MiB, mountCapability, mountEntryAt, startNode, type NodeHarness } from "./node-harness.js";
+import { MiB, mountCapability, mountEntryAt, useNodeHarness } from "./node-harness.js";
 import { mountDeadFuse, occupy, release } from "../mounter/broken-mounts.js";
 
-let h: NodeHarness;
-beforeAll(async () => {
-  h = await startNode("node-stale");
-});
-afterEach(async () => {
-  const left = await h.leftovers();
-  await h.cleanupHost();
-  expect(left).toEqual([]);
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useNodeHarness("node-stale");
 
 const cap = mountCapability("ext4");
 
