@@ -1,6 +1,5 @@
-import { Code } from "../../csi/errors.js";
 import type { Config } from "../../config.js";
-import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unimplemented } from "../../csi/errors.js";
+import { AlreadyExists, Code, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unimplemented } from "../../csi/errors.js";
 import type { Logger } from "../../log/logger.js";
 import type {
   ContentSource,
