@@ -50,7 +50,11 @@ export function statusShapeProblem(error: ConnectError): string | undefined {
  * failure message, e.g. "CreateVolume without a name".
  */
 export async function expectCode(what: string, call: Promise<unknown>, ...codes: Code[]): Promise<ConnectError> {
-  const result = await outcome(call);
+  return expectFailed(what, await outcome(call), ...codes);
+}
+
+/** Like expectCode, for a call already awaited (when a success must first be cleaned up). */
+export function expectFailed(what: string, result: Outcome<unknown>, ...codes: Code[]): ConnectError {
   if (result.ok) fail(`${what}: expected ${expected(codes)}, got OK`);
   if (!codes.includes(result.code)) fail(`${what}: expected ${expected(codes)}, got ${describeOutcome(result)}`);
   const problem = statusShapeProblem(result.error);

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { fail, skip, verify, type Check } from "../check.js";
 import type { CheckRun } from "../context.js";
-import { describeOutcome, expectCode, expectOk, outcome } from "../expect.js";
+import { describeOutcome, expectCode, expectOk, outcome, expectFailed } from "../expect.js";
 import { ControllerCap, needs } from "../profile.js";
 import { mapProblem } from "../spec-rules.js";
 import { unknownNodeId, unknownVolumeId } from "./shared.js";
@@ -101,7 +101,7 @@ export const controllerPublishChecks: Check[] = [
           await unpublish(run, volume.volumeId, nodeId);
         });
       }
-      await expectCode(`ControllerPublishVolume to unknown node ${nodeId}`, result.ok ? Promise.resolve(result.value) : Promise.reject(result.error), Code.NotFound);
+      expectFailed(`ControllerPublishVolume to unknown node ${nodeId}`, result, Code.NotFound);
     },
   },
   {

@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import type { Volume } from "../../gen/csi/v1/csi_pb.js";
 import { fail, verify, type Check } from "../check.js";
 import type { CheckRun, CreateVolumeRequestInit } from "../context.js";
-import { codeName, describeOutcome, expectCode, expectOk, outcome } from "../expect.js";
+import { codeName, describeOutcome, expectCode, expectOk, outcome, expectFailed } from "../expect.js";
 import { ControllerCap, needs } from "../profile.js";
 import { MAX_NAME_LENGTH } from "../spec-rules.js";
 import { describeVolume, snapshotProblems, timestampText, unknownSnapshotId, unknownVolumeId, volumeProblems } from "./shared.js";
@@ -79,7 +79,7 @@ export const snapshotChecks: Check[] = [
       const name = run.uniqueName("nosrc");
       const result = await outcome(run.controller.createSnapshot(run.snapshotRequest(name, unknownVolumeId()), run.call()));
       if (result.ok && result.value.snapshot !== undefined) run.registerSnapshot(result.value.snapshot.snapshotId);
-      await expectCode("CreateSnapshot of an unknown volume", result.ok ? Promise.resolve(result.value) : Promise.reject(result.error), Code.NotFound);
+      expectFailed("CreateSnapshot of an unknown volume", result, Code.NotFound);
     },
   },
   {
@@ -135,7 +135,7 @@ export const snapshotChecks: Check[] = [
       run.step("CreateSnapshot with the same name of the second volume");
       const result = await outcome(run.controller.createSnapshot(run.snapshotRequest(name, second.volumeId), run.call()));
       if (result.ok && result.value.snapshot !== undefined) run.registerSnapshot(result.value.snapshot.snapshotId);
-      await expectCode("CreateSnapshot with an existing name and another source", result.ok ? Promise.resolve(result.value) : Promise.reject(result.error), Code.AlreadyExists);
+      expectFailed("CreateSnapshot with an existing name and another source", result, Code.AlreadyExists);
     },
   },
   {
