@@ -153,7 +153,9 @@ export function buildRows(r: BenchResults): Row[] {
       how: `${life.runs[0]?.volumes ?? 0} create -> publish -> unpublish -> delete at c=${life.runs[0]?.concurrency ?? 0}, simulator counters`,
       target: "<= 6 requests per life",
       measured: `${spreadText(requests, (n) => n.toFixed(2), "requests/life")}${failed > 0 ? `; ${failed} lives failed` : ""}`,
-      ...(failed > 0 ? { verdict: "miss" as const, by: `${failed} failed lives` } : atMost(requests.median, 6, (n) => n.toFixed(2), "requests")),
+      ...(failed > 0
+        ? { verdict: "miss" as const, by: `${failed} failed lives` }
+        : atMost(requests.median, 6, (n) => n.toFixed(2), "requests")),
       summary: requests,
     });
     rows.push({
@@ -170,7 +172,11 @@ export function buildRows(r: BenchResults): Row[] {
   if (limited) {
     const failed = limited.runs.reduce((a, x) => a + x.failed, 0);
     const surfaced = limited.runs.reduce(
-      (a, x) => a + Object.entries(x.errors).filter(([m]) => /429|rate limit|too many/i.test(m)).reduce((b, [, n]) => b + n, 0),
+      (a, x) =>
+        a +
+        Object.entries(x.errors)
+          .filter(([m]) => /429|rate limit|too many/i.test(m))
+          .reduce((b, [, n]) => b + n, 0),
       0,
     );
     const wall = summarize(limited.runs.map((x) => x.wallMs / 1000));
@@ -199,7 +205,9 @@ export function buildRows(r: BenchResults): Row[] {
       how: "driver (all-in-one, local backend) vs bench/local-life.sh with the same tool calls and mkfs options, interleaved",
       target: "driver overhead <= 15%",
       measured: `+${f0(overhead * 100)}% (median of ${ratio.n} pair ratios, ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}×); driver ${f0(d.median)} ms (${f0(d.min)}–${f0(d.max)}), script ${f0(s.median)} ms (${f0(s.min)}–${f0(s.max)})`,
-      ...(overhead <= 0.15 ? { verdict: "pass" as const } : { verdict: "miss" as const, by: `${f0(overhead * 100 - 15)} points over (+${f0(d.median - s.median)} ms per life)` }),
+      ...(overhead <= 0.15
+        ? { verdict: "pass" as const }
+        : { verdict: "miss" as const, by: `${f0(overhead * 100 - 15)} points over (+${f0(d.median - s.median)} ms per life)` }),
       summary: ratio,
     });
   }
@@ -246,7 +254,13 @@ function median(values: readonly number[]): number {
 
 export function consoleTable(rows: readonly Row[]): string {
   const header = ["#", "what", "target", "measured (median, spread)", "verdict"];
-  const lines = rows.map((row) => [row.id, row.what, row.target, row.measured, row.verdict === "miss" ? `MISS ${row.by ?? ""}` : row.verdict.toUpperCase()]);
+  const lines = rows.map((row) => [
+    row.id,
+    row.what,
+    row.target,
+    row.measured,
+    row.verdict === "miss" ? `MISS ${row.by ?? ""}` : row.verdict.toUpperCase(),
+  ]);
   const widths = header.map((h, i) => Math.min(i === 3 ? 90 : 60, Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length))));
   const cut = (s: string, w: number) => (s.length > w ? `${s.slice(0, w - 1)}…` : s.padEnd(w));
   const fmt = (cells: readonly string[]) => cells.map((c, i) => cut(c, widths[i] ?? 10)).join(" | ");
@@ -269,7 +283,10 @@ function shares(list: readonly ProfileShare[], n: number): string {
 }
 
 function lifeRunTable(runs: readonly LifeRun[]): string[] {
-  const out = ["| run | wall s | requests/life | failed | 429s seen | life p50 / p99 ms | CPU ms: driver / simulator / client |", "|---|---|---|---|---|---|---|"];
+  const out = [
+    "| run | wall s | requests/life | failed | 429s seen | life p50 / p99 ms | CPU ms: driver / simulator / client |",
+    "|---|---|---|---|---|---|---|",
+  ];
   runs.forEach((x, i) =>
     out.push(
       `| ${i + 1} | ${(x.wallMs / 1000).toFixed(2)} | ${x.requestsPerLife.toFixed(2)} | ${x.failed} | ${x.tooManyRequests} | ${f0(x.lifeMs.p50)} / ${f0(x.lifeMs.p99)} | ${f0(x.cpuMs.driver)} / ${f0(x.cpuMs.simulator)} / ${f0(x.cpuMs.client)} |`,
@@ -316,7 +333,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
   L.push(`| memory | ${f1(m.memoryBytes / 2 ** 30)} GiB |`);
   L.push(`| kernel / OS | ${m.kernel} / ${m.os} |`);
   L.push(`| Node | ${m.node} |`);
-  L.push(`| load average (1 min) at start / end | ${r.loadAverage.start.toFixed(2)} / ${r.loadAverage.end.toFixed(2)} (shared machine: other sessions run tests beside the benchmark) |`);
+  L.push(
+    `| load average (1 min) at start / end | ${r.loadAverage.start.toFixed(2)} / ${r.loadAverage.end.toFixed(2)} (shared machine: other sessions run tests beside the benchmark) |`,
+  );
   L.push(
     `| driver measured | \`dist/\` built from ${r.provenance.commit.slice(0, 12)}${r.provenance.dirtySources.length > 0 ? ` plus uncommitted changes in ${r.provenance.dirtySources.length} source files (work in progress of other engineers)` : ""}, built ${r.provenance.builtAt} |`,
   );
@@ -325,7 +344,8 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
   L.push("");
   L.push("| # | what | target | measured: median (min–max, n) | verdict | missed by |");
   L.push("|---|---|---|---|---|---|");
-  for (const row of rows) L.push(`| ${row.id} | ${md(row.what)} | ${md(row.target)} | ${md(row.measured)} | **${row.verdict}** | ${md(row.by ?? "")} |`);
+  for (const row of rows)
+    L.push(`| ${row.id} | ${md(row.what)} | ${md(row.target)} | ${md(row.measured)} | **${row.verdict}** | ${md(row.by ?? "")} |`);
   if (r.skipped.length > 0) {
     L.push("");
     L.push(`Skipped in this run: ${r.skipped.join("; ")}.`);
@@ -341,7 +361,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     L.push("");
     L.push(`Command: \`${r.commands.nodePlugin ?? ""}\`. VmRSS from /proc/<pid>/status.`);
     L.push("");
-    L.push(`| rep | ready ms | idle RSS MiB (file + anon) | bare node MiB | ratio | RSS after the first run MiB (calls) | RSS after all runs MiB (calls) | idle CPU over 2 s |`);
+    L.push(
+      `| rep | ready ms | idle RSS MiB (file + anon) | bare node MiB | ratio | RSS after the first run MiB (calls) | RSS after all runs MiB (calls) | idle CPU over 2 s |`,
+    );
     L.push("|---|---|---|---|---|---|---|---|");
     fp.reps.forEach((x, i) =>
       L.push(
@@ -472,7 +494,11 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       const first = r.doLife.runs[0];
       if (first) {
         L.push("");
-        L.push(`Requests per route (run 1): ${Object.entries(first.routes).map(([k, v]) => `\`${k}\` ${v}`).join(", ")}.`);
+        L.push(
+          `Requests per route (run 1): ${Object.entries(first.routes)
+            .map(([k, v]) => `\`${k}\` ${v}`)
+            .join(", ")}.`,
+        );
         L.push("");
         const cpu = median(r.doLife.runs.map((x) => x.cpuMs.driver + x.cpuMs.simulator + x.cpuMs.client));
         const wall = median(r.doLife.runs.map((x) => x.wallMs));
@@ -487,7 +513,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     if (r.doRateLimited) {
       const rl = r.options.rateLimit;
       L.push("");
-      L.push(`**Row 5** — simulator limit ${rl.limit} requests per ${rl.windowMs} ms (429 with Retry-After / ratelimit-reset beyond it), driver \`--do-api-rate-limit ${rl.clientQps}\`:`);
+      L.push(
+        `**Row 5** — simulator limit ${rl.limit} requests per ${rl.windowMs} ms (429 with Retry-After / ratelimit-reset beyond it), driver \`--do-api-rate-limit ${rl.clientQps}\`:`,
+      );
       L.push("");
       L.push(...lifeRunTable(r.doRateLimited.runs));
       const reqs = median(r.doRateLimited.runs.map((x) => x.apiRequests));
@@ -527,10 +555,14 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
         `| ${i + 1} | ${f0(d)} | ${f0(local.scriptMs[i] ?? NaN)} | ${(local.pairRatios[i] ?? NaN).toFixed(2)} | ${steps.map((k) => f0(local.driverSteps[i]?.[k] ?? NaN)).join(" | ")} |`,
       ),
     );
-    L.push(`| median | ${f0(median(local.driverMs))} | ${f0(median(local.scriptMs))} | ${median(local.pairRatios).toFixed(2)} | ${steps.map((k) => f0(median(local.driverSteps.map((s) => s[k] ?? NaN)))).join(" | ")} |`);
+    L.push(
+      `| median | ${f0(median(local.driverMs))} | ${f0(median(local.scriptMs))} | ${median(local.pairRatios).toFixed(2)} | ${steps.map((k) => f0(median(local.driverSteps.map((s) => s[k] ?? NaN)))).join(" | ")} |`,
+    );
     if (local.scriptPhases.length > 0) {
       L.push("");
-      L.push("Per step, driver RPCs against the script run one phase per invocation (medians; each script phase pays a shell start, ~1–2 ms):");
+      L.push(
+        "Per step, driver RPCs against the script run one phase per invocation (medians; each script phase pays a shell start, ~1–2 ms):",
+      );
       L.push("");
       L.push("| phase | driver RPCs | driver ms | script phase ms | difference ms |");
       L.push("|---|---|---|---|---|");
@@ -550,7 +582,12 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       L.push("| | programs run | fsync | rename | files opened (attempts) |");
       L.push("|---|---|---|---|---|");
       const work = (w: typeof t.driver) =>
-        `${Object.entries(w.exec).map(([k, v]) => `${k} ${v}`).join(", ")} | ${w.fsync} | ${w.rename} | ${Object.entries(w.opens).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`;
+        `${Object.entries(w.exec)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")} | ${w.fsync} | ${w.rename} | ${Object.entries(w.opens)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`;
       L.push(`| driver | ${work(t.driver)} |`);
       L.push(`| script | ${work(t.script)} |`);
       const metaSteps = ["CreateVolume", "ControllerPublishVolume", "ControllerUnpublishVolume", "DeleteVolume"];
@@ -582,7 +619,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     const g = listing.grpcCreate;
     L.push(
       `How 10,000 local volumes were made: ${g.count} through gRPC (CreateVolume, 1 MiB, concurrency ${g.concurrency}: ${f0(g.wallMs)} ms, ${f0(g.wallMs / g.count)} ms each); then, with the driver stopped, its own ready records were replicated in its state file with fresh ids (the backend's id generator), names and list positions, each with a sparse image file of the record's size ` +
-        `(${Object.entries(listing.seedMs).map(([k, v]) => `to ${Number(k).toLocaleString("en")}: ${f0(v)} ms`).join(", ")}), and the driver was started on that data dir (it loads and reconciles it: the "driver ready" column). ` +
+        `(${Object.entries(listing.seedMs)
+          .map(([k, v]) => `to ${Number(k).toLocaleString("en")}: ${f0(v)} ms`)
+          .join(", ")}), and the driver was started on that data dir (it loads and reconciles it: the "driver ready" column). ` +
         "Creating them all through gRPC is not feasible in a benchmark: CreateVolume's cost grows with the number of volumes (last column: ms per CreateVolume at each total, one call at a time) because every state change clones and re-serialises the whole state and writes it with fsync, and capacity accounting stats every image file (two `stat`s per volume, the missing `.partial` one throwing ENOENT) on each create. " +
         `At ${listing.local.at(-1)?.total.toLocaleString("en") ?? "?"} volumes one create takes about ${f0(median(listing.local.at(-1)?.createMs ?? []))} ms; creating the whole set one by one would take roughly ${f0(((listing.local.at(-1)?.total ?? 0) * median(listing.local.at(-1)?.createMs ?? [])) / 2 / 60000)} minutes.`,
     );
@@ -620,14 +659,20 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     "- Every process is the built bundle (`dist/`, copied aside for the run so a concurrent rebuild cannot change it mid-run), started with a standard PATH (`/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`) rather than npm's, which prepends node_modules/.bin directories the driver would search for host tools.",
   );
   L.push("- Logs go to a file per driver (default level info), as in a deployment that collects stderr.");
-  L.push("- The machine is shared with other sessions (see the load average above): wall-clock figures vary between runs; CPU-time figures (utime+stime) vary less.");
+  L.push(
+    "- The machine is shared with other sessions (see the load average above): wall-clock figures vary between runs; CPU-time figures (utime+stime) vary less.",
+  );
   L.push(
     "- Everything lives under one temporary directory; processes, mounts and loop devices created by the run are removed at the end, also after a failure or Ctrl-C" +
-      (r.leftovers.mounts.length + r.leftovers.loops.length > 0 ? ` (this run found leftovers: ${[...r.leftovers.mounts, ...r.leftovers.loops].join(", ")}).` : " (none were left in this run)."),
+      (r.leftovers.mounts.length + r.leftovers.loops.length > 0
+        ? ` (this run found leftovers: ${[...r.leftovers.mounts, ...r.leftovers.loops].join(", ")}).`
+        : " (none were left in this run)."),
   );
   if (r.options.quick) L.push("- **Quick mode** (`--quick`): fewer calls, runs and repetitions than the issue asks; not for the record.");
   L.push("");
-  L.push("Run it: `npm run bench` (root for rows 6 and 7-local; `-- --quick` for a short run, `-- --only footprint,do,local,listing,diagnostics` to choose).");
+  L.push(
+    "Run it: `npm run bench` (root for rows 6 and 7-local; `-- --quick` for a short run, `-- --only footprint,do,local,listing,diagnostics` to choose).",
+  );
   L.push("");
   return L.join("\n");
 }

@@ -11,7 +11,15 @@ import { cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { benchRoot, installExitHandlers, leftovers, makeBenchRoot, removeBenchRoot, removeWithRoot, wasInterrupted } from "./lib/cleanup.js";
+import {
+  benchRoot,
+  installExitHandlers,
+  leftovers,
+  makeBenchRoot,
+  removeBenchRoot,
+  removeWithRoot,
+  wasInterrupted,
+} from "./lib/cleanup.js";
 import { DRIVER_PATH, driverEntryPath, useDriverEntry } from "./lib/driver.js";
 import { describeMachine } from "./lib/proc.js";
 import { buildRows, consoleTable, renderMarkdown, type BenchOptions, type BenchResults, type Provenance } from "./report.js";
@@ -129,8 +137,12 @@ async function main(): Promise<number> {
   const prov = await provenance();
   await makeBenchRoot();
   await snapshotDist();
-  log(`bench: ${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${machine.kernel}, Node ${machine.node}; load average ${loadStart.toFixed(2)}`);
-  log(`bench: driver ${driverEntryPath()} (built ${prov.builtAt} from ${prov.commit.slice(0, 12)}${prov.dirtySources.length > 0 ? ` + ${prov.dirtySources.length} uncommitted source files` : ""}); work dir ${benchRoot()}`);
+  log(
+    `bench: ${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${machine.kernel}, Node ${machine.node}; load average ${loadStart.toFixed(2)}`,
+  );
+  log(
+    `bench: driver ${driverEntryPath()} (built ${prov.builtAt} from ${prov.commit.slice(0, 12)}${prov.dirtySources.length > 0 ? ` + ${prov.dirtySources.length} uncommitted source files` : ""}); work dir ${benchRoot()}`,
+  );
 
   const errors: string[] = [];
   const skipped: string[] = [];
@@ -163,7 +175,10 @@ async function main(): Promise<number> {
       );
     }
     if (only.has("local")) {
-      if (isRoot) localLife = await section("row 6: local volume life vs a plain script", errors, () => measureLocalLife({ runs: options.localRuns, log }));
+      if (isRoot)
+        localLife = await section("row 6: local volume life vs a plain script", errors, () =>
+          measureLocalLife({ runs: options.localRuns, log }),
+        );
       else skipped.push("row 6 (local volume life) needs root");
     }
     if (only.has("listing")) {
@@ -204,8 +219,10 @@ async function main(): Promise<number> {
     commands: {
       nodePlugin: `node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock ${nodePluginArgs("<dir>").join(" ")}`,
       doController: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --token x --region nyc3 --url http://127.0.0.1:<port>/",
-      localAllInOne: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode all --data-dir <dir>/data --node-id n1",
-      localController: "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode controller --data-dir <dir>/data --node-id n1",
+      localAllInOne:
+        "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode all --data-dir <dir>/data --node-id n1",
+      localController:
+        "node dist/do-csi-plugin.js --endpoint unix://<dir>/csi.sock --backend local --mode controller --data-dir <dir>/data --node-id n1",
       driverPath: DRIVER_PATH,
     },
     skipped: [...skipped, ...errors.map((e) => `error in ${e.split("\n")[0] ?? e}`)],
@@ -228,7 +245,9 @@ async function main(): Promise<number> {
   if (full && !values["no-markdown"]) await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
 
   log("\n" + consoleTable(rows));
-  log(`\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : " (partial run: RESULTS.md left as it was)"}`);
+  log(
+    `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : " (partial run: RESULTS.md left as it was)"}`,
+  );
   if (errors.length > 0) {
     log(`bench: ${errors.length} section(s) failed:\n${errors.join("\n")}`);
     return 1;

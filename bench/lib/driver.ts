@@ -89,7 +89,8 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   try {
     while (clients === undefined) {
       if (exit !== undefined) throw new Error(`the driver exited (${exit}) before answering Probe; see ${logFile}`);
-      if (performance.now() > deadline) throw new Error(`the driver did not answer Probe within ${options.timeoutMs ?? 20_000} ms; see ${logFile}`);
+      if (performance.now() > deadline)
+        throw new Error(`the driver did not answer Probe within ${options.timeoutMs ?? 20_000} ms; see ${logFile}`);
       if (!existsSync(socketPath)) {
         await sleep(1);
         continue;

@@ -49,13 +49,25 @@ export async function reportOf(pid: number, dir: string): Promise<HeapFigures> {
     const h = report.javascriptHeap;
     const spaces: Record<string, number> = {};
     for (const [space, v] of Object.entries(h.heapSpaces)) spaces[space] = v.committedMemory ?? v.memorySize ?? 0;
-    return { rss: proc.rss, rssAnon: proc.anon, rssFile: proc.file, heapTotal: h.totalMemory, heapUsed: h.usedMemory, external: h.externalMemory ?? 0, spaces };
+    return {
+      rss: proc.rss,
+      rssAnon: proc.anon,
+      rssFile: proc.file,
+      heapTotal: h.totalMemory,
+      heapUsed: h.usedMemory,
+      external: h.externalMemory ?? 0,
+      spaces,
+    };
   }
   throw new Error(`no diagnostic report from ${pid}`);
 }
 
 /** Node options enabling both signals, writing into `dir`. */
-export const diagnosticNodeOptions = (dir: string): string[] => [...REPORT_OPTIONS(dir), `--heapsnapshot-signal=${SNAPSHOT_SIGNAL}`, `--diagnostic-dir=${dir}`];
+export const diagnosticNodeOptions = (dir: string): string[] => [
+  ...REPORT_OPTIONS(dir),
+  `--heapsnapshot-signal=${SNAPSHOT_SIGNAL}`,
+  `--diagnostic-dir=${dir}`,
+];
 
 export const REPORT_OPTIONS = (dir: string): string[] => ["--report-on-signal", "--report-signal=SIGUSR2", `--report-directory=${dir}`];
 const SNAPSHOT_SIGNAL = "SIGTTIN";
@@ -82,4 +94,3 @@ export async function forceFullGc(pid: number, dir: string): Promise<void> {
   }
   throw new Error("no heap snapshot written");
 }
-

@@ -37,7 +37,12 @@ export interface RssSample {
 }
 
 export function rssSample(pid: number): RssSample {
-  return { rss: statusBytes(pid, "VmRSS"), anon: statusBytes(pid, "RssAnon"), file: statusBytes(pid, "RssFile"), hwm: statusBytes(pid, "VmHWM") };
+  return {
+    rss: statusBytes(pid, "VmRSS"),
+    anon: statusBytes(pid, "RssAnon"),
+    file: statusBytes(pid, "RssFile"),
+    hwm: statusBytes(pid, "VmHWM"),
+  };
 }
 
 /** CPU time (user + system) a process has used, in microseconds, from /proc/<pid>/stat. */

@@ -47,8 +47,13 @@ export class WorkerProcess<Req, Res> {
   }
 
   /** Start `file` (relative to the project root) and wait for its `ready` answer (request id 0). */
-  static async start<Req, Res, Ready>(file: string, args: readonly string[] = []): Promise<{ worker: WorkerProcess<Req, Res>; ready: Ready }> {
-    const child = track(spawn(process.execPath, ["--import", "tsx", resolve(file), ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+  static async start<Req, Res, Ready>(
+    file: string,
+    args: readonly string[] = [],
+  ): Promise<{ worker: WorkerProcess<Req, Res>; ready: Ready }> {
+    const child = track(
+      spawn(process.execPath, ["--import", "tsx", resolve(file), ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    );
     const worker = new WorkerProcess<Req, Res>(child);
     const ready = await new Promise<Ready>((res, rej) => {
       worker.#pending.set(0, { resolve: (v) => res(v as unknown as Ready), reject: rej });
@@ -79,7 +84,11 @@ export class WorkerProcess<Req, Res> {
  * Worker side: announce readiness with `ready`, then answer each request with
  * `handle`. The worker runs `onClose` and exits when the parent disconnects.
  */
-export function serveRequests<Req, Res>(ready: unknown, handle: (req: Req) => Promise<Res>, onClose: () => Promise<void> = async () => undefined): void {
+export function serveRequests<Req, Res>(
+  ready: unknown,
+  handle: (req: Req) => Promise<Res>,
+  onClose: () => Promise<void> = async () => undefined,
+): void {
   const send = (msg: Envelope) => process.send?.(msg);
   let queue: Promise<void> = Promise.resolve();
   process.on("message", (raw: unknown) => {

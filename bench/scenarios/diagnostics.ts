@@ -99,7 +99,12 @@ async function originOf(frame: ProfileNode["callFrame"]): Promise<{ origin: stri
   return { origin: basename(source), location: `${basename(source)}:${line}` };
 }
 
-async function summarizeProfile(path: string, method: UnaryMethod | "start-up", calls: number, concurrency: number): Promise<CpuProfileSummary> {
+async function summarizeProfile(
+  path: string,
+  method: UnaryMethod | "start-up",
+  calls: number,
+  concurrency: number,
+): Promise<CpuProfileSummary> {
   const profile = JSON.parse(await readFile(path, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
@@ -113,7 +118,8 @@ async function summarizeProfile(path: string, method: UnaryMethod | "start-up", 
     busy += us;
     const { origin, location } = await originOf(node.callFrame);
     origins.set(origin, (origins.get(origin) ?? 0) + us);
-    const name = `${node.callFrame.functionName || "(anonymous)"} ${location === node.callFrame.functionName ? "" : `(${location})`}`.trim();
+    const name =
+      `${node.callFrame.functionName || "(anonymous)"} ${location === node.callFrame.functionName ? "" : `(${location})`}`.trim();
     functions.set(name, (functions.get(name) ?? 0) + us);
   }
   const shares = (m: Map<string, number>, n: number): ProfileShare[] =>
@@ -121,14 +127,26 @@ async function summarizeProfile(path: string, method: UnaryMethod | "start-up", 
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([name, us]) => ({ name, ms: us / 1000, percent: (100 * us) / busy }));
-  return { method, calls, concurrency, busyMs: busy / 1000, busyUsPerCall: busy / calls, byOrigin: shares(origins, 10), topFunctions: shares(functions, 12) };
+  return {
+    method,
+    calls,
+    concurrency,
+    busyMs: busy / 1000,
+    busyUsPerCall: busy / calls,
+    byOrigin: shares(origins, 10),
+    topFunctions: shares(functions, 12),
+  };
 }
 
 async function profileUnary(method: UnaryMethod, calls: number): Promise<CpuProfileSummary> {
   const name = `diag-profile-${method}`;
   const profDir = join(benchRoot(), name, "profile");
   await mkdir(profDir, { recursive: true });
-  const driver = await startDriver({ name, args: nodePluginArgs(join(benchRoot(), name)), nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] });
+  const driver = await startDriver({
+    name,
+    args: nodePluginArgs(join(benchRoot(), name)),
+    nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`],
+  });
   const client = await startLoadClient(driver.endpoint);
   try {
     await warmUp(client, [method]);
@@ -148,7 +166,11 @@ async function profileStartup(): Promise<CpuProfileSummary & { readonly readyMs:
   const name = "diag-profile-startup";
   const profDir = join(benchRoot(), name, "profile");
   await mkdir(profDir, { recursive: true });
-  const driver = await startDriver({ name, args: nodePluginArgs(join(benchRoot(), name)), nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] });
+  const driver = await startDriver({
+    name,
+    args: nodePluginArgs(join(benchRoot(), name)),
+    nodeOptions: ["--cpu-prof", `--cpu-prof-dir=${profDir}`],
+  });
   await driver.stop();
   const [file] = (await readdir(profDir)).filter((f) => f.endsWith(".cpuprofile"));
   if (!file) throw new Error(`no CPU profile written in ${profDir}`);
@@ -269,7 +291,8 @@ function openGroup(path: string): string {
   if (/^\/sys\//.test(path)) return "other /sys files";
   if (/^\/dev\//.test(path)) return "/dev nodes";
   if (/state\.json/.test(path)) return "state.json (+ temp files)";
-  if (/\.(so(\.\d+)*|cache)$/.test(path) || path.startsWith("/etc/") || path.startsWith("/usr/lib") || path.startsWith("/lib")) return "libraries and /etc (tools starting)";
+  if (/\.(so(\.\d+)*|cache)$/.test(path) || path.startsWith("/etc/") || path.startsWith("/usr/lib") || path.startsWith("/lib"))
+    return "libraries and /etc (tools starting)";
   return "other";
 }
 
@@ -322,13 +345,18 @@ async function traceLife(): Promise<LifeTrace | undefined> {
   await mkdir(mnt, { recursive: true });
   await mkdir(work, { recursive: true });
   const driverTrace = join(dir, "driver.strace");
-  const driver = await startDriver({ name: "diag-life/driver", args: ["--backend", "local", "--mode", "all", "--data-dir", join(dir, "data"), "--node-id", "n1"] });
+  const driver = await startDriver({
+    name: "diag-life/driver",
+    args: ["--backend", "local", "--mode", "all", "--data-dir", join(dir, "data"), "--node-id", "n1"],
+  });
   const loopsNow = async () => (await readdir("/sys/block")).filter((n) => /^loop\d+$/.test(n)).length;
   let loops = 0;
   try {
     await driverLife(driver.clients, mnt, "warmup");
     loops = await loopsNow();
-    const strace = track(spawn("strace", ["-f", "-qq", "-e", TRACED, "-o", driverTrace, "-p", String(driver.pid)], { stdio: ["ignore", "ignore", "pipe"] }));
+    const strace = track(
+      spawn("strace", ["-f", "-qq", "-e", TRACED, "-o", driverTrace, "-p", String(driver.pid)], { stdio: ["ignore", "ignore", "pipe"] }),
+    );
     // strace reports nothing when attached with -qq: give it time to attach to every thread.
     await sleep(1000);
     await driverLife(driver.clients, mnt, "traced");
@@ -339,7 +367,9 @@ async function traceLife(): Promise<LifeTrace | undefined> {
     await driver.stop();
   }
   const scriptTrace = join(dir, "script.strace");
-  await execFileAsync("strace", ["-f", "-qq", "-e", TRACED, "-o", scriptTrace, resolve(LIFE_SCRIPT), work, "traced"], { env: { ...process.env, PATH: DRIVER_PATH } });
+  await execFileAsync("strace", ["-f", "-qq", "-e", TRACED, "-o", scriptTrace, resolve(LIFE_SCRIPT), work, "traced"], {
+    env: { ...process.env, PATH: DRIVER_PATH },
+  });
   const mounts = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").filter(Boolean).length;
   return {
     driver: parseTrace(await readFile(driverTrace, "utf8")),
@@ -378,29 +408,51 @@ export async function gatherDiagnostics(options: { calls: number; local: boolean
     const p = await attempt(`CPU profile of ${method}`, () => profileUnary(method, options.calls));
     if (p) {
       profiles.push(p);
-      options.log(`  profile ${method}: ${p.busyUsPerCall.toFixed(0)} µs busy/call; ${p.byOrigin.slice(0, 5).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
+      options.log(
+        `  profile ${method}: ${p.busyUsPerCall.toFixed(0)} µs busy/call; ${p.byOrigin
+          .slice(0, 5)
+          .map((o) => `${o.name} ${o.percent.toFixed(0)}%`)
+          .join(", ")}`,
+      );
     }
   }
   const logLevels = await attempt("log level comparison", () => compareLogLevels(options.calls, 2));
   if (logLevels) {
-    options.log(`  NodeGetCapabilities c=64 driver CPU/call: log level info ${logLevels.info.map((v) => v.toFixed(0)).join("/")} µs, warn ${logLevels.warn.map((v) => v.toFixed(0)).join("/")} µs`);
+    options.log(
+      `  NodeGetCapabilities c=64 driver CPU/call: log level info ${logLevels.info.map((v) => v.toFixed(0)).join("/")} µs, warn ${logLevels.warn.map((v) => v.toFixed(0)).join("/")} µs`,
+    );
   }
   const startupProfile = await attempt("CPU profile of the start-up", profileStartup);
   if (startupProfile) {
-    options.log(`  profile start-up (ready in ${startupProfile.readyMs.toFixed(0)} ms under the profiler): ${startupProfile.busyMs.toFixed(0)} ms busy; ${startupProfile.byOrigin.slice(0, 6).map((o) => `${o.name} ${o.percent.toFixed(0)}%`).join(", ")}`);
+    options.log(
+      `  profile start-up (ready in ${startupProfile.readyMs.toFixed(0)} ms under the profiler): ${startupProfile.busyMs.toFixed(0)} ms busy; ${startupProfile.byOrigin
+        .slice(0, 6)
+        .map((o) => `${o.name} ${o.percent.toFixed(0)}%`)
+        .join(", ")}`,
+    );
   }
   const heap = await attempt("heap report", () => diagnoseHeap(options.calls));
   if (heap) {
     options.log(
       `  heap: idle V8 heap ${mib(heap.idle.heapTotal).toFixed(1)} MiB of RSS ${mib(heap.idle.rss).toFixed(1)} MiB; after ${heap.calls} calls ${mib(heap.afterLoad.heapTotal).toFixed(1)} of ${mib(heap.afterLoad.rss).toFixed(1)} MiB` +
-        (heap.afterFullGc ? `; after a full GC heap used ${mib(heap.afterFullGc.heapUsed).toFixed(1)} MiB, RSS ${mib(heap.afterFullGc.rss).toFixed(1)} MiB` : "") +
+        (heap.afterFullGc
+          ? `; after a full GC heap used ${mib(heap.afterFullGc.heapUsed).toFixed(1)} MiB, RSS ${mib(heap.afterFullGc.rss).toFixed(1)} MiB`
+          : "") +
         `; bare node ${mib(heap.bareNode.heapTotal).toFixed(1)} of ${mib(heap.bareNode.rss).toFixed(1)} MiB`,
     );
   }
   const lifeTrace = options.local ? await attempt("strace of a local volume life", traceLife) : undefined;
   if (lifeTrace) {
-    options.log(`  local life under strace: driver ${JSON.stringify(lifeTrace.driver)}; script ${JSON.stringify(lifeTrace.script)}; ${lifeTrace.hostLoopDevices} loop devices on the host`);
+    options.log(
+      `  local life under strace: driver ${JSON.stringify(lifeTrace.driver)}; script ${JSON.stringify(lifeTrace.script)}; ${lifeTrace.hostLoopDevices} loop devices on the host`,
+    );
   }
-  return { profiles, ...(logLevels ? { logLevels } : {}), ...(startupProfile ? { startupProfile } : {}), ...(heap ? { heap } : {}), ...(lifeTrace ? { lifeTrace } : {}), errors };
+  return {
+    profiles,
+    ...(logLevels ? { logLevels } : {}),
+    ...(startupProfile ? { startupProfile } : {}),
+    ...(heap ? { heap } : {}),
+    ...(lifeTrace ? { lifeTrace } : {}),
+    errors,
+  };
 }
-

@@ -19,7 +19,9 @@ const GiB = 1024 ** 3;
 export type Simulator = WorkerProcess<SimRequest, SimCounts | null>;
 
 export async function startSimulator(options: SimulatorOptions): Promise<{ sim: Simulator; url: string }> {
-  const { worker, ready } = await WorkerProcess.start<SimRequest, SimCounts | null, SimReady>("bench/workers/do-sim.ts", [JSON.stringify(options)]);
+  const { worker, ready } = await WorkerProcess.start<SimRequest, SimCounts | null, SimReady>("bench/workers/do-sim.ts", [
+    JSON.stringify(options),
+  ]);
   return { sim: worker, url: ready.url };
 }
 
@@ -63,7 +65,11 @@ export interface DoLifeOptions {
 /** One volume's life; lane `lane` attaches to its own droplet (a droplet takes 7 volumes, and one action at a time). */
 async function life(c: CsiClients, name: string, nodeId: string): Promise<void> {
   const capability = mountCapability();
-  const { volume } = await c.controller.createVolume({ name, capacityRange: { requiredBytes: BigInt(GiB), limitBytes: 0n }, volumeCapabilities: [capability] });
+  const { volume } = await c.controller.createVolume({
+    name,
+    capacityRange: { requiredBytes: BigInt(GiB), limitBytes: 0n },
+    volumeCapabilities: [capability],
+  });
   const volumeId = volume?.volumeId ?? "";
   if (volumeId === "") throw new Error("CreateVolume returned no volume");
   await c.controller.controllerPublishVolume({ volumeId, nodeId, volumeCapability: capability, volumeContext: volume?.volumeContext });

@@ -112,7 +112,9 @@ export async function measureStartup(options: FootprintOptions): Promise<Startup
     bare.push(await bareNodeExitMs());
     await sleep(100);
   }
-  options.log(`  spawn -> first Probe: ${readyMs.map((s) => s.toFixed(0)).join(", ")} ms; bare node -e 0 spawn -> exit: ${bare.map((b) => b.toFixed(0)).join(", ")} ms`);
+  options.log(
+    `  spawn -> first Probe: ${readyMs.map((s) => s.toFixed(0)).join(", ")} ms; bare node -e 0 spawn -> exit: ${bare.map((b) => b.toFixed(0)).join(", ")} ms`,
+  );
   return { readyMs, socketMs, bareNodeExitMs: bare };
 }
 
@@ -130,7 +132,13 @@ export async function warmUp(client: LoadClient, methods: readonly UnaryMethod[]
   return 1 + methods.length * WARMUP_CALLS;
 }
 
-export async function unaryRun(driverPid: number, client: LoadClient, method: UnaryMethod, calls: number, concurrency: number): Promise<UnaryRun> {
+export async function unaryRun(
+  driverPid: number,
+  client: LoadClient,
+  method: UnaryMethod,
+  calls: number,
+  concurrency: number,
+): Promise<UnaryRun> {
   const segments: UnarySegment[] = [];
   const per = Math.ceil(calls / SEGMENTS);
   const d0 = cpuMicros(driverPid);
@@ -200,7 +208,17 @@ async function footprintRep(options: FootprintOptions, rep: number): Promise<Foo
       `  rep ${rep + 1}: RSS idle ${mib(idle.rss).toFixed(1)} MiB (bare node ${mib(bareNode.rss).toFixed(1)} MiB), after ${callsBeforeFirstSample} calls ${mib(afterFirstRun.rss).toFixed(1)} MiB` +
         (runs.length > 1 ? `, after ${calls} calls ${mib(afterAllRuns.rss).toFixed(1)} MiB` : ""),
     );
-    return { readyMs: driver.readyMs, idle, bareNode, idleCpuUs, afterFirstRun, callsBeforeFirstSample, afterAllRuns, totalCalls: calls, runs };
+    return {
+      readyMs: driver.readyMs,
+      idle,
+      bareNode,
+      idleCpuUs,
+      afterFirstRun,
+      callsBeforeFirstSample,
+      afterAllRuns,
+      totalCalls: calls,
+      runs,
+    };
   } finally {
     bare.stop();
     await client?.stop();

@@ -30,7 +30,6 @@ import { mountCapability } from "./local-life.js";
 
 const MiB = 1024 * 1024;
 
-
 export interface ListingOptions {
   readonly totals: readonly number[];
   readonly pageSize: number;
@@ -130,18 +129,38 @@ async function listAll(c: CsiClients, pid: number, pageSize: number): Promise<Li
   const wallMs = performance.now() - started;
   const peakRss = Math.max(sampledPeak, canReset ? statusBytes(pid, "VmHWM") : 0);
   pageTimes.sort((a, b) => a - b);
-  return { items: ids.size, pages, wallMs, pageMs: { median: pageTimes[Math.floor(pageTimes.length / 2)] ?? NaN, max: pageTimes.at(-1) ?? NaN }, peakRss, rssAfterPage };
+  return {
+    items: ids.size,
+    pages,
+    wallMs,
+    pageMs: { median: pageTimes[Math.floor(pageTimes.length / 2)] ?? NaN, max: pageTimes.at(-1) ?? NaN },
+    peakRss,
+    rssAfterPage,
+  };
 }
 
 /** Start a driver for the listing row; it can be asked for heap reports and a full GC (inert until signalled). */
-async function startListingDriver(name: string, args: readonly string[], timeoutMs?: number): Promise<{ driver: RunningDriver; reports: string }> {
+async function startListingDriver(
+  name: string,
+  args: readonly string[],
+  timeoutMs?: number,
+): Promise<{ driver: RunningDriver; reports: string }> {
   const reports = join(benchRoot(), name, "reports");
   await mkdir(reports, { recursive: true });
-  const driver = await startDriver({ name, args, nodeOptions: diagnosticNodeOptions(reports), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+  const driver = await startDriver({
+    name,
+    args,
+    nodeOptions: diagnosticNodeOptions(reports),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  });
   return { driver, reports };
 }
 
-async function liveHeapAround(driver: RunningDriver, reports: string, pageSize: number): Promise<{ before: number; after: number } | undefined> {
+async function liveHeapAround(
+  driver: RunningDriver,
+  reports: string,
+  pageSize: number,
+): Promise<{ before: number; after: number } | undefined> {
   try {
     await forceFullGc(driver.pid, reports);
     const before = (await reportOf(driver.pid, reports)).heapUsed;
@@ -195,7 +214,9 @@ function describe(kind: string, r: ListingAtTotal): string {
     `  ${kind} ${r.total}: ready in ${r.startupMs.toFixed(0)} ms, baseline ${(r.baselineRss / MiB).toFixed(1)} MiB, peak +${(r.growth / MiB).toFixed(1)} MiB while listing, ` +
     `${p[0]?.pages ?? 0} pages in ${p.map((x) => x.wallMs.toFixed(0)).join("/")} ms` +
     (r.apiRequestsPerPass !== undefined ? `, ${r.apiRequestsPerPass} API requests per pass` : "") +
-    (r.liveHeap ? `, live heap ${(r.liveHeap.before / MiB).toFixed(1)} -> ${(r.liveHeap.after / MiB).toFixed(1)} MiB over one more listing` : "") +
+    (r.liveHeap
+      ? `, live heap ${(r.liveHeap.before / MiB).toFixed(1)} -> ${(r.liveHeap.after / MiB).toFixed(1)} MiB over one more listing`
+      : "") +
     (r.createMs ? `, CreateVolume ${r.createMs.map((m) => m.toFixed(0)).join("/")} ms` : "")
   );
 }
@@ -224,7 +245,13 @@ async function seedLocal(dataDir: string, total: number): Promise<number> {
     if (!template) throw new Error("no template");
     const id = newVolumeId();
     state.lastListPosition += 1;
-    state.volumes[id] = { ...template, id, name: `seeded-${state.lastListPosition}`, listPosition: state.lastListPosition, createdAt: new Date().toISOString() };
+    state.volumes[id] = {
+      ...template,
+      id,
+      name: `seeded-${state.lastListPosition}`,
+      listPosition: state.lastListPosition,
+      createdAt: new Date().toISOString(),
+    };
     created.push({ id, size: template.sizeBytes });
   }
   let next = 0;
@@ -251,7 +278,11 @@ async function createVolumes(c: CsiClients, prefix: string, count: number, concu
       const i = next++;
       if (i >= count) return;
       const t0 = performance.now();
-      await c.controller.createVolume({ name: `${prefix}-${i}`, capacityRange: { requiredBytes: BigInt(MiB), limitBytes: 0n }, volumeCapabilities: [mountCapability()] });
+      await c.controller.createVolume({
+        name: `${prefix}-${i}`,
+        capacityRange: { requiredBytes: BigInt(MiB), limitBytes: 0n },
+        volumeCapabilities: [mountCapability()],
+      });
       times.push(performance.now() - t0);
     }
   };
@@ -259,7 +290,9 @@ async function createVolumes(c: CsiClients, prefix: string, count: number, concu
   return times;
 }
 
-async function measureLocal(options: ListingOptions): Promise<{ results: ListingAtTotal[]; grpcCreate: ListingResult["grpcCreate"]; seedMs: Record<string, number> }> {
+async function measureLocal(
+  options: ListingOptions,
+): Promise<{ results: ListingAtTotal[]; grpcCreate: ListingResult["grpcCreate"]; seedMs: Record<string, number> }> {
   const dir = join(benchRoot(), "listing-local");
   const dataDir = join(dir, "data");
   const args = ["--backend", "local", "--mode", "controller", "--data-dir", dataDir, "--node-id", "n1"];
@@ -272,7 +305,9 @@ async function measureLocal(options: ListingOptions): Promise<{ results: Listing
     const t0 = performance.now();
     await createVolumes(driver.clients, "grpc", options.grpcCreates, concurrency);
     grpcCreate = { count: options.grpcCreates, wallMs: performance.now() - t0, concurrency };
-    options.log(`  local: ${options.grpcCreates} volumes created through gRPC (concurrency ${concurrency}) in ${grpcCreate.wallMs.toFixed(0)} ms`);
+    options.log(
+      `  local: ${options.grpcCreates} volumes created through gRPC (concurrency ${concurrency}) in ${grpcCreate.wallMs.toFixed(0)} ms`,
+    );
     await driver.stop();
     driver = undefined;
     for (const total of options.totals) {
@@ -323,7 +358,9 @@ async function measureSimulator(options: ListingOptions): Promise<ListingAtTotal
 
 /** Both backends; the local one needs root (it is skipped with `local: false`). */
 export async function measureListing(options: ListingOptions & { readonly local: boolean }): Promise<ListingResult> {
-  const local = options.local ? await measureLocal(options) : { results: [], grpcCreate: { count: 0, wallMs: 0, concurrency: 0 }, seedMs: {} };
+  const local = options.local
+    ? await measureLocal(options)
+    : { results: [], grpcCreate: { count: 0, wallMs: 0, concurrency: 0 }, seedMs: {} };
   const simulator = await measureSimulator(options);
   return { local: local.results, simulator, grpcCreate: local.grpcCreate, seedMs: local.seedMs };
 }

@@ -56,7 +56,11 @@ export async function driverLife(c: CsiClients, mnt: string, name: string): Prom
   const capability = mountCapability();
   const t0 = performance.now();
   const { volume } = await step("CreateVolume", () =>
-    c.controller.createVolume({ name, capacityRange: { requiredBytes: BigInt(GiB), limitBytes: BigInt(GiB) }, volumeCapabilities: [capability] }),
+    c.controller.createVolume({
+      name,
+      capacityRange: { requiredBytes: BigInt(GiB), limitBytes: BigInt(GiB) },
+      volumeCapabilities: [capability],
+    }),
   );
   const volumeId = volume?.volumeId ?? "";
   if (volumeId === "") throw new Error("CreateVolume returned no volume");
@@ -66,10 +70,23 @@ export async function driverLife(c: CsiClients, mnt: string, name: string): Prom
   const stagingTargetPath = join(mnt, `${name}-staging`);
   const targetPath = join(mnt, `${name}-target`);
   await step("NodeStageVolume", () =>
-    c.node.nodeStageVolume({ volumeId, stagingTargetPath, volumeCapability: capability, publishContext, volumeContext: volume?.volumeContext }),
+    c.node.nodeStageVolume({
+      volumeId,
+      stagingTargetPath,
+      volumeCapability: capability,
+      publishContext,
+      volumeContext: volume?.volumeContext,
+    }),
   );
   await step("NodePublishVolume", () =>
-    c.node.nodePublishVolume({ volumeId, stagingTargetPath, targetPath, volumeCapability: capability, publishContext, volumeContext: volume?.volumeContext }),
+    c.node.nodePublishVolume({
+      volumeId,
+      stagingTargetPath,
+      targetPath,
+      volumeCapability: capability,
+      publishContext,
+      volumeContext: volume?.volumeContext,
+    }),
   );
   await step("NodeUnpublishVolume", () => c.node.nodeUnpublishVolume({ volumeId, targetPath }));
   await step("NodeUnstageVolume", () => c.node.nodeUnstageVolume({ volumeId, stagingTargetPath }));
@@ -153,7 +170,15 @@ export async function measureLocalLife(options: LocalLifeOptions): Promise<Local
     if (left.mounts.length > 0 || left.loops.length > 0) {
       throw new Error(`volume lives left mounts ${left.mounts.join(", ")} / loop devices ${left.loops.join(", ")} behind`);
     }
-    return { driverMs, scriptMs, pairRatios, driverSteps, mkfsOptions: MKFS_EXT4_OPTIONS, scriptPhases, driverArgs: driverArgs.map((a) => a.replace(benchRoot(), "<dir>")) };
+    return {
+      driverMs,
+      scriptMs,
+      pairRatios,
+      driverSteps,
+      mkfsOptions: MKFS_EXT4_OPTIONS,
+      scriptPhases,
+      driverArgs: driverArgs.map((a) => a.replace(benchRoot(), "<dir>")),
+    };
   } finally {
     await driver?.stop();
   }

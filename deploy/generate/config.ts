@@ -84,8 +84,16 @@ const SIG_STORAGE = "registry.k8s.io/sig-storage";
  */
 export const SIDECARS: Readonly<Record<SidecarName, Sidecar>> = {
   provisioner: { container: "csi-provisioner", image: `${SIG_STORAGE}/csi-provisioner:v6.3.0`, args: ["--default-fstype=ext4", "--v=2"] },
-  attacher: { container: "csi-attacher", image: `${SIG_STORAGE}/csi-attacher:v4.13.0`, args: ["--reconcile-sync=30m", "--timeout=2m", "--v=2"] },
-  resizer: { container: "csi-resizer", image: `${SIG_STORAGE}/csi-resizer:v2.2.1`, args: ["--timeout=30s", "--handle-volume-inuse-error=false", "--v=2"] },
+  attacher: {
+    container: "csi-attacher",
+    image: `${SIG_STORAGE}/csi-attacher:v4.13.0`,
+    args: ["--reconcile-sync=30m", "--timeout=2m", "--v=2"],
+  },
+  resizer: {
+    container: "csi-resizer",
+    image: `${SIG_STORAGE}/csi-resizer:v2.2.1`,
+    args: ["--timeout=30s", "--handle-volume-inuse-error=false", "--v=2"],
+  },
   snapshotter: { container: "csi-snapshotter", image: `${SIG_STORAGE}/csi-snapshotter:v8.6.0`, args: ["--timeout=2m", "--v=2"] },
   registrar: { container: "csi-node-driver-registrar", image: `${SIG_STORAGE}/csi-node-driver-registrar:v2.18.0`, args: ["--v=2"] },
   livenessprobe: { container: "liveness-probe", image: `${SIG_STORAGE}/livenessprobe:v2.20.0`, args: ["--probe-timeout=3s"] },

@@ -18,7 +18,12 @@ export const EXAMPLE_IMAGE = "busybox:1.37.0";
 export const NO_FORMAT_ATTRIBUTE = "com.digitalocean.csi.dobs/noformat";
 export const EXAMPLE_NAMESPACE = "default";
 
-function claim(name: string, storageClassName: string, size: string, extra: Partial<IPersistentVolumeClaimSpec> = {}): PersistentVolumeClaim {
+function claim(
+  name: string,
+  storageClassName: string,
+  size: string,
+  extra: Partial<IPersistentVolumeClaimSpec> = {},
+): PersistentVolumeClaim {
   return new PersistentVolumeClaim({
     metadata: { name },
     spec: { accessModes: ["ReadWriteOnce"], storageClassName, resources: { requests: { storage: size } }, ...extra },
@@ -81,7 +86,11 @@ export function exampleFiles(config: DeployConfig, root: string): ManifestFile[]
         {
           objects: [
             claim("csi-pvc", cls, "5Gi"),
-            pod("my-csi-app", [shell("my-frontend", KEEP_RUNNING, { volumeMounts: [{ name: "my-do-volume", mountPath: "/data" }] })], [claimVolume("my-do-volume", "csi-pvc")]),
+            pod(
+              "my-csi-app",
+              [shell("my-frontend", KEEP_RUNNING, { volumeMounts: [{ name: "my-do-volume", mountPath: "/data" }] })],
+              [claimVolume("my-do-volume", "csi-pvc")],
+            ),
           ],
         },
       ],
@@ -135,7 +144,11 @@ ${NO_FORMAT_ATTRIBUTE}: "true" makes the node plugin mount it as it is and never
               },
             }),
             claim("existing-volume-pvc", cls, "5Gi", { volumeName: "existing-volume" }),
-            pod("existing-volume-app", [shell("app", KEEP_RUNNING, { volumeMounts: [{ name: "data", mountPath: "/data" }] })], [claimVolume("data", "existing-volume-pvc")]),
+            pod(
+              "existing-volume-app",
+              [shell("app", KEEP_RUNNING, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [claimVolume("data", "existing-volume-pvc")],
+            ),
           ],
         },
       ],
@@ -147,7 +160,11 @@ ${NO_FORMAT_ATTRIBUTE}: "true" makes the node plugin mount it as it is and never
         {
           objects: [
             claim("block-pvc", cls, "5Gi", { volumeMode: "Block" }),
-            pod("block-app", [shell("app", KEEP_RUNNING, { volumeDevices: [{ name: "data", devicePath: "/dev/xvda" }] })], [claimVolume("data", "block-pvc")]),
+            pod(
+              "block-app",
+              [shell("app", KEEP_RUNNING, { volumeDevices: [{ name: "data", devicePath: "/dev/xvda" }] })],
+              [claimVolume("data", "block-pvc")],
+            ),
           ],
         },
       ],
@@ -161,7 +178,11 @@ ${NO_FORMAT_ATTRIBUTE}: "true" makes the node plugin mount it as it is and never
             snapshotSource,
             pod(
               "source-app",
-              [shell("writer", `echo "written before the snapshot" > /data/hello.txt && sync && ${KEEP_RUNNING}`, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [
+                shell("writer", `echo "written before the snapshot" > /data/hello.txt && sync && ${KEEP_RUNNING}`, {
+                  volumeMounts: [{ name: "data", mountPath: "/data" }],
+                }),
+              ],
               [claimVolume("data", "source-pvc")],
             ),
           ],
@@ -179,8 +200,14 @@ ${NO_FORMAT_ATTRIBUTE}: "true" makes the node plugin mount it as it is and never
       sections: [
         {
           objects: [
-            claim("restored-pvc", cls, "5Gi", { dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "source-snapshot" } }),
-            pod("restored-app", [shell("reader", `cat /data/hello.txt && ${KEEP_RUNNING}`, { volumeMounts: [{ name: "data", mountPath: "/data" }] })], [claimVolume("data", "restored-pvc")]),
+            claim("restored-pvc", cls, "5Gi", {
+              dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "source-snapshot" },
+            }),
+            pod(
+              "restored-app",
+              [shell("reader", `cat /data/hello.txt && ${KEEP_RUNNING}`, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [claimVolume("data", "restored-pvc")],
+            ),
           ],
         },
       ],
@@ -195,8 +222,14 @@ The VolumeSnapshotContent names its VolumeSnapshot by name and namespace; both m
           objects: [
             importedContent,
             importedSnapshot,
-            claim("imported-pvc", cls, "5Gi", { dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "imported-snapshot" } }),
-            pod("imported-app", [shell("app", KEEP_RUNNING, { volumeMounts: [{ name: "data", mountPath: "/data" }] })], [claimVolume("data", "imported-pvc")]),
+            claim("imported-pvc", cls, "5Gi", {
+              dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: "imported-snapshot" },
+            }),
+            pod(
+              "imported-app",
+              [shell("app", KEEP_RUNNING, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [claimVolume("data", "imported-pvc")],
+            ),
           ],
         },
       ],
@@ -208,7 +241,11 @@ The VolumeSnapshotContent names its VolumeSnapshot by name and namespace; both m
         {
           objects: [
             expansionPvc("5Gi"),
-            pod("expanding-app", [shell("app", `df -h /data && ${KEEP_RUNNING}`, { volumeMounts: [{ name: "data", mountPath: "/data" }] })], [claimVolume("data", "expanding-pvc")]),
+            pod(
+              "expanding-app",
+              [shell("app", `df -h /data && ${KEEP_RUNNING}`, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [claimVolume("data", "expanding-pvc")],
+            ),
           ],
         },
       ],
@@ -220,7 +257,8 @@ The VolumeSnapshotContent names its VolumeSnapshot by name and namespace; both m
     },
     {
       path: `${dir("deployment")}/manifests.yaml`,
-      header: "A Deployment with one volume. ReadWriteOnce: one replica, replaced with the Recreate strategy so the old pod lets go of the volume first.",
+      header:
+        "A Deployment with one volume. ReadWriteOnce: one replica, replaced with the Recreate strategy so the old pod lets go of the volume first.",
       sections: [
         {
           objects: [

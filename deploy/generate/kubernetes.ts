@@ -69,7 +69,12 @@ const SIDECAR_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesyst
 const SMALL = { requests: { cpu: "10m", memory: "32Mi" } };
 
 /** A kubernetes-csi sidecar that dials the plugin at `$(ADDRESS)`. */
-function sidecar(name: SidecarName, socketMount: IVolumeMount, extraArgs: readonly string[] = [], extraEnv: readonly IEnvVar[] = []): IContainer {
+function sidecar(
+  name: SidecarName,
+  socketMount: IVolumeMount,
+  extraArgs: readonly string[] = [],
+  extraEnv: readonly IEnvVar[] = [],
+): IContainer {
   const spec = SIDECARS[name];
   return {
     name: spec.container,
@@ -91,7 +96,13 @@ function livenessSidecar(socketMount: IVolumeMount, port: number): IContainer {
 function healthProbe(port: number): Pick<IContainer, "ports" | "livenessProbe"> {
   return {
     ports: [{ name: "healthz", containerPort: port, protocol: "TCP" }],
-    livenessProbe: { httpGet: { path: "/healthz", port: "healthz" }, initialDelaySeconds: 10, timeoutSeconds: 3, periodSeconds: 10, failureThreshold: 5 },
+    livenessProbe: {
+      httpGet: { path: "/healthz", port: "healthz" },
+      initialDelaySeconds: 10,
+      timeoutSeconds: 3,
+      periodSeconds: 10,
+      failureThreshold: 5,
+    },
   };
 }
 
@@ -299,7 +310,11 @@ function doController(config: DeployConfig): KubeObject[] {
       },
     },
   });
-  return [statefulSet, new ServiceAccount({ metadata: { name: n.controllerSa, namespace: config.namespace } }), ...controllerRbac(config, n.controllerSa)];
+  return [
+    statefulSet,
+    new ServiceAccount({ metadata: { name: n.controllerSa, namespace: config.namespace } }),
+    ...controllerRbac(config, n.controllerSa),
+  ];
 }
 
 function doNode(config: DeployConfig): KubeObject[] {
@@ -418,7 +433,12 @@ function localDriver(config: DeployConfig): KubeObject[] {
     statefulSet,
     new ServiceAccount({ metadata: { name: n.localSa, namespace: config.namespace } }),
     ...controllerRbac(config, n.localSa),
-    ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.localSa),
+    ...roleAndBinding(
+      config,
+      "node-driver-registrar",
+      [core(["events"], ["get", "list", "watch", "create", "update", "patch"])],
+      n.localSa,
+    ),
   ];
 }
 
@@ -439,7 +459,16 @@ function snapshotController(config: DeployConfig): KubeObject[] {
           spec: {
             priorityClassName: "system-cluster-critical",
             serviceAccountName: name,
-            containers: [{ name: spec.container, image: spec.image, imagePullPolicy: "IfNotPresent", args: [...spec.args], securityContext: SIDECAR_SECURITY, resources: SMALL }],
+            containers: [
+              {
+                name: spec.container,
+                image: spec.image,
+                imagePullPolicy: "IfNotPresent",
+                args: [...spec.args],
+                securityContext: SIDECAR_SECURITY,
+                resources: SMALL,
+              },
+            ],
           },
         },
       },
@@ -493,7 +522,10 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
   kubectl -n ${config.namespace} create secret generic ${TOKEN_SECRET.name} --from-literal=${TOKEN_SECRET.key}=<DigitalOcean API token>`,
       sections: [
         clusterObjects("digitalocean"),
-        { comment: "Controller plugin: one replica with the provisioner, attacher, snapshotter and resizer sidecars.", objects: doController(config) },
+        {
+          comment: "Controller plugin: one replica with the provisioner, attacher, snapshotter and resizer sidecars.",
+          objects: doController(config),
+        },
         { comment: "Node plugin: on every node, privileged, mounting into the kubelet directory.", objects: doNode(config) },
       ],
     },
@@ -504,9 +536,19 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
       header: `do-csi-plugin with the local backend on a single-node cluster (k3s, kind, minikube): volumes are sparse files
 under ${LOCAL_DATA_DIR} on the node, attached as loop devices. The same image as for DigitalOcean, with
 --backend=local; volumes carry the topology key ${config.driverName}/node.`,
-      sections: [clusterObjects("local"), { comment: "The whole driver in one pod: controller sidecars, node registrar and the plugin serving both services.", objects: localDriver(config) }],
+      sections: [
+        clusterObjects("local"),
+        {
+          comment: "The whole driver in one pod: controller sidecars, node registrar and the plugin serving both services.",
+          objects: localDriver(config),
+        },
+      ],
     },
-    { path: `${localDir}/snapshot-controller.yaml`, header: SNAPSHOT_CONTROLLER_HEADER, sections: [{ objects: snapshotController(config) }] },
+    {
+      path: `${localDir}/snapshot-controller.yaml`,
+      header: SNAPSHOT_CONTROLLER_HEADER,
+      sections: [{ objects: snapshotController(config) }],
+    },
   ];
 }
 

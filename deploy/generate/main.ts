@@ -27,7 +27,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..
 /** Every generated file: repository-relative path -> content. */
 export function generateFiles(config: DeployConfig = DEFAULT_CONFIG): Map<string, string> {
   const files = new Map<string, string>();
-  for (const file of [...kubernetesFiles(config, KUBERNETES_DIR), ...exampleFiles(config, EXAMPLES_DIR)]) files.set(file.path, renderYaml(file));
+  for (const file of [...kubernetesFiles(config, KUBERNETES_DIR), ...exampleFiles(config, EXAMPLES_DIR)])
+    files.set(file.path, renderYaml(file));
   for (const variant of ["digitalocean", "local"]) files.set(`${KUBERNETES_DIR}/${variant}/kustomization.yaml`, kustomization());
   for (const file of nomadFiles(config, NOMAD_DIR)) files.set(file.path, renderHcl(file));
   return files;
@@ -55,9 +56,16 @@ async function main(): Promise<void> {
       "no-default-classes": { type: "boolean", default: false },
     },
   });
-  const customised = values["driver-name"] ?? values.image ?? values["name-prefix"] ?? values["class-prefix"] ?? (values["no-default-classes"] ? "" : undefined);
+  const customised =
+    values["driver-name"] ??
+    values.image ??
+    values["name-prefix"] ??
+    values["class-prefix"] ??
+    (values["no-default-classes"] ? "" : undefined);
   if (customised !== undefined && values.out === undefined) {
-    throw new Error("--driver-name, --image, --name-prefix, --class-prefix and --no-default-classes need --out: the committed files always come from config.ts");
+    throw new Error(
+      "--driver-name, --image, --name-prefix, --class-prefix and --no-default-classes need --out: the committed files always come from config.ts",
+    );
   }
   const config: DeployConfig = {
     ...DEFAULT_CONFIG,

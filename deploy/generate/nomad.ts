@@ -99,7 +99,11 @@ function pluginTask(
     blocks: [
       {
         type: "config",
-        attrs: [["image", config.image], ["args", [`--endpoint=unix://${NOMAD_MOUNT_DIR}/${SOCKET_FILE}`, ...args]], ...(extra.config ?? [])],
+        attrs: [
+          ["image", config.image],
+          ["args", [`--endpoint=unix://${NOMAD_MOUNT_DIR}/${SOCKET_FILE}`, ...args]],
+          ...(extra.config ?? []),
+        ],
         blocks: extra.configBlocks ?? [],
       },
       ...(extra.blocks ?? []),
@@ -150,7 +154,10 @@ Store the API token in a Nomad variable first:
                       type: "template",
                       comment: `The token reaches the plugin as ${TOKEN_ENV} (read by --token), never on its command line.`,
                       attrs: [
-                        ["data", { heredoc: `{{ with nomadVar "nomad/jobs/${NOMAD_CONTROLLER_JOB}" }}${TOKEN_ENV}={{ .access_token }}{{ end }}` }],
+                        [
+                          "data",
+                          { heredoc: `{{ with nomadVar "nomad/jobs/${NOMAD_CONTROLLER_JOB}" }}${TOKEN_ENV}={{ .access_token }}{{ end }}` },
+                        ],
                         ["destination", "secrets/token.env"],
                         ["env", true],
                       ],

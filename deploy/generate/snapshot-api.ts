@@ -53,13 +53,20 @@ export type SnapshotObject = VolumeSnapshotClass | VolumeSnapshot | VolumeSnapsh
 
 const str = (description: string, extra: Partial<IJSONSchemaProps> = {}): IJSONSchemaProps => ({ type: "string", description, ...extra });
 const bool = (description: string): IJSONSchemaProps => ({ type: "boolean", description });
-const immutable = (field: string): IJSONSchemaProps["x-kubernetes-validations"] => [{ rule: "self == oldSelf", message: `${field} is immutable` }];
+const immutable = (field: string): IJSONSchemaProps["x-kubernetes-validations"] => [
+  { rule: "self == oldSelf", message: `${field} is immutable` },
+];
 const keptOnceSet = (field: string): { rule: string; message: string } => ({
   rule: `!has(oldSelf.${field}) || has(self.${field})`,
   message: `${field} is required once set`,
 });
 
-function obj(description: string, properties: Record<string, IJSONSchemaProps>, required: string[] = [], extra: Partial<IJSONSchemaProps> = {}): IJSONSchemaProps {
+function obj(
+  description: string,
+  properties: Record<string, IJSONSchemaProps>,
+  required: string[] = [],
+  extra: Partial<IJSONSchemaProps> = {},
+): IJSONSchemaProps {
   return { type: "object", description, properties, ...(required.length > 0 ? { required } : {}), ...extra };
 }
 
@@ -86,14 +93,19 @@ const SNAPSHOT_ERROR = obj("Last error seen while creating the snapshot; cleared
   time: str("When the error was seen.", { format: "date-time" }),
 });
 
-const QUANTITY_PATTERN = "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
+const QUANTITY_PATTERN =
+  "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
 
 const volumeSnapshotClassSchema = root(
   "VolumeSnapshotClass: how a CSI driver takes the snapshots that name it. Cluster-scoped.",
   {
     driver: str("Name of the CSI driver that takes the snapshots."),
     deletionPolicy: DELETION_POLICY,
-    parameters: { type: "object", description: "Driver-specific parameters, opaque to Kubernetes.", additionalProperties: { type: "string" } },
+    parameters: {
+      type: "object",
+      description: "Driver-specific parameters, opaque to Kubernetes.",
+      additionalProperties: { type: "string" },
+    },
   },
   ["deletionPolicy", "driver"],
 );
@@ -107,8 +119,12 @@ const volumeSnapshotSchema = root(
         source: obj(
           "Where the snapshot comes from: exactly one of a PVC to snapshot now or an existing VolumeSnapshotContent. Immutable.",
           {
-            persistentVolumeClaimName: str("PVC in the VolumeSnapshot's namespace to take a snapshot of.", { "x-kubernetes-validations": immutable("persistentVolumeClaimName") }),
-            volumeSnapshotContentName: str("Existing VolumeSnapshotContent that represents the snapshot.", { "x-kubernetes-validations": immutable("volumeSnapshotContentName") }),
+            persistentVolumeClaimName: str("PVC in the VolumeSnapshot's namespace to take a snapshot of.", {
+              "x-kubernetes-validations": immutable("persistentVolumeClaimName"),
+            }),
+            volumeSnapshotContentName: str("Existing VolumeSnapshotContent that represents the snapshot.", {
+              "x-kubernetes-validations": immutable("volumeSnapshotContentName"),
+            }),
           },
           [],
           {
@@ -125,7 +141,12 @@ const volumeSnapshotSchema = root(
       creationTime: str("When the storage system took the snapshot.", { format: "date-time" }),
       error: SNAPSHOT_ERROR,
       readyToUse: bool("Whether a volume can be restored from the snapshot."),
-      restoreSize: { type: "string", description: "Minimum size of a volume restored from the snapshot.", pattern: QUANTITY_PATTERN, "x-kubernetes-int-or-string": true },
+      restoreSize: {
+        type: "string",
+        description: "Minimum size of a volume restored from the snapshot.",
+        pattern: QUANTITY_PATTERN,
+        "x-kubernetes-int-or-string": true,
+      },
       volumeGroupSnapshotName: str("Group snapshot this snapshot belongs to, if any."),
     }),
   },
@@ -144,7 +165,9 @@ const volumeSnapshotContentSchema = root(
           "Exactly one of: the CSI snapshot id of an existing snapshot, or the CSI volume id to take a snapshot of. Immutable.",
           {
             snapshotHandle: str("CSI snapshot_id of an existing snapshot.", { "x-kubernetes-validations": immutable("snapshotHandle") }),
-            volumeHandle: str("CSI volume_id of the volume to take a snapshot of.", { "x-kubernetes-validations": immutable("volumeHandle") }),
+            volumeHandle: str("CSI volume_id of the volume to take a snapshot of.", {
+              "x-kubernetes-validations": immutable("volumeHandle"),
+            }),
           },
           [],
           {
@@ -179,7 +202,12 @@ const volumeSnapshotContentSchema = root(
       creationTime: { type: "integer", format: "int64", description: "When the storage system took the snapshot, in Unix nanoseconds." },
       error: SNAPSHOT_ERROR,
       readyToUse: bool("Whether a volume can be restored from the snapshot."),
-      restoreSize: { type: "integer", format: "int64", minimum: 0, description: "Size of the snapshot in bytes; a restored volume must be at least this big." },
+      restoreSize: {
+        type: "integer",
+        format: "int64",
+        minimum: 0,
+        description: "Size of the snapshot in bytes; a restored volume must be at least this big.",
+      },
       snapshotHandle: str("CSI snapshot_id of the snapshot once it exists."),
       volumeGroupSnapshotHandle: str("CSI group_snapshot_id of the group snapshot it belongs to, if any."),
     }),
@@ -210,7 +238,12 @@ const CRDS: readonly CrdSpec[] = [
     schema: volumeSnapshotClassSchema,
     columns: [
       { name: "Driver", type: "string", jsonPath: ".driver" },
-      { name: "DeletionPolicy", type: "string", jsonPath: ".deletionPolicy", description: "Whether snapshots taken with this class are deleted with their VolumeSnapshot." },
+      {
+        name: "DeletionPolicy",
+        type: "string",
+        jsonPath: ".deletionPolicy",
+        description: "Whether snapshots taken with this class are deleted with their VolumeSnapshot.",
+      },
       age,
     ],
     status: false,
@@ -273,7 +306,14 @@ export function snapshotCrds(): CustomResourceDefinition[] {
           names: { kind: c.kind, listKind: `${c.kind}List`, plural: c.plural, singular: c.singular, shortNames: c.shortNames },
           scope: c.scope,
           versions: [
-            { name: "v1", served: true, storage: true, schema: { openAPIV3Schema: c.schema }, additionalPrinterColumns: c.columns, ...(c.status ? { subresources: { status: {} } } : {}) },
+            {
+              name: "v1",
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: c.schema },
+              additionalPrinterColumns: c.columns,
+              ...(c.status ? { subresources: { status: {} } } : {}),
+            },
             {
               name: "v1beta1",
               served: false,

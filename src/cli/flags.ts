@@ -45,7 +45,8 @@ export function parseBool(flag: string, value: string): boolean {
 }
 
 export function parseUint(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw new FlagError(`invalid value ${JSON.stringify(value)} for flag --${flag}: must be a non-negative integer`);
+  if (!/^\d+$/.test(value))
+    throw new FlagError(`invalid value ${JSON.stringify(value)} for flag --${flag}: must be a non-negative integer`);
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new FlagError(`invalid value ${JSON.stringify(value)} for flag --${flag}: too large`);
   return n;
@@ -124,7 +125,8 @@ export function parseFlags(specs: readonly FlagSpec[], argv: readonly string[], 
       if (i + 1 < argv.length) throw new FlagError(`unexpected argument ${JSON.stringify(argv[i + 1])}: this program takes only flags`);
       break;
     }
-    if (!arg.startsWith("-") || arg === "-") throw new FlagError(`unexpected argument ${JSON.stringify(arg)}: this program takes only flags`);
+    if (!arg.startsWith("-") || arg === "-")
+      throw new FlagError(`unexpected argument ${JSON.stringify(arg)}: this program takes only flags`);
     const body = arg.replace(/^--?/, "");
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
@@ -159,7 +161,9 @@ export function usage(program: string, specs: readonly FlagSpec[]): string {
     lines.push(`  --${spec.name}${kind}`);
     const shown = spec.shownDefault ?? spec.default;
     const def = shown === "" || (spec.type === "bool" && shown === "false") ? "" : ` (default ${JSON.stringify(shown)})`;
-    lines.push(`        ${spec.usage}${def} [env ${envName(spec.name)}${spec.envAliases?.length ? `, ${spec.envAliases.join(", ")}` : ""}]`);
+    lines.push(
+      `        ${spec.usage}${def} [env ${envName(spec.name)}${spec.envAliases?.length ? `, ${spec.envAliases.join(", ")}` : ""}]`,
+    );
   }
   return lines.join("\n");
 }

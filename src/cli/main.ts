@@ -108,7 +108,10 @@ function installCrashLogging(log: Logger): void {
     process.exit(70);
   });
   process.on("unhandledRejection", (reason) => {
-    log.fatal({ err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined }, "unhandled rejection");
+    log.fatal(
+      { err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined },
+      "unhandled rejection",
+    );
     process.exit(70);
   });
 }

@@ -19,31 +19,110 @@ export const DIGITALOCEAN_VOLUME_LIMIT = 7;
 
 /** Every flag of the Go csi-digitalocean v4 driver, with its name, default and meaning, then this driver's own. */
 export const FLAGS: readonly FlagSpec[] = [
-  { name: "endpoint", type: "string", default: `unix:///var/lib/kubelet/plugins/${DEFAULT_DRIVER_NAME}/csi.sock`, usage: "CSI endpoint: unix:///path/to/socket or tcp://host:port." },
-  { name: "token", type: "string", default: "", usage: "DigitalOcean access token; without it the driver runs in node mode.", envAliases: ["DIGITALOCEAN_ACCESS_TOKEN"] },
+  {
+    name: "endpoint",
+    type: "string",
+    default: `unix:///var/lib/kubelet/plugins/${DEFAULT_DRIVER_NAME}/csi.sock`,
+    usage: "CSI endpoint: unix:///path/to/socket or tcp://host:port.",
+  },
+  {
+    name: "token",
+    type: "string",
+    default: "",
+    usage: "DigitalOcean access token; without it the driver runs in node mode.",
+    envAliases: ["DIGITALOCEAN_ACCESS_TOKEN"],
+  },
   { name: "url", type: "string", default: "https://api.digitalocean.com/", usage: "DigitalOcean API URL." },
-  { name: "region", type: "string", default: "", usage: "DigitalOcean region slug. Specify only when running in controller mode outside of a DigitalOcean droplet." },
+  {
+    name: "region",
+    type: "string",
+    default: "",
+    usage: "DigitalOcean region slug. Specify only when running in controller mode outside of a DigitalOcean droplet.",
+  },
   { name: "do-tag", type: "string", default: "", usage: "Tag DigitalOcean volumes on Create/Attach." },
   { name: "driver-name", type: "string", default: DEFAULT_DRIVER_NAME, usage: "Name for the driver." },
   { name: "debug-addr", type: "string", default: "", usage: "Address to serve the HTTP debug server on (/health, /metrics)." },
-  { name: "default-volumes-page-size", type: "uint", default: "0", usage: "The default page size used when paging through volumes results (default: do not specify and let the DO API choose)." },
-  { name: "do-api-rate-limit", type: "float", default: "0", usage: "Impose QPS rate limit on DigitalOcean API usage (default: do not rate limit)." },
-  { name: "validate-attachment", type: "bool", default: "false", usage: "Validate if the attachment has fully completed before formatting/mounting the device." },
-  { name: "volume-limit", type: "uint", default: "", shownDefault: `${DIGITALOCEAN_VOLUME_LIMIT} for digitalocean, 0 (unlimited) for local`, usage: "Volumes per node limit reported to the orchestrator." },
+  {
+    name: "default-volumes-page-size",
+    type: "uint",
+    default: "0",
+    usage: "The default page size used when paging through volumes results (default: do not specify and let the DO API choose).",
+  },
+  {
+    name: "do-api-rate-limit",
+    type: "float",
+    default: "0",
+    usage: "Impose QPS rate limit on DigitalOcean API usage (default: do not rate limit).",
+  },
+  {
+    name: "validate-attachment",
+    type: "bool",
+    default: "false",
+    usage: "Validate if the attachment has fully completed before formatting/mounting the device.",
+  },
+  {
+    name: "volume-limit",
+    type: "uint",
+    default: "",
+    shownDefault: `${DIGITALOCEAN_VOLUME_LIMIT} for digitalocean, 0 (unlimited) for local`,
+    usage: "Volumes per node limit reported to the orchestrator.",
+  },
   { name: "version", type: "bool", default: "false", usage: "Print the version and exit." },
   { name: "backend", type: "string", default: "digitalocean", usage: "Storage backend: digitalocean or local." },
-  { name: "mode", type: "string", default: "", shownDefault: "derived: digitalocean from --token/--region as the Go driver does; local: all", usage: "Services to serve: controller, node or all." },
-  { name: "data-dir", type: "string", default: "/var/lib/do-csi-plugin", usage: "Local backend: directory holding volume and snapshot files and their metadata." },
-  { name: "overcommit-ratio", type: "float", default: "1", usage: "Local backend: capacity that may be promised to sparse volumes, as a multiple of the data directory's size." },
-  { name: "node-id", type: "string", default: "", shownDefault: "host name (local) or droplet id (digitalocean)", usage: "Node id reported by NodeGetInfo." },
-  { name: "kubelet-dir", type: "string", default: "/var/lib/kubelet", usage: "The kubelet's root directory; publications under it need shared mount propagation, which the node service checks." },
-  { name: "metadata-url", type: "string", default: "http://169.254.169.254/metadata/v1/", usage: "DigitalOcean droplet metadata service URL." },
+  {
+    name: "mode",
+    type: "string",
+    default: "",
+    shownDefault: "derived: digitalocean from --token/--region as the Go driver does; local: all",
+    usage: "Services to serve: controller, node or all.",
+  },
+  {
+    name: "data-dir",
+    type: "string",
+    default: "/var/lib/do-csi-plugin",
+    usage: "Local backend: directory holding volume and snapshot files and their metadata.",
+  },
+  {
+    name: "overcommit-ratio",
+    type: "float",
+    default: "1",
+    usage: "Local backend: capacity that may be promised to sparse volumes, as a multiple of the data directory's size.",
+  },
+  {
+    name: "node-id",
+    type: "string",
+    default: "",
+    shownDefault: "host name (local) or droplet id (digitalocean)",
+    usage: "Node id reported by NodeGetInfo.",
+  },
+  {
+    name: "kubelet-dir",
+    type: "string",
+    default: "/var/lib/kubelet",
+    usage: "The kubelet's root directory; publications under it need shared mount propagation, which the node service checks.",
+  },
+  {
+    name: "metadata-url",
+    type: "string",
+    default: "http://169.254.169.254/metadata/v1/",
+    usage: "DigitalOcean droplet metadata service URL.",
+  },
   { name: "by-id-dir", type: "string", default: "/dev/disk/by-id", usage: "Directory holding the scsi-0DO_Volume_<name> device links." },
   { name: "socket-mode", type: "string", default: "0660", usage: "File mode (octal) of the unix socket." },
-  { name: "shutdown-timeout", type: "duration", default: "30s", usage: "How long in-flight calls may run after SIGTERM before they are cancelled." },
+  {
+    name: "shutdown-timeout",
+    type: "duration",
+    default: "30s",
+    usage: "How long in-flight calls may run after SIGTERM before they are cancelled.",
+  },
   { name: "log-level", type: "string", default: "info", usage: `Log level: ${LOG_LEVELS.join(", ")}.` },
   { name: "log-format", type: "string", default: "json", usage: "Log format: json or pretty." },
-  { name: "alpha-features", type: "string", default: "", usage: `Comma-separated alpha CSI capabilities to enable: ${ALPHA_FEATURES.join(", ")}, or all.` },
+  {
+    name: "alpha-features",
+    type: "string",
+    default: "",
+    usage: `Comma-separated alpha CSI capabilities to enable: ${ALPHA_FEATURES.join(", ")}, or all.`,
+  },
 ];
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
@@ -63,7 +142,10 @@ function validUrl(flag: string, value: string): string {
 
 function parseAlpha(value: string): Set<AlphaFeature> {
   const features = new Set<AlphaFeature>();
-  for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const item of value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (item === "all") ALPHA_FEATURES.forEach((f) => features.add(f));
     else features.add(oneOf("alpha-features", item, ALPHA_FEATURES));
   }
@@ -112,15 +194,18 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     );
   }
   const socketModeText = get("socket-mode");
-  if (!/^0?[0-7]{3}$/.test(socketModeText)) throw new FlagError(`invalid value ${JSON.stringify(socketModeText)} for flag --socket-mode: must be an octal file mode such as 0660`);
+  if (!/^0?[0-7]{3}$/.test(socketModeText))
+    throw new FlagError(`invalid value ${JSON.stringify(socketModeText)} for flag --socket-mode: must be an octal file mode such as 0660`);
   const backend = oneOf<BackendKind>("backend", get("backend"), ["digitalocean", "local"]);
   const token = get("token");
   const region = get("region");
   const mode = deriveMode(backend, get("mode"), token, region);
   const volumeLimitText = get("volume-limit");
-  const volumeLimit = volumeLimitText === "" ? (backend === "digitalocean" ? DIGITALOCEAN_VOLUME_LIMIT : 0) : parseUint("volume-limit", volumeLimitText);
+  const volumeLimit =
+    volumeLimitText === "" ? (backend === "digitalocean" ? DIGITALOCEAN_VOLUME_LIMIT : 0) : parseUint("volume-limit", volumeLimitText);
   const overcommitRatio = parseFloat("overcommit-ratio", get("overcommit-ratio"));
-  if (overcommitRatio <= 0) throw new FlagError(`invalid value ${JSON.stringify(get("overcommit-ratio"))} for flag --overcommit-ratio: must be greater than 0`);
+  if (overcommitRatio <= 0)
+    throw new FlagError(`invalid value ${JSON.stringify(get("overcommit-ratio"))} for flag --overcommit-ratio: must be greater than 0`);
   const debugAddr = get("debug-addr");
   if (debugAddr !== "" && !/^(?:\[[0-9A-Fa-f:.]+\]|[^:]*):\d{1,5}$/.test(debugAddr)) {
     throw new FlagError(`invalid value ${JSON.stringify(debugAddr)} for flag --debug-addr: must be host:port or :port`);

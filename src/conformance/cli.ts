@@ -83,7 +83,11 @@ export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv):
   const snapshotParameters: StringMap = {};
   const mutableParameters: StringMap = {};
   const booleans = new Set(["lenient", "no-data-checks", "verbose", "list", "help"]);
-  const pairFlags: Record<string, StringMap> = { parameters, "snapshot-parameters": snapshotParameters, "mutable-parameters": mutableParameters };
+  const pairFlags: Record<string, StringMap> = {
+    parameters,
+    "snapshot-parameters": snapshotParameters,
+    "mutable-parameters": mutableParameters,
+  };
   const known = new Set([
     "endpoint",
     "controller-endpoint",
@@ -176,13 +180,18 @@ export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv):
   };
   const idempotentText = values.get("idempotent-count");
   const idempotentCount = idempotentText === undefined ? undefined : Number(idempotentText);
-  if (idempotentCount !== undefined && (!Number.isInteger(idempotentCount) || idempotentCount < 2)) throw new UsageError("--idempotent-count must be an integer of at least 2");
+  if (idempotentCount !== undefined && (!Number.isInteger(idempotentCount) || idempotentCount < 2))
+    throw new UsageError("--idempotent-count must be an integer of at least 2");
   const accessText = values.get("access-types");
   let accessTypes: ("mount" | "block")[] | undefined;
   if (accessText !== undefined) {
     accessTypes = [];
-    for (const word of accessText.split(",").map((w) => w.trim()).filter((w) => w !== "")) {
-      if (word !== "mount" && word !== "block") throw new UsageError(`--access-types: unknown access type ${JSON.stringify(word)} (mount, block)`);
+    for (const word of accessText
+      .split(",")
+      .map((w) => w.trim())
+      .filter((w) => w !== "")) {
+      if (word !== "mount" && word !== "block")
+        throw new UsageError(`--access-types: unknown access type ${JSON.stringify(word)} (mount, block)`);
       accessTypes.push(word);
     }
   }

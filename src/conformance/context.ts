@@ -182,7 +182,11 @@ export class CheckRun {
   }
 
   /** A test volume of the given access type, created with the default request. */
-  async createTestVolume(label: string, accessType: AccessType = "mount", mode: AccessMode = AccessMode.SINGLE_NODE_WRITER): Promise<Volume> {
+  async createTestVolume(
+    label: string,
+    accessType: AccessType = "mount",
+    mode: AccessMode = AccessMode.SINGLE_NODE_WRITER,
+  ): Promise<Volume> {
     if (!this.options.accessTypes.includes(accessType)) skip(`access type ${accessType} is not selected (--access-types)`);
     this.step(`create a ${accessType} volume`);
     const overrides = mode === AccessMode.SINGLE_NODE_WRITER ? {} : { volumeCapabilities: [this.capability(accessType, mode)] };
@@ -210,12 +214,22 @@ export class CheckRun {
     const response = await expectOk(
       `ControllerPublishVolume of ${volumeId} to node ${nodeId}`,
       this.controller.controllerPublishVolume(
-        { volumeId, nodeId, volumeCapability: capability, readonly, volumeContext: volume.volumeContext, secrets: this.secrets("ControllerPublishVolume") },
+        {
+          volumeId,
+          nodeId,
+          volumeCapability: capability,
+          readonly,
+          volumeContext: volume.volumeContext,
+          secrets: this.secrets("ControllerPublishVolume"),
+        },
         this.call(),
       ),
     );
     this.cleanup.add(`cpub:${volumeId}:${nodeId}`, `ControllerUnpublishVolume ${volumeId} from ${nodeId}`, async () => {
-      await this.controller.controllerUnpublishVolume({ volumeId, nodeId, secrets: this.secrets("ControllerUnpublishVolume") }, this.call());
+      await this.controller.controllerUnpublishVolume(
+        { volumeId, nodeId, secrets: this.secrets("ControllerUnpublishVolume") },
+        this.call(),
+      );
     });
     return response.publishContext;
   }
@@ -254,7 +268,14 @@ export class CheckRun {
     await expectOk(
       `NodeStageVolume of ${volumeId} at ${stagingPath}`,
       this.node.nodeStageVolume(
-        { volumeId, stagingTargetPath: stagingPath, volumeCapability: capability, publishContext, volumeContext: volume.volumeContext, secrets: this.secrets("NodeStageVolume") },
+        {
+          volumeId,
+          stagingTargetPath: stagingPath,
+          volumeCapability: capability,
+          publishContext,
+          volumeContext: volume.volumeContext,
+          secrets: this.secrets("NodeStageVolume"),
+        },
         this.call(),
       ),
     );
@@ -267,7 +288,10 @@ export class CheckRun {
   }
 
   async unstage(volumeId: string, stagingPath: string): Promise<void> {
-    await expectOk(`NodeUnstageVolume of ${volumeId} at ${stagingPath}`, this.node.nodeUnstageVolume({ volumeId, stagingTargetPath: stagingPath }, this.call()));
+    await expectOk(
+      `NodeUnstageVolume of ${volumeId} at ${stagingPath}`,
+      this.node.nodeUnstageVolume({ volumeId, stagingTargetPath: stagingPath }, this.call()),
+    );
     this.cleanup.release(`stage:${volumeId}:${stagingPath}`);
   }
 
@@ -305,7 +329,10 @@ export class CheckRun {
   }
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
-    await expectOk(`NodeUnpublishVolume of ${volumeId} at ${targetPath}`, this.node.nodeUnpublishVolume({ volumeId, targetPath }, this.call()));
+    await expectOk(
+      `NodeUnpublishVolume of ${volumeId} at ${targetPath}`,
+      this.node.nodeUnpublishVolume({ volumeId, targetPath }, this.call()),
+    );
     this.cleanup.release(`publish:${volumeId}:${targetPath}`);
   }
 
@@ -372,9 +399,11 @@ export class CheckRun {
     for (let delay = 250; !snapshot.readyToUse; delay = Math.min(delay * 2, 5_000)) {
       if (this.signal.aborted) fail(`${what}: the snapshot did not become ready_to_use before the check's deadline`);
       await sleep(delay, undefined, { signal: this.signal }).catch(() => undefined);
-      const again = (await expectOk(`${what} (repeated until ready_to_use)`, this.controller.createSnapshot(request, this.call()))).snapshot;
+      const again = (await expectOk(`${what} (repeated until ready_to_use)`, this.controller.createSnapshot(request, this.call())))
+        .snapshot;
       if (again === undefined) fail(`${what}: a repeated call returned no snapshot`);
-      if (again.snapshotId !== snapshot.snapshotId) fail(`${what}: a repeated call returned snapshot ${again.snapshotId}, not ${snapshot.snapshotId}`);
+      if (again.snapshotId !== snapshot.snapshotId)
+        fail(`${what}: a repeated call returned snapshot ${again.snapshotId}, not ${snapshot.snapshotId}`);
       snapshot = again;
     }
     return snapshot;
@@ -445,5 +474,6 @@ async function removeWorkDir(root: string): Promise<void> {
   for (const point of leftovers) await forceUnmount(point);
   if ((await mountsUnder(root)).length > 0) throw new Error(`still mounted below ${root}; not removing it`);
   await rm(root, { recursive: true, force: true });
-  if (leftovers.length > 0) throw new Error(`the driver left ${leftovers.length} mount(s) behind (${leftovers.join(", ")}); the suite unmounted them`);
+  if (leftovers.length > 0)
+    throw new Error(`the driver left ${leftovers.length} mount(s) behind (${leftovers.join(", ")}); the suite unmounted them`);
 }

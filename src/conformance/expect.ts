@@ -40,8 +40,10 @@ function expected(codes: readonly Code[]): string {
  * MUST be empty".
  */
 export function statusShapeProblem(error: ConnectError): string | undefined {
-  if (error.rawMessage.trim() === "") return `the ${codeName(error.code)} status has an empty message (the spec requires a human readable description)`;
-  if (error.details.length > 0) return `the ${codeName(error.code)} status carries ${error.details.length} detail(s); the spec requires status details to be empty`;
+  if (error.rawMessage.trim() === "")
+    return `the ${codeName(error.code)} status has an empty message (the spec requires a human readable description)`;
+  if (error.details.length > 0)
+    return `the ${codeName(error.code)} status carries ${error.details.length} detail(s); the spec requires status details to be empty`;
   return undefined;
 }
 

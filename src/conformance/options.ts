@@ -142,7 +142,8 @@ export function parseSize(text: string): bigint {
 
 /** Parse a secrets document: either `{"key": "value"}` for every RPC, or `{"CreateVolumeSecret": {...}, ...}` per RPC (csi-sanity's keys). */
 export function parseSecrets(document: unknown): SecretsConfig {
-  if (typeof document !== "object" || document === null || Array.isArray(document)) throw new Error("the secrets file must hold a JSON object");
+  if (typeof document !== "object" || document === null || Array.isArray(document))
+    throw new Error("the secrets file must hold a JSON object");
   const entries = Object.entries(document);
   if (entries.every(([, value]) => typeof value === "string")) {
     const map = Object.fromEntries(entries) as StringMap;
@@ -151,7 +152,8 @@ export function parseSecrets(document: unknown): SecretsConfig {
   const config: SecretsConfig = {};
   for (const [key, value] of entries) {
     const rpc = key.replace(/Secrets?$/, "").replace(/^ControllerValidateVolumeCapabilities$/, "ValidateVolumeCapabilities");
-    if (!(SECRET_RPCS as readonly string[]).includes(rpc)) throw new Error(`secrets file: unknown key ${JSON.stringify(key)}; use an RPC name such as CreateVolumeSecret`);
+    if (!(SECRET_RPCS as readonly string[]).includes(rpc))
+      throw new Error(`secrets file: unknown key ${JSON.stringify(key)}; use an RPC name such as CreateVolumeSecret`);
     if (typeof value !== "object" || value === null || Object.values(value).some((v) => typeof v !== "string")) {
       throw new Error(`secrets file: ${key} must map secret names to string values`);
     }

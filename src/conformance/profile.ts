@@ -104,7 +104,8 @@ export async function discoverProfile(clients: ConformanceClients, callOptions: 
   let controllerServices = pluginServices;
   if (clients.controllerEndpoint !== clients.endpoint) {
     const controllerCaps = await outcome(clients.controllerIdentity.getPluginCapabilities({}, callOptions()));
-    if (!controllerCaps.ok) throw new DiscoveryError(`GetPluginCapabilities at ${clients.controllerEndpoint} failed: ${describeOutcome(controllerCaps)}`);
+    if (!controllerCaps.ok)
+      throw new DiscoveryError(`GetPluginCapabilities at ${clients.controllerEndpoint} failed: ${describeOutcome(controllerCaps)}`);
     controllerServices = new Set(controllerCaps.value.capabilities.flatMap((c) => (c.type.case === "service" ? [c.type.value.type] : [])));
     for (const service of controllerServices) pluginServices.add(service);
   }

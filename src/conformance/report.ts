@@ -79,7 +79,8 @@ export function formatResult(result: CheckResult, options: { verbose?: boolean }
     if (last !== undefined) lines.push(indent(`during: ${last}`, "        "));
   }
   for (const error of result.cleanupErrors) lines.push(indent(`cleanup: ${error}`, "        "));
-  if (options.verbose === true || result.status !== "passed") for (const note of result.notes) lines.push(indent(`note: ${note}`, "        "));
+  if (options.verbose === true || result.status !== "passed")
+    for (const note of result.notes) lines.push(indent(`note: ${note}`, "        "));
   return lines.join("\n");
 }
 
@@ -105,7 +106,10 @@ function formatCaps(caps: readonly string[] | string): string {
 
 /** The closing line: "N passed, N failed, ...". */
 export function formatSummary(summary: ReportSummary, durationMs: number): string {
-  const extra = [summary.skipped > 0 ? `${summary.skipped} skipped` : "", summary.warnings > 0 ? `${summary.warnings} warnings` : ""].filter((s) => s !== "");
+  const extra = [
+    summary.skipped > 0 ? `${summary.skipped} skipped` : "",
+    summary.warnings > 0 ? `${summary.warnings} warnings` : "",
+  ].filter((s) => s !== "");
   return `${summary.passed} passed, ${summary.failed} failed${extra.length > 0 ? `, ${extra.join(", ")}` : ""} (${formatDuration(durationMs)})`;
 }
 

@@ -11,7 +11,15 @@ import { CheckRun, type RunDirs } from "./context.js";
 import { codeName, outcome } from "./expect.js";
 import { mountsUnder } from "./host.js";
 import { resolveOptions, type ConformanceOptions, type ResolvedOptions } from "./options.js";
-import { controllerCapName, discoverProfile, DiscoveryError, expansionName, nodeCapName, pluginServiceName, type DriverProfile } from "./profile.js";
+import {
+  controllerCapName,
+  discoverProfile,
+  DiscoveryError,
+  expansionName,
+  nodeCapName,
+  pluginServiceName,
+  type DriverProfile,
+} from "./profile.js";
 import { summarize, type CheckResult, type ConformanceReport } from "./report.js";
 
 export interface RunnerEvents {
@@ -24,20 +32,33 @@ export interface RunnerEvents {
 /** The checks `options` selects, in run order. */
 export function selectChecks(options: Pick<ConformanceOptions, "filter" | "skip">, checks: readonly Check[] = allChecks): Check[] {
   const matches = (re: RegExp, check: Check) => re.test(check.id) || re.test(check.title);
-  return checks.filter((check) => (options.filter === undefined || matches(options.filter, check)) && (options.skip === undefined || !matches(options.skip, check)));
+  return checks.filter(
+    (check) =>
+      (options.filter === undefined || matches(options.filter, check)) && (options.skip === undefined || !matches(options.skip, check)),
+  );
 }
 
 /**
  * Run the conformance suite against a CSI endpoint and return the report.
  * Never throws for driver misbehaviour: that is what the report is for.
  */
-export async function runConformance(input: ConformanceOptions, events: RunnerEvents = {}, checks: readonly Check[] = allChecks): Promise<ConformanceReport> {
+export async function runConformance(
+  input: ConformanceOptions,
+  events: RunnerEvents = {},
+  checks: readonly Check[] = allChecks,
+): Promise<ConformanceReport> {
   const options = resolveOptions(input);
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const clients = connectConformanceClients(options.endpoint, options.controllerEndpoint);
   const dirs = await makeRunDirs(options);
-  const base = { tool: "csi-conformance" as const, specVersion: "1.12.0" as const, startedAt, endpoint: options.endpoint, controllerEndpoint: options.controllerEndpoint };
+  const base = {
+    tool: "csi-conformance" as const,
+    specVersion: "1.12.0" as const,
+    startedAt,
+    endpoint: options.endpoint,
+    controllerEndpoint: options.controllerEndpoint,
+  };
   try {
     await waitUntilReady(clients, options);
     let profile: DriverProfile;
@@ -46,7 +67,15 @@ export async function runConformance(input: ConformanceOptions, events: RunnerEv
     } catch (err) {
       if (!(err instanceof DiscoveryError) && !(err instanceof ConnectError)) throw err;
       const fatal = err instanceof ConnectError ? `${codeName(err.code)}: ${err.rawMessage}` : err.message;
-      return { ...base, durationMs: Date.now() - started, plugin: undefined, capabilities: { plugin: [], controller: "unknown", node: "unknown" }, fatal, summary: summarize([]), checks: [] };
+      return {
+        ...base,
+        durationMs: Date.now() - started,
+        plugin: undefined,
+        capabilities: { plugin: [], controller: "unknown", node: "unknown" },
+        fatal,
+        summary: summarize([]),
+        checks: [],
+      };
     }
     const header = {
       endpoint: options.endpoint,
@@ -73,7 +102,10 @@ export async function runConformance(input: ConformanceOptions, events: RunnerEv
 
 function describeCapabilities(profile: DriverProfile): ConformanceReport["capabilities"] {
   return {
-    plugin: [...profile.pluginServiceList.map(pluginServiceName), ...profile.expansionList.map((e) => `VolumeExpansion.${expansionName(e)}`)],
+    plugin: [
+      ...profile.pluginServiceList.map(pluginServiceName),
+      ...profile.expansionList.map((e) => `VolumeExpansion.${expansionName(e)}`),
+    ],
     controller: profile.controller.available ? profile.controller.list.map(controllerCapName) : profile.controller.reason,
     node: profile.node.available ? profile.node.list.map(nodeCapName) : profile.node.reason,
   };
@@ -95,7 +127,10 @@ async function runCheck(
   }
 
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`the check took longer than ${options.checkTimeoutMs} ms`)), options.checkTimeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new Error(`the check took longer than ${options.checkTimeoutMs} ms`)),
+    options.checkTimeoutMs,
+  );
   const run = new CheckRun(check, options, profile, clients, dirs, controller.signal, sequence);
   let status: CheckResult["status"] = "passed";
   let message: string | undefined;

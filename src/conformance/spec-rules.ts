@@ -53,7 +53,8 @@ export function pluginNameProblems(name: string): string[] {
     // Domain name notation: no empty label, no label starting or ending with a dash.
     for (const label of name.split(".")) {
       if (label === "") problems.push("name has an empty domain label (two dots in a row)");
-      else if (!ALNUM.test(label[0] ?? "") || !ALNUM.test(label[label.length - 1] ?? "")) problems.push(`domain label ${JSON.stringify(label)} starts or ends with a dash`);
+      else if (!ALNUM.test(label[0] ?? "") || !ALNUM.test(label[label.length - 1] ?? ""))
+        problems.push(`domain label ${JSON.stringify(label)} starts or ends with a dash`);
     }
   }
   return problems;
@@ -78,15 +79,25 @@ export function topologyProblems(segments: Readonly<Record<string, string>>): st
     const prefix = slash === -1 ? undefined : key.slice(0, slash);
     const name = slash === -1 ? key : key.slice(slash + 1);
     if (name.length === 0 || name.length > 63 || !KEY_NAME.test(name)) {
-      problems.push(`topology key ${JSON.stringify(key)}: the name must be 1-63 characters, begin and end alphanumeric, with '-', '_', '.' or alphanumerics between`);
+      problems.push(
+        `topology key ${JSON.stringify(key)}: the name must be 1-63 characters, begin and end alphanumeric, with '-', '_', '.' or alphanumerics between`,
+      );
     }
-    if (prefix !== undefined && (prefix.length === 0 || prefix.length > 63 || !KEY_PREFIX.test(prefix) || prefix.split(".").some((l) => l === "" || l.startsWith("-") || l.endsWith("-")))) {
+    if (
+      prefix !== undefined &&
+      (prefix.length === 0 ||
+        prefix.length > 63 ||
+        !KEY_PREFIX.test(prefix) ||
+        prefix.split(".").some((l) => l === "" || l.startsWith("-") || l.endsWith("-")))
+    ) {
       problems.push(`topology key ${JSON.stringify(key)}: the prefix must be a lower-case domain name of at most 63 characters`);
     }
     if (lowered.has(key.toLowerCase())) problems.push(`topology key ${JSON.stringify(key)} appears twice when compared case-insensitively`);
     lowered.add(key.toLowerCase());
     if (value.length === 0 || value.length > 63 || !SEGMENT_VALUE.test(value)) {
-      problems.push(`topology value ${JSON.stringify(value)} of ${JSON.stringify(key)}: must be 1-63 characters, begin and end alphanumeric, with '-', '_', '.' or alphanumerics between`);
+      problems.push(
+        `topology value ${JSON.stringify(value)} of ${JSON.stringify(key)}: must be 1-63 characters, begin and end alphanumeric, with '-', '_', '.' or alphanumerics between`,
+      );
     }
   }
   return problems;
@@ -98,10 +109,11 @@ export function topologyProblems(segments: Readonly<Record<string, string>>): st
  */
 export function topologyPrefixProblem(topologies: readonly Readonly<Record<string, string>>[]): string | undefined {
   const prefixes = new Set<string>();
-  for (const segments of topologies) for (const key of Object.keys(segments)) {
-    const prefix = topologyKeyPrefix(key);
-    if (prefix !== "") prefixes.add(prefix);
-  }
+  for (const segments of topologies)
+    for (const key of Object.keys(segments)) {
+      const prefix = topologyKeyPrefix(key);
+      if (prefix !== "") prefixes.add(prefix);
+    }
   return prefixes.size > 1 ? `topology keys use different prefixes: ${[...prefixes].join(", ")}` : undefined;
 }
 

@@ -61,11 +61,18 @@ function begin(method: string, call: AnyCall, options: CallMiddlewareOptions, ac
 
   const deadline = deadlineOf(call);
   const timer = Number.isFinite(deadline)
-    ? setTimeout(() => controller.abort(DeadlineExceeded("the caller's deadline expired before %s finished", method)), Math.max(0, deadline - Date.now()))
+    ? setTimeout(
+        () => controller.abort(DeadlineExceeded("the caller's deadline expired before %s finished", method)),
+        Math.max(0, deadline - Date.now()),
+      )
     : undefined;
   const onCancelled = () => {
     if (controller.signal.aborted) return;
-    controller.abort(Date.now() >= deadline ? DeadlineExceeded("the caller's deadline expired before %s finished", method) : Canceled("the caller cancelled %s", method));
+    controller.abort(
+      Date.now() >= deadline
+        ? DeadlineExceeded("the caller's deadline expired before %s finished", method)
+        : Canceled("the caller cancelled %s", method),
+    );
   };
   call.once("cancelled", onCancelled);
 
@@ -124,7 +131,12 @@ function render(desc: DescMessage, message: Message): unknown {
 export type UntypedHandler = (request: Message, ctx: CallContext) => unknown;
 
 /** A grpc-js handler for one method, running `handler` (or answering UNIMPLEMENTED) inside the middleware. */
-export function grpcHandler(method: DescMethod, handler: UntypedHandler | undefined, options: CallMiddlewareOptions, active: ActiveCalls): UntypedHandleCall {
+export function grpcHandler(
+  method: DescMethod,
+  handler: UntypedHandler | undefined,
+  options: CallMiddlewareOptions,
+  active: ActiveCalls,
+): UntypedHandleCall {
   const name = `/${method.parent.typeName}/${method.name}`;
   const implemented =
     handler ??

@@ -28,7 +28,9 @@ export function connectCsi(endpointText: string, options: CsiClientOptions = {})
   const sessionManager = new Http2SessionManager(
     baseUrl,
     { idleConnectionTimeoutMs: 60_000 },
-    endpoint.kind === "unix" ? { createConnection: () => netConnect(endpoint.path) } : { createConnection: () => netConnect(endpoint.port, endpoint.host) },
+    endpoint.kind === "unix"
+      ? { createConnection: () => netConnect(endpoint.path) }
+      : { createConnection: () => netConnect(endpoint.port, endpoint.host) },
   );
   const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors: options.interceptors ?? [] });
   return {

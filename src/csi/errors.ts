@@ -76,7 +76,13 @@ export function isCsiError(err: unknown): err is CsiError {
  */
 export function codeOf(err: unknown): Code | undefined {
   if (err instanceof CsiError) return err.code;
-  if (err instanceof Error && "code" in err && typeof err.code === "number" && err.code >= Code.Canceled && err.code <= Code.Unauthenticated) {
+  if (
+    err instanceof Error &&
+    "code" in err &&
+    typeof err.code === "number" &&
+    err.code >= Code.Canceled &&
+    err.code <= Code.Unauthenticated
+  ) {
     return err.code as Code;
   }
   return undefined;

@@ -44,7 +44,9 @@ interface Frame {
   readonly raw: Buffer;
 }
 
-type Item = { readonly kind: "raw"; readonly bytes: Buffer } | { readonly kind: "headers"; readonly frames: readonly Frame[]; readonly fields: HeaderField[] };
+type Item =
+  | { readonly kind: "raw"; readonly bytes: Buffer }
+  | { readonly kind: "headers"; readonly frames: readonly Frame[]; readonly fields: HeaderField[] };
 
 /** Splits the client's byte stream into frames, decoding every request header block in order. */
 class ClientStream {
@@ -200,7 +202,10 @@ export function acceptWithAuthorityRepair(socket: Socket, options: AuthorityRepa
   const relay = () => {
     settled = true;
     cleanup();
-    log.info({ authority: firstAuthority?.value }, "client sends a socket path as :authority (older gRPC); relaying its requests with :authority localhost");
+    log.info(
+      { authority: firstAuthority?.value },
+      "client sends a socket path as :authority (older gRPC); relaying its requests with :authority localhost",
+    );
     deliver(repairingRelay(socket, stream, seen, log));
   };
   const decide = () => {
@@ -230,7 +235,8 @@ export function acceptWithAuthorityRepair(socket: Socket, options: AuthorityRepa
   const onClose = () => cleanup();
   const timer = setTimeout(() => {
     if (settled) return;
-    if (stream.ackDropped) handOver(); // an idle client: serve it directly
+    if (stream.ackDropped)
+      handOver(); // an idle client: serve it directly
     else {
       log.debug("client never acknowledged the server's HTTP/2 settings; closing the connection");
       settled = true;

@@ -1,4 +1,11 @@
-import type { DescMessage, DescMethodServerStreaming, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  DescService,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import type { CallContext } from "./call-context.js";
 
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
@@ -12,7 +19,11 @@ export type ServerStreamingHandler<I extends DescMessage, O extends DescMessage>
 ) => AsyncIterable<MessageInitShape<O>>;
 
 export type MethodHandler<M> =
-  M extends DescMethodUnary<infer I, infer O> ? UnaryHandler<I, O> : M extends DescMethodServerStreaming<infer I, infer O> ? ServerStreamingHandler<I, O> : never;
+  M extends DescMethodUnary<infer I, infer O>
+    ? UnaryHandler<I, O>
+    : M extends DescMethodServerStreaming<infer I, infer O>
+      ? ServerStreamingHandler<I, O>
+      : never;
 
 /** Handlers for some or all methods of a service; a method without one answers UNIMPLEMENTED. */
 export type ServiceHandlers<S extends DescService> = {

@@ -71,20 +71,37 @@ export function sizeForNewVolume(range: RequestedRange | undefined, rules: SizeR
   const limit = range?.limitBytes ?? 0;
   const source = sourceBytes ?? 0;
   if (limit > 0 && source > limit) {
-    throw OutOfRange("the content source is %s, more than capacity_range.limit_bytes %s: a volume cannot be smaller than its source", formatBytes(source), formatBytes(limit));
+    throw OutOfRange(
+      "the content source is %s, more than capacity_range.limit_bytes %s: a volume cannot be smaller than its source",
+      formatBytes(source),
+      formatBytes(limit),
+    );
   }
   if (required > rules.maxBytes) {
-    throw OutOfRange("capacity_range.required_bytes %s is more than the largest volume this backend creates, %s", formatBytes(required), formatBytes(rules.maxBytes));
+    throw OutOfRange(
+      "capacity_range.required_bytes %s is more than the largest volume this backend creates, %s",
+      formatBytes(required),
+      formatBytes(rules.maxBytes),
+    );
   }
   if (limit > 0 && limit < rules.minBytes) {
-    throw OutOfRange("capacity_range.limit_bytes %s is less than the smallest volume this backend creates, %s", formatBytes(limit), formatBytes(rules.minBytes));
+    throw OutOfRange(
+      "capacity_range.limit_bytes %s is less than the smallest volume this backend creates, %s",
+      formatBytes(limit),
+      formatBytes(rules.minBytes),
+    );
   }
   let target = required > 0 ? required : source > 0 ? source : rules.defaultBytes;
   if (required === 0 && limit > 0 && target > limit) target = limit;
   const lower = Math.max(required, rules.minBytes, source);
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  return fit(target, lower, upper, rules.unitBytes, () =>
-    `no size between ${formatBytes(lower)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
+  return fit(
+    target,
+    lower,
+    upper,
+    rules.unitBytes,
+    () =>
+      `no size between ${formatBytes(lower)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
   );
 }
 
@@ -115,11 +132,20 @@ export function sizeForExpansion(range: RequestedRange | undefined, rules: SizeR
   const target = required > 0 ? required : limit;
   if (target <= currentBytes) return { sizeBytes: currentBytes, grows: false };
   if (target > rules.maxBytes) {
-    throw OutOfRange("capacity_range asks for %s, more than the largest volume this backend supports, %s", formatBytes(target), formatBytes(rules.maxBytes));
+    throw OutOfRange(
+      "capacity_range asks for %s, more than the largest volume this backend supports, %s",
+      formatBytes(target),
+      formatBytes(rules.maxBytes),
+    );
   }
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  const sizeBytes = fit(target, target, upper, rules.unitBytes, () =>
-    `no size between ${formatBytes(target)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
+  const sizeBytes = fit(
+    target,
+    target,
+    upper,
+    rules.unitBytes,
+    () =>
+      `no size between ${formatBytes(target)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
   );
   return { sizeBytes, grows: true };
 }

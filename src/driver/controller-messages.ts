@@ -37,5 +37,7 @@ export function snapshotMessage(snapshot: Snapshot): SnapshotInit {
 
 /** The condition to report when the capability is on; a backend that says nothing reports a healthy volume. */
 export function conditionMessage(volume: Volume): VolumeConditionInit {
-  return volume.condition ? { abnormal: volume.condition.abnormal, message: volume.condition.message } : { abnormal: false, message: "volume is available" };
+  return volume.condition
+    ? { abnormal: volume.condition.abnormal, message: volume.condition.message }
+    : { abnormal: false, message: "volume is available" };
 }

@@ -15,7 +15,8 @@ const BANNED_NAME_CHARACTERS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u
 
 export function checkStringSize(value: string, field: string): void {
   const bytes = Buffer.byteLength(value, "utf8");
-  if (bytes > MAX_STRING_BYTES) throw InvalidArgument("%s is %d bytes long; CSI limits strings to %d bytes", field, bytes, MAX_STRING_BYTES);
+  if (bytes > MAX_STRING_BYTES)
+    throw InvalidArgument("%s is %d bytes long; CSI limits strings to %d bytes", field, bytes, MAX_STRING_BYTES);
 }
 
 /** A REQUIRED string field; `hint` tells the caller what to put there. */
@@ -31,7 +32,11 @@ export function requireName(value: string, field: string): string {
   const banned = BANNED_NAME_CHARACTERS.exec(value);
   if (banned) {
     const code = banned[0].codePointAt(0) ?? 0;
-    throw InvalidArgument("%s contains the control character U+%s, which CSI does not allow in names", field, code.toString(16).toUpperCase().padStart(4, "0"));
+    throw InvalidArgument(
+      "%s contains the control character U+%s, which CSI does not allow in names",
+      field,
+      code.toString(16).toUpperCase().padStart(4, "0"),
+    );
   }
   return value;
 }
@@ -55,9 +60,15 @@ export function contentSourceOf(source: VolumeContentSource | undefined): Conten
   if (source === undefined) return undefined;
   switch (source.type.case) {
     case "snapshot":
-      return { kind: "snapshot", id: requireString(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id", "name the snapshot to restore") };
+      return {
+        kind: "snapshot",
+        id: requireString(source.type.value.snapshotId, "volume_content_source.snapshot.snapshot_id", "name the snapshot to restore"),
+      };
     case "volume":
-      return { kind: "volume", id: requireString(source.type.value.volumeId, "volume_content_source.volume.volume_id", "name the volume to clone") };
+      return {
+        kind: "volume",
+        id: requireString(source.type.value.volumeId, "volume_content_source.volume.volume_id", "name the volume to clone"),
+      };
     case undefined:
       throw InvalidArgument("volume_content_source is set but names neither a snapshot nor a volume");
   }
@@ -65,7 +76,8 @@ export function contentSourceOf(source: VolumeContentSource | undefined): Conten
 
 function topologyOf(topology: CsiTopology, field: string): Topology {
   checkMap(topology.segments, `${field}.segments`);
-  if (Object.keys(topology.segments).length === 0) throw InvalidArgument("%s has no segments: give at least one topology key and value", field);
+  if (Object.keys(topology.segments).length === 0)
+    throw InvalidArgument("%s has no segments: give at least one topology key and value", field);
   return topology.segments;
 }
 

@@ -132,7 +132,9 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       checkMap(req.secrets, "secrets");
       checkMap(req.mutableParameters, "mutable_parameters");
       if (Object.keys(req.mutableParameters).length > 0) {
-        throw InvalidArgument("mutable_parameters are not supported: this driver cannot modify volumes (it has no MODIFY_VOLUME capability)");
+        throw InvalidArgument(
+          "mutable_parameters are not supported: this driver cannot modify volumes (it has no MODIFY_VOLUME capability)",
+        );
       }
       const range = parseCapacityRange(req.capacityRange);
       const source = contentSourceOf(req.volumeContentSource);
@@ -205,7 +207,9 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
       checkStringSize(req.nodeId, "node_id");
       checkMap(req.secrets, "secrets");
-      await inflight.run([volumeKey(volumeId)], "ControllerUnpublishVolume", () => backend.unpublishVolume(volumeId, req.nodeId, ctx.signal));
+      await inflight.run([volumeKey(volumeId)], "ControllerUnpublishVolume", () =>
+        backend.unpublishVolume(volumeId, req.nodeId, ctx.signal),
+      );
       return {};
     },
 
@@ -226,7 +230,9 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       if (unsupported.length > 0) return { message: unsupported.join("; ") };
       // The context this driver gave the volume must not be contradicted; other keys
       // (a provisioner's identity, an older driver's keys on pre-existing PVs) are not ours to judge.
-      const contradicted = Object.entries(volume.context).filter(([key, value]) => key in req.volumeContext && req.volumeContext[key] !== value);
+      const contradicted = Object.entries(volume.context).filter(
+        ([key, value]) => key in req.volumeContext && req.volumeContext[key] !== value,
+      );
       if (contradicted.length > 0) {
         return { message: `volume_context contradicts the volume's own context for ${contradicted.map(([k]) => k).join(", ")}` };
       }
@@ -319,7 +325,13 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         const existing = await backend.findSnapshotByName(name, sourceVolumeId, ctx.signal);
         if (existing) {
           if (existing.sourceVolumeId !== sourceVolumeId) {
-            throw AlreadyExists("a snapshot named %s already exists (%s) of volume %s, not of volume %s", name, existing.id, existing.sourceVolumeId, sourceVolumeId);
+            throw AlreadyExists(
+              "a snapshot named %s already exists (%s) of volume %s, not of volume %s",
+              name,
+              existing.id,
+              existing.sourceVolumeId,
+              sourceVolumeId,
+            );
           }
           return { snapshot: snapshotMessage(existing) };
         }

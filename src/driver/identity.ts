@@ -1,6 +1,11 @@
 import type { ServiceHandlers } from "../csi/service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Identity, PluginCapability_Service_Type, PluginCapability_VolumeExpansion_Type, type PluginCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
+import {
+  Identity,
+  PluginCapability_Service_Type,
+  PluginCapability_VolumeExpansion_Type,
+  type PluginCapabilitySchema,
+} from "../gen/csi/v1/csi_pb.js";
 import type { Readiness } from "./readiness.js";
 
 export type PluginCapabilityInit = MessageInitShape<typeof PluginCapabilitySchema>;

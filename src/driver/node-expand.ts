@@ -32,7 +32,8 @@ export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, s
   if (req.volumePath === "") throw InvalidArgument("volume_path is required");
   const required = requiredBytes(req.capacityRange);
   const capability = req.volumeCapability ? parseCapability(req.volumeCapability, expandRules(env.singleNodeMultiWriter)) : undefined;
-  const stagingPath = req.stagingTargetPath === "" ? undefined : await canonicalPath(checkedPath(req.stagingTargetPath, "staging_target_path"));
+  const stagingPath =
+    req.stagingTargetPath === "" ? undefined : await canonicalPath(checkedPath(req.stagingTargetPath, "staging_target_path"));
   if (!isAbsolute(req.volumePath)) throw NotFound("volume %s is not staged or published at %s", volumeId, req.volumePath);
 
   return env.inflight.run([`volume:${volumeId}`], "NodeExpandVolume", async () => {
@@ -46,7 +47,12 @@ export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, s
     await requireVolumeDevice(env, volumeId, volumePath, found.device, stagingPath, entries, signal);
     const isBlock = found.kind === "block";
     if (capability !== undefined && (capability.accessType === "block") !== isBlock) {
-      throw InvalidArgument("volume_capability asks for %s access, but %s holds the volume %s", capability.accessType, volumePath, isBlock ? "as a block device" : "as a mounted filesystem");
+      throw InvalidArgument(
+        "volume_capability asks for %s access, but %s holds the volume %s",
+        capability.accessType,
+        volumePath,
+        isBlock ? "as a block device" : "as a mounted filesystem",
+      );
     }
 
     const device = found.devicePath;
@@ -56,7 +62,13 @@ export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, s
       size = await blockDeviceSize(device);
     }
     if (BigInt(size) < required) {
-      throw Unavailable("the device of volume %s (%s) has %d bytes, less than the requested %s: the controller expansion has not reached this node yet; retry later", volumeId, device, size, required);
+      throw Unavailable(
+        "the device of volume %s (%s) has %d bytes, less than the requested %s: the controller expansion has not reached this node yet; retry later",
+        volumeId,
+        device,
+        size,
+        required,
+      );
     }
     const limit = req.capacityRange?.limitBytes ?? 0n;
     if (limit > 0n && BigInt(size) > limit) {
@@ -77,24 +89,36 @@ async function growMountedFilesystem(
   log: Logger,
 ): Promise<void> {
   const fsType = found.entry.fsType;
-  if (!canGrowOnline(fsType)) throw FailedPrecondition("volume %s holds a %s filesystem, which this plugin cannot grow while it is in use", volumeId, fsType);
+  if (!canGrowOnline(fsType))
+    throw FailedPrecondition("volume %s holds a %s filesystem, which this plugin cannot grow while it is in use", volumeId, fsType);
   await requireFilesystemTools(fsType);
   const mountPoint = writableMountPoint(entries, found, device, stagingPath);
   if (!(await filesystemNeedsGrowth(device, fsType, mountPoint ?? found.entry.mountPoint, signal))) return;
-  if (mountPoint === undefined) throw FailedPrecondition("every mount of volume %s is read-only, so its filesystem cannot be grown online", volumeId);
+  if (mountPoint === undefined)
+    throw FailedPrecondition("every mount of volume %s is read-only, so its filesystem cannot be grown online", volumeId);
   log.info({ volumeId, device, fsType, mountPoint }, "growing the filesystem online");
   try {
     await growFilesystem(device, fsType, mountPoint);
   } catch (err) {
     if (err instanceof CommandError && /Permission denied|Operation not permitted/i.test(err.stderr) && fsType.startsWith("ext")) {
-      throw Internal("%s; growing a mounted ext filesystem needs the CAP_SYS_RESOURCE capability: run the node plugin privileged", err.message);
+      throw Internal(
+        "%s; growing a mounted ext filesystem needs the CAP_SYS_RESOURCE capability: run the node plugin privileged",
+        err.message,
+      );
     }
     throw err;
   }
 }
 
 /** A read-write mount of the filesystem to grow it through: the staging mount if it is one, else any other. */
-function writableMountPoint(entries: readonly MountEntry[], found: MountedFilesystem, device: string, stagingPath: string | undefined): string | undefined {
-  const mounts = mountsOfDevice(entries, found.device, device).filter((m) => m.fsType === found.entry.fsType && !isReadOnlyMount(m) && !isReadOnlyFilesystem(m));
+function writableMountPoint(
+  entries: readonly MountEntry[],
+  found: MountedFilesystem,
+  device: string,
+  stagingPath: string | undefined,
+): string | undefined {
+  const mounts = mountsOfDevice(entries, found.device, device).filter(
+    (m) => m.fsType === found.entry.fsType && !isReadOnlyMount(m) && !isReadOnlyFilesystem(m),
+  );
   return (mounts.find((m) => m.mountPoint === stagingPath) ?? mounts[0])?.mountPoint;
 }

@@ -1,7 +1,11 @@
 import { mkdir, rm, rmdir, unlink, writeFile } from "node:fs/promises";
 import type { Logger } from "../log/logger.js";
 import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
-import { VolumeCapability_AccessMode_Mode as Mode, type NodePublishVolumeRequest, type NodeUnpublishVolumeRequest } from "../gen/csi/v1/csi_pb.js";
+import {
+  VolumeCapability_AccessMode_Mode as Mode,
+  type NodePublishVolumeRequest,
+  type NodeUnpublishVolumeRequest,
+} from "../gen/csi/v1/csi_pb.js";
 import {
   VISIBLE_MOUNT_FLAGS,
   bindMount,
@@ -33,7 +37,9 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
   const requestedTarget = requirePath(req.targetPath, "target_path");
   const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
   if (req.stagingTargetPath === "") {
-    throw FailedPrecondition("staging_target_path is required: this plugin stages volumes (STAGE_UNSTAGE_VOLUME), so NodeStageVolume must succeed first");
+    throw FailedPrecondition(
+      "staging_target_path is required: this plugin stages volumes (STAGE_UNSTAGE_VOLUME), so NodeStageVolume must succeed first",
+    );
   }
   const requestedStaging = checkedPath(req.stagingTargetPath, "staging_target_path");
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedTarget}`], "NodePublishVolume", async () => {
@@ -53,7 +59,10 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
 
     let target = await inspectMountPoint(pub.targetPath, entries);
     if (target.kind === "corrupt") {
-      log.warn({ volumeId, targetPath: pub.targetPath, error: target.message }, "target path holds a broken mount; removing it before publishing");
+      log.warn(
+        { volumeId, targetPath: pub.targetPath, error: target.message },
+        "target path holds a broken mount; removing it before publishing",
+      );
       await unmountAll(pub.targetPath, { signal });
       entries = await readMountInfo();
       target = await inspectMountPoint(pub.targetPath, entries);
@@ -86,7 +95,8 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
 async function requireStaged(env: NodeEnv, pub: Publication, entries: readonly MountEntry[], signal: AbortSignal): Promise<Staged> {
   const { volumeId, stagingPath, capability } = pub;
   const staged = await stagedAt(stagingPath, volumeId, entries);
-  if (staged === undefined) throw FailedPrecondition("volume %s is not staged at %s; NodeStageVolume must succeed first", volumeId, stagingPath);
+  if (staged === undefined)
+    throw FailedPrecondition("volume %s is not staged at %s; NodeStageVolume must succeed first", volumeId, stagingPath);
   if (staged.kind === "mount" && capability.accessType === "block") {
     throw FailedPrecondition("volume %s is staged at %s as a filesystem and cannot be published for block access", volumeId, stagingPath);
   }
@@ -95,10 +105,20 @@ async function requireStaged(env: NodeEnv, pub: Publication, entries: readonly M
   }
   const numbers = await volumeDeviceNumbers(env, volumeId, signal);
   if (numbers !== undefined && !numbers.has(staged.mount.device)) {
-    throw FailedPrecondition("staging_target_path %s holds device %s, which is not a device of volume %s", stagingPath, staged.mount.device, volumeId);
+    throw FailedPrecondition(
+      "staging_target_path %s holds device %s, which is not a device of volume %s",
+      stagingPath,
+      staged.mount.device,
+      volumeId,
+    );
   }
   if (staged.kind === "mount" && capability.fsType !== "" && capability.fsType !== staged.mount.entry.fsType) {
-    throw FailedPrecondition("volume %s is staged with a %s filesystem, but the capability asks for %s", volumeId, staged.mount.entry.fsType, capability.fsType);
+    throw FailedPrecondition(
+      "volume %s is staged with a %s filesystem, but the capability asks for %s",
+      volumeId,
+      staged.mount.entry.fsType,
+      capability.fsType,
+    );
   }
   return staged;
 }
@@ -107,23 +127,52 @@ async function requireStaged(env: NodeEnv, pub: Publication, entries: readonly M
 function checkSamePublication(pub: Publication, staged: Staged, target: MountPointState & { kind: "filesystem" | "block" }): void {
   const { volumeId, targetPath, capability } = pub;
   const wantKind = staged.kind === "mount" ? "filesystem" : "block";
-  if (target.kind !== wantKind || target.device !== staged.mount.device || (target.kind === "filesystem" && target.entry.root !== staged.mount.entry.root)) {
-    throw AlreadyExists("target_path %s already has something else mounted (%s %s); it is not volume %s published %s", targetPath, target.entry.fsType, target.entry.source, volumeId, capability.accessType === "block" ? "for block access" : "as a filesystem");
+  if (
+    target.kind !== wantKind ||
+    target.device !== staged.mount.device ||
+    (target.kind === "filesystem" && target.entry.root !== staged.mount.entry.root)
+  ) {
+    throw AlreadyExists(
+      "target_path %s already has something else mounted (%s %s); it is not volume %s published %s",
+      targetPath,
+      target.entry.fsType,
+      target.entry.source,
+      volumeId,
+      capability.accessType === "block" ? "for block access" : "as a filesystem",
+    );
   }
   if (isReadOnlyMount(target.entry) !== pub.readOnly) {
-    throw AlreadyExists("volume %s is already published at %s %s; the request asks for %s", volumeId, targetPath, isReadOnlyMount(target.entry) ? "read-only" : "read-write", pub.readOnly ? "read-only" : "read-write");
+    throw AlreadyExists(
+      "volume %s is already published at %s %s; the request asks for %s",
+      volumeId,
+      targetPath,
+      isReadOnlyMount(target.entry) ? "read-only" : "read-write",
+      pub.readOnly ? "read-only" : "read-write",
+    );
   }
   const missing = capability.mountFlags.filter((f) => VISIBLE_MOUNT_FLAGS.has(f) && !target.entry.options.includes(f));
-  if (missing.length > 0) throw AlreadyExists("volume %s is already published at %s without the requested mount flags %s", volumeId, targetPath, missing.join(","));
+  if (missing.length > 0)
+    throw AlreadyExists(
+      "volume %s is already published at %s without the requested mount flags %s",
+      volumeId,
+      targetPath,
+      missing.join(","),
+    );
 }
 
 /** SINGLE_NODE_SINGLE_WRITER: one publication at a time (the spec's table for that mode); other modes may be published to several targets. */
 function requireSingleWriter(pub: Publication, staged: Staged, entries: readonly MountEntry[]): void {
   if (pub.capability.accessMode !== Mode.SINGLE_NODE_SINGLE_WRITER) return;
   const exclude = staged.kind === "mount" ? pub.stagingPath : staged.file;
-  const others = mountsOfDevice(entries, staged.mount.device, staged.mount.devicePath ?? "").filter((m) => !isPathWithin(m.mountPoint, exclude) && m.mountPoint !== pub.targetPath);
+  const others = mountsOfDevice(entries, staged.mount.device, staged.mount.devicePath ?? "").filter(
+    (m) => !isPathWithin(m.mountPoint, exclude) && m.mountPoint !== pub.targetPath,
+  );
   if (others.length > 0) {
-    throw FailedPrecondition("volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s", pub.volumeId, others.map((m) => m.mountPoint).join(", "));
+    throw FailedPrecondition(
+      "volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s",
+      pub.volumeId,
+      others.map((m) => m.mountPoint).join(", "),
+    );
   }
 }
 
@@ -131,12 +180,14 @@ function requireSingleWriter(pub: Publication, staged: Staged, entries: readonly
 async function createTarget(pub: Publication, target: MountPointState): Promise<boolean> {
   const block = pub.capability.accessType === "block";
   if (target.kind === (block ? "file" : "directory")) return false;
-  if (target.kind !== "missing") throw InvalidArgument("target_path %s exists and is not a %s", pub.targetPath, block ? "file" : "directory");
+  if (target.kind !== "missing")
+    throw InvalidArgument("target_path %s exists and is not a %s", pub.targetPath, block ? "file" : "directory");
   try {
     if (block) await writeFile(pub.targetPath, "", { flag: "wx", mode: 0o600 });
     else await mkdir(pub.targetPath, { mode: 0o750 });
   } catch (err) {
-    if (err instanceof Error && "code" in err && err.code === "ENOENT") throw InvalidArgument("the parent directory of target_path %s does not exist", pub.targetPath);
+    if (err instanceof Error && "code" in err && err.code === "ENOENT")
+      throw InvalidArgument("the parent directory of target_path %s does not exist", pub.targetPath);
     throw err;
   }
   return true;
@@ -178,7 +229,11 @@ async function removeTarget(targetPath: string): Promise<void> {
         await unlink(targetPath);
         return;
       default:
-        throw Internal("cannot inspect target_path %s after unmounting (%s)", targetPath, left.kind === "corrupt" ? left.message : left.kind);
+        throw Internal(
+          "cannot inspect target_path %s after unmounting (%s)",
+          targetPath,
+          left.kind === "corrupt" ? left.message : left.kind,
+        );
     }
   } catch (err) {
     if (err instanceof Error && "code" in err && err.code === "ENOTEMPTY") {

@@ -68,9 +68,11 @@ export function parseCapability(capability: VolumeCapability | undefined, rules:
       return { accessType: "block", fsType: "", mountFlags: [], accessMode: mode, readerOnly };
     case "mount": {
       const mount = capability.accessType.value;
-      if (mount.volumeMountGroup !== "") throw InvalidArgument("volume_capability.mount.volume_mount_group is not supported by this plugin");
+      if (mount.volumeMountGroup !== "")
+        throw InvalidArgument("volume_capability.mount.volume_mount_group is not supported by this plugin");
       const fsType = mount.fsType.trim().toLowerCase();
-      if (fsType !== "" && !/^[a-z0-9][a-z0-9._-]{0,31}$/.test(fsType)) throw InvalidArgument("volume_capability.mount.fs_type %s is not a filesystem type", JSON.stringify(mount.fsType));
+      if (fsType !== "" && !/^[a-z0-9][a-z0-9._-]{0,31}$/.test(fsType))
+        throw InvalidArgument("volume_capability.mount.fs_type %s is not a filesystem type", JSON.stringify(mount.fsType));
       let mountFlags: string[];
       try {
         mountFlags = validateMountFlags(mount.mountFlags);

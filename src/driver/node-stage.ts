@@ -32,7 +32,14 @@ import {
   type MountedFilesystem,
 } from "../mounter/index.js";
 import { formattingForbidden, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
-import { blockStagingFile, filesystemNeedsGrowth, requireFilesystemTools, requirePropagation, volumeDeviceNumbers, type NodeEnv } from "./node-volume.js";
+import {
+  blockStagingFile,
+  filesystemNeedsGrowth,
+  requireFilesystemTools,
+  requirePropagation,
+  volumeDeviceNumbers,
+  type NodeEnv,
+} from "./node-volume.js";
 
 /** Bound on broken mounts removed one by one from a staging path. */
 const MAX_BROKEN_MOUNTS = 8;
@@ -96,7 +103,8 @@ async function resolveDevice(volumeId: string, attached: string): Promise<StageD
   try {
     number = await blockDeviceNumber(attached);
   } catch (err) {
-    if (err instanceof NotABlockDeviceError) throw FailedPrecondition("the device of volume %s, %s, is not a block device", volumeId, attached);
+    if (err instanceof NotABlockDeviceError)
+      throw FailedPrecondition("the device of volume %s, %s, is not a block device", volumeId, attached);
     throw err;
   }
   // Mount and compare by the kernel's name (/dev/sda, not a by-id link), as mountinfo reports it.
@@ -122,12 +130,19 @@ async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSig
     current = await inspectMountPoint(stagingPath, entries);
   }
   if (current.kind === "corrupt") throw Internal("cannot inspect staging_target_path %s (%s)", stagingPath, current.message);
-  if (current.kind === "block") throw AlreadyExists("staging_target_path %s has a device node bound onto it, not a staged volume", stagingPath);
+  if (current.kind === "block")
+    throw AlreadyExists("staging_target_path %s has a device node bound onto it, not a staged volume", stagingPath);
   if (current.kind === "filesystem") {
     if (!(await isVolumeDevice(env, stage, current.device, signal))) {
-      throw AlreadyExists("staging_target_path %s already has another device (%s, %s) mounted", stagingPath, current.devicePath ?? current.entry.source, current.device);
+      throw AlreadyExists(
+        "staging_target_path %s already has another device (%s, %s) mounted",
+        stagingPath,
+        current.devicePath ?? current.entry.source,
+        current.device,
+      );
     }
-    if (capability.accessType === "block") throw AlreadyExists("volume %s is staged at %s as a mounted filesystem, not for block access", volumeId, stagingPath);
+    if (capability.accessType === "block")
+      throw AlreadyExists("volume %s is staged at %s as a mounted filesystem, not for block access", volumeId, stagingPath);
     checkCompatibleMount(stage, current);
     if (current.devicePath !== undefined && !isReadOnlyMount(current.entry)) {
       await growOnlineIfSmaller(volumeId, current.devicePath, current.entry.fsType, stagingPath, signal, log);
@@ -141,8 +156,10 @@ async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSig
     return false;
   }
   if (blockFile.kind === "block") {
-    if (!(await isVolumeDevice(env, stage, blockFile.device, signal))) throw AlreadyExists("%s already has another device (%s) bound onto it", file, blockFile.device);
-    if (capability.accessType === "mount") throw AlreadyExists("volume %s is staged at %s for block access, not as a filesystem", volumeId, stagingPath);
+    if (!(await isVolumeDevice(env, stage, blockFile.device, signal)))
+      throw AlreadyExists("%s already has another device (%s) bound onto it", file, blockFile.device);
+    if (capability.accessType === "mount")
+      throw AlreadyExists("volume %s is staged at %s for block access, not as a filesystem", volumeId, stagingPath);
     return true;
   }
   return false;
@@ -153,14 +170,27 @@ function checkCompatibleMount(stage: StageRequest, current: MountedFilesystem): 
   const { volumeId, stagingPath, capability } = stage;
   const fsType = current.entry.fsType;
   if (capability.fsType !== "" && capability.fsType !== fsType) {
-    throw AlreadyExists("volume %s is staged at %s with a %s filesystem, but %s was requested", volumeId, stagingPath, fsType, capability.fsType);
+    throw AlreadyExists(
+      "volume %s is staged at %s with a %s filesystem, but %s was requested",
+      volumeId,
+      stagingPath,
+      fsType,
+      capability.fsType,
+    );
   }
   const wantReadOnly = capability.readerOnly || capability.mountFlags.includes("ro");
   if (wantReadOnly !== isReadOnlyMount(current.entry)) {
-    throw AlreadyExists("volume %s is staged at %s %s, but the request asks for %s", volumeId, stagingPath, isReadOnlyMount(current.entry) ? "read-only" : "read-write", wantReadOnly ? "read-only" : "read-write");
+    throw AlreadyExists(
+      "volume %s is staged at %s %s, but the request asks for %s",
+      volumeId,
+      stagingPath,
+      isReadOnlyMount(current.entry) ? "read-only" : "read-write",
+      wantReadOnly ? "read-only" : "read-write",
+    );
   }
   const missing = capability.mountFlags.filter((f) => VISIBLE_MOUNT_FLAGS.has(f) && !current.entry.options.includes(f));
-  if (missing.length > 0) throw AlreadyExists("volume %s is staged at %s without the requested mount flags %s", volumeId, stagingPath, missing.join(","));
+  if (missing.length > 0)
+    throw AlreadyExists("volume %s is staged at %s without the requested mount flags %s", volumeId, stagingPath, missing.join(","));
 }
 
 /** Whether a mounted device number is the volume's: asked of the backend when it can tell, else by attaching (idempotent). */
@@ -176,7 +206,8 @@ async function stageBlock(stage: StageRequest, device: StageDevice, signal: Abor
   const file = blockStagingFile(stage.stagingPath, stage.volumeId);
   const st = await inspectPath(file);
   if (st.kind === "missing") await writeFile(file, "", { flag: "wx", mode: 0o600 });
-  else if (st.kind !== "file") throw AlreadyExists("%s exists and is not a file; cannot stage volume %s for block access there", file, stage.volumeId);
+  else if (st.kind !== "file")
+    throw AlreadyExists("%s exists and is not a file; cannot stage volume %s for block access there", file, stage.volumeId);
   await bindMount(device.path, file, [], { signal });
 }
 
@@ -209,13 +240,27 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       break;
     case "blank": {
       if (noFormatKey !== undefined) {
-        throw FailedPrecondition("volume %s holds no filesystem and the volume context key %s forbids formatting it; create a filesystem on it or remove the key", volumeId, noFormatKey);
+        throw FailedPrecondition(
+          "volume %s holds no filesystem and the volume context key %s forbids formatting it; create a filesystem on it or remove the key",
+          volumeId,
+          noFormatKey,
+        );
       }
       fsType = capability.fsType || DEFAULT_FILESYSTEM;
-      if (!isFormattable(fsType)) throw FailedPrecondition("volume %s is blank and this plugin cannot create %s filesystems (supported: ext4, ext3, xfs)", volumeId, fsType);
+      if (!isFormattable(fsType))
+        throw FailedPrecondition(
+          "volume %s is blank and this plugin cannot create %s filesystems (supported: ext4, ext3, xfs)",
+          volumeId,
+          fsType,
+        );
       const size = await blockDeviceSize(device.path);
       if (fsType === "xfs" && size < XFS_MIN_BYTES) {
-        throw FailedPrecondition("volume %s has %d bytes; xfs needs at least %d (300 MiB): use ext4 or a bigger volume", volumeId, size, XFS_MIN_BYTES);
+        throw FailedPrecondition(
+          "volume %s has %d bytes; xfs needs at least %d (300 MiB): use ext4 or a bigger volume",
+          volumeId,
+          size,
+          XFS_MIN_BYTES,
+        );
       }
       await requireFilesystemTools(fsType);
       log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
@@ -238,7 +283,13 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
   const readOnly = capability.readerOnly || capability.mountFlags.includes("ro");
   const mountedElsewhere = mountsOfDevice(await readMountInfo(), device.number, device.path).length > 0;
   // ext grows offline before mounting: the online resize ioctl needs CAP_SYS_RESOURCE, offline growth does not.
-  if (!formatted && !readOnly && !mountedElsewhere && fsType.startsWith("ext") && (await filesystemNeedsGrowth(device.path, fsType, undefined, signal))) {
+  if (
+    !formatted &&
+    !readOnly &&
+    !mountedElsewhere &&
+    fsType.startsWith("ext") &&
+    (await filesystemNeedsGrowth(device.path, fsType, undefined, signal))
+  ) {
     log.info({ volumeId, device: device.path, fsType }, "growing the filesystem to the size of its device before mounting");
     await growUnmountedExtFilesystem(device.path);
   }
@@ -258,19 +309,35 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
  * (e.g. no CAP_SYS_RESOURCE for ext4) must not keep the pod from starting;
  * NodeExpandVolume reports it when an expansion is actually requested.
  */
-async function growOnlineIfSmaller(volumeId: string, device: string, fsType: string, mountPoint: string, signal: AbortSignal, log: Logger): Promise<void> {
+async function growOnlineIfSmaller(
+  volumeId: string,
+  device: string,
+  fsType: string,
+  mountPoint: string,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
   try {
     if (!(await filesystemNeedsGrowth(device, fsType, mountPoint, signal))) return;
     log.info({ volumeId, device, fsType }, "growing the filesystem to the size of its device");
     await growFilesystem(device, fsType, mountPoint);
   } catch (err) {
     signal.throwIfAborted();
-    log.warn({ volumeId, device, fsType, error: err instanceof Error ? err.message : String(err) }, "could not grow the staged filesystem to its device; it stays usable at its current size");
+    log.warn(
+      { volumeId, device, fsType, error: err instanceof Error ? err.message : String(err) },
+      "could not grow the staged filesystem to its device; it stays usable at its current size",
+    );
   }
 }
 
 /** After a failed stage, give back a device the backend attached for it, unless something mounts it. */
-async function undoAttach(env: NodeEnv, volumeId: string, device: StageDevice | undefined, signal: AbortSignal, log: Logger): Promise<void> {
+async function undoAttach(
+  env: NodeEnv,
+  volumeId: string,
+  device: StageDevice | undefined,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
   try {
     if (device !== undefined && mountsOfDevice(await readMountInfo(), device.number, device.path).length > 0) return;
     await env.backend.detachDevice(volumeId, device?.path, signal);
@@ -304,7 +371,10 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
       throw Internal("cannot inspect staging_target_path %s (%s)", stagingPath, dir.message);
     } else if (dir.kind === "filesystem" || dir.kind === "block") {
       // Not something NodeStageVolume creates (no block device behind it): leave it alone.
-      log.warn({ volumeId, stagingPath, fsType: dir.entry.fsType, source: dir.entry.source }, "staging path holds a mount this plugin did not make; leaving it");
+      log.warn(
+        { volumeId, stagingPath, fsType: dir.entry.fsType, source: dir.entry.source },
+        "staging path holds a mount this plugin did not make; leaving it",
+      );
     } else if (dir.kind === "directory") {
       device = await unstageBlockFile(env, volumeId, stagingPath, entries, signal);
     }
@@ -312,7 +382,12 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
     if (device !== undefined) {
       const users = mountsOfDevice(await readMountInfo(), device.number, device.path);
       if (users.length > 0) {
-        throw FailedPrecondition("volume %s is unstaged but its device %s is still mounted at %s; not detaching it", volumeId, device.path, users.map((m) => m.mountPoint).join(", "));
+        throw FailedPrecondition(
+          "volume %s is unstaged but its device %s is still mounted at %s; not detaching it",
+          volumeId,
+          device.path,
+          users.map((m) => m.mountPoint).join(", "),
+        );
       }
     }
     await env.backend.detachDevice(volumeId, device?.path, signal);
@@ -321,7 +396,13 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
 }
 
 /** Undo a block staging: unmount the device from its file in the staging directory and remove the file. */
-async function unstageBlockFile(env: NodeEnv, volumeId: string, stagingPath: string, entries: readonly MountEntry[], signal: AbortSignal): Promise<StageDevice | undefined> {
+async function unstageBlockFile(
+  env: NodeEnv,
+  volumeId: string,
+  stagingPath: string,
+  entries: readonly MountEntry[],
+  signal: AbortSignal,
+): Promise<StageDevice | undefined> {
   const file = blockStagingFile(stagingPath, volumeId);
   const blockFile = await inspectMountPoint(file, entries);
   let device: StageDevice | undefined;
@@ -351,7 +432,12 @@ async function requireUnpublished(
 ): Promise<void> {
   const numbers = await volumeDeviceNumbers(env, volumeId, signal);
   if (numbers !== undefined && !numbers.has(device)) {
-    throw FailedPrecondition("%s holds device %s, which is not a device of volume %s; refusing to unmount it", stagingPath, devicePath, volumeId);
+    throw FailedPrecondition(
+      "%s holds device %s, which is not a device of volume %s; refusing to unmount it",
+      stagingPath,
+      devicePath,
+      volumeId,
+    );
   }
   const others = mountsOfDevice(entries, device, devicePath).filter((m) => !isPathWithin(m.mountPoint, stagingPath));
   if (others.length > 0) {

@@ -2,7 +2,17 @@ import { isAbsolute } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Internal, InvalidArgument, NotFound } from "../csi/errors.js";
 import { VolumeUsage_Unit, type NodeGetVolumeStatsRequest, type NodeGetVolumeStatsResponseSchema } from "../gen/csi/v1/csi_pb.js";
-import { blockDeviceSize, canonicalPath, devicePathOf, filesystemUsage, isReadOnlyFilesystem, isReadOnlyMount, readMountInfo, type FilesystemUsage, type MountedFilesystem } from "../mounter/index.js";
+import {
+  blockDeviceSize,
+  canonicalPath,
+  devicePathOf,
+  filesystemUsage,
+  isReadOnlyFilesystem,
+  isReadOnlyMount,
+  readMountInfo,
+  type FilesystemUsage,
+  type MountedFilesystem,
+} from "../mounter/index.js";
 import { checkedPath, requireVolumeId } from "./node-request.js";
 import { inspectVolumePath, requireVolumeDevice, stagedAt, type NodeEnv } from "./node-volume.js";
 import type { VolumeCondition } from "../backend/backend.js";
@@ -19,7 +29,8 @@ type StatsResponse = MessageInitShape<typeof NodeGetVolumeStatsResponseSchema>;
 export async function volumeStats(env: NodeEnv, req: NodeGetVolumeStatsRequest, signal: AbortSignal): Promise<StatsResponse> {
   const volumeId = requireVolumeId(req.volumeId);
   if (req.volumePath === "") throw InvalidArgument("volume_path is required");
-  const stagingPath = req.stagingTargetPath === "" ? undefined : await canonicalPath(checkedPath(req.stagingTargetPath, "staging_target_path"));
+  const stagingPath =
+    req.stagingTargetPath === "" ? undefined : await canonicalPath(checkedPath(req.stagingTargetPath, "staging_target_path"));
   if (!isAbsolute(req.volumePath)) throw NotFound("volume %s is not staged or published at %s", volumeId, req.volumePath);
 
   const volumePath = await canonicalPath(checkedPath(req.volumePath, "volume_path"));
@@ -33,15 +44,25 @@ export async function volumeStats(env: NodeEnv, req: NodeGetVolumeStatsRequest, 
   }
   if (found.kind !== "filesystem" && found.kind !== "block") {
     // Known to be staged here but absent from the path: abnormal rather than unknown.
-    if (env.volumeCondition && stagingPath !== undefined && stagingPath !== volumePath && (await stagedAt(stagingPath, volumeId, entries)) !== undefined) {
-      return abnormal(`volume is staged at ${stagingPath} but ${volumePath} ${found.kind === "missing" ? "does not exist" : "has nothing mounted"}`);
+    if (
+      env.volumeCondition &&
+      stagingPath !== undefined &&
+      stagingPath !== volumePath &&
+      (await stagedAt(stagingPath, volumeId, entries)) !== undefined
+    ) {
+      return abnormal(
+        `volume is staged at ${stagingPath} but ${volumePath} ${found.kind === "missing" ? "does not exist" : "has nothing mounted"}`,
+      );
     }
     throw NotFound("volume %s is not staged or published at %s", volumeId, volumePath);
   }
   if (found.devicePath === undefined) {
     // No block device behind the mount: either it vanished (detached while in use) or it never was a volume (tmpfs, ...).
     const vanished = found.kind === "block" || found.entry.source.startsWith("/dev/");
-    if (vanished && env.volumeCondition) return abnormal(`the block device behind ${volumePath} (${found.kind === "block" ? found.device : found.entry.source}) no longer exists`);
+    if (vanished && env.volumeCondition)
+      return abnormal(
+        `the block device behind ${volumePath} (${found.kind === "block" ? found.device : found.entry.source}) no longer exists`,
+      );
     throw NotFound(vanished ? "the block device behind %s no longer exists" : "%s is not a volume mount", volumePath);
   }
   await requireVolumeDevice(env, volumeId, volumePath, found.device, stagingPath, entries, signal);
@@ -76,7 +97,13 @@ async function filesystemCondition(found: MountedFilesystem): Promise<VolumeCond
     return { abnormal: true, message: `the block device of the filesystem (${found.device}) no longer exists` };
   }
   if (!isReadOnlyMount(found.entry) && isReadOnlyFilesystem(found.entry)) {
-    return { abnormal: true, message: `the ${found.entry.fsType} filesystem on ${found.entry.source} has been remounted read-only (likely after I/O or filesystem errors) although it is published read-write` };
+    return {
+      abnormal: true,
+      message: `the ${found.entry.fsType} filesystem on ${found.entry.source} has been remounted read-only (likely after I/O or filesystem errors) although it is published read-write`,
+    };
   }
-  return { abnormal: false, message: `${found.entry.fsType} filesystem on ${found.entry.source} is mounted ${isReadOnlyMount(found.entry) ? "read-only" : "read-write"}` };
+  return {
+    abnormal: false,
+    message: `${found.entry.fsType} filesystem on ${found.entry.source} is mounted ${isReadOnlyMount(found.entry) ? "read-only" : "read-write"}`,
+  };
 }

@@ -36,12 +36,16 @@ export interface NodeEnv {
  * so the staging path says which volume it holds; otherwise a digest of it.
  */
 export function blockStagingFile(stagingPath: string, volumeId: string): string {
-  const name = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(volumeId) ? volumeId : `volume-${createHash("sha256").update(volumeId).digest("hex").slice(0, 40)}`;
+  const name = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(volumeId)
+    ? volumeId
+    : `volume-${createHash("sha256").update(volumeId).digest("hex").slice(0, 40)}`;
   return join(stagingPath, name);
 }
 
 /** What NodeStageVolume left at a staging path for a volume, if anything. */
-export type Staged = { readonly kind: "mount"; readonly mount: MountedFilesystem } | { readonly kind: "block"; readonly file: string; readonly mount: MountedBlockDevice };
+export type Staged =
+  | { readonly kind: "mount"; readonly mount: MountedFilesystem }
+  | { readonly kind: "block"; readonly file: string; readonly mount: MountedBlockDevice };
 
 /** The volume staged at `stagingPath` (canonical): a block-device-backed filesystem mounted there, or the block staging file. */
 export async function stagedAt(stagingPath: string, volumeId: string, entries: readonly MountEntry[]): Promise<Staged | undefined> {
@@ -88,17 +92,31 @@ export async function requireVolumeDevice(
   if (stagingPath !== undefined) {
     const staged = await stagedAt(stagingPath, volumeId, entries);
     if (staged === undefined) throw NotFound("volume %s is not staged at %s", volumeId, stagingPath);
-    if (staged.mount.device !== device) throw NotFound("%s does not hold volume %s (it holds device %s, the volume staged at %s is %s)", volumePath, volumeId, device, stagingPath, staged.mount.device);
+    if (staged.mount.device !== device)
+      throw NotFound(
+        "%s does not hold volume %s (it holds device %s, the volume staged at %s is %s)",
+        volumePath,
+        volumeId,
+        device,
+        stagingPath,
+        staged.mount.device,
+      );
   }
   const numbers = await volumeDeviceNumbers(env, volumeId, signal);
-  if (numbers !== undefined && !numbers.has(device)) throw NotFound("%s does not hold volume %s (device %s is not attached for it on this node)", volumePath, volumeId, device);
+  if (numbers !== undefined && !numbers.has(device))
+    throw NotFound("%s does not hold volume %s (device %s is not attached for it on this node)", volumePath, volumeId, device);
 }
 
 /** Growth smaller than this is not worth a resize (filesystems end on block or allocation-group boundaries). */
 const GROWTH_THRESHOLD_BYTES = 1024 * 1024;
 
 /** True when the filesystem on `device` is noticeably smaller than the device and can be grown. */
-export async function filesystemNeedsGrowth(device: string, fsType: string, mountPoint: string | undefined, signal: AbortSignal): Promise<boolean> {
+export async function filesystemNeedsGrowth(
+  device: string,
+  fsType: string,
+  mountPoint: string | undefined,
+  signal: AbortSignal,
+): Promise<boolean> {
   if (!canGrowOnline(fsType)) return false;
   const [deviceBytes, fsBytes] = await Promise.all([blockDeviceSize(device), filesystemSize(device, fsType, mountPoint, signal)]);
   return deviceBytes - fsBytes >= GROWTH_THRESHOLD_BYTES;
@@ -131,5 +149,11 @@ export async function requireFilesystemTools(fsType: string): Promise<void> {
   const needs = FILESYSTEM_TOOLS[fsType];
   if (needs === undefined) return;
   const missing = await missingExecutables(needs.tools);
-  if (missing.length > 0) throw FailedPrecondition("%s volumes need %s on this node, which is missing; install %s (or use the driver's image)", fsType, missing.join(", "), needs.pkg);
+  if (missing.length > 0)
+    throw FailedPrecondition(
+      "%s volumes need %s on this node, which is missing; install %s (or use the driver's image)",
+      fsType,
+      missing.join(", "),
+      needs.pkg,
+    );
 }

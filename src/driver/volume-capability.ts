@@ -70,7 +70,10 @@ export function checkCapability(capability: VolumeCapability, policy: Capability
   const mount = accessType.value;
   const fsType = mount.fsType;
   if (fsType !== "" && !SUPPORTED_FS_TYPES.includes(fsType)) {
-    return rejected(false, `fs_type ${JSON.stringify(fsType)} is not supported: use ${SUPPORTED_FS_TYPES.join(", ")} or leave it empty for ext4`);
+    return rejected(
+      false,
+      `fs_type ${JSON.stringify(fsType)} is not supported: use ${SUPPORTED_FS_TYPES.join(", ")} or leave it empty for ext4`,
+    );
   }
   const flagBytes = mount.mountFlags.reduce((n, flag) => n + Buffer.byteLength(flag), 0);
   if (flagBytes > MAX_MOUNT_FLAGS_BYTES) {
@@ -81,7 +84,8 @@ export function checkCapability(capability: VolumeCapability, policy: Capability
 
 /** A capability the call cannot proceed without; anything wrong with it is INVALID_ARGUMENT. */
 export function requireCapability(capability: VolumeCapability | undefined, policy: CapabilityPolicy, field: string): CheckedCapability {
-  if (capability === undefined) throw InvalidArgument("%s is required: say how the volume will be used (block or mount, and an access mode)", field);
+  if (capability === undefined)
+    throw InvalidArgument("%s is required: say how the volume will be used (block or mount, and an access mode)", field);
   const check = checkCapability(capability, policy, field);
   if (!check.ok) throw InvalidArgument("%s", check.reason);
   return check.capability;
@@ -96,7 +100,8 @@ export interface CapabilitySet {
 
 /** Every capability of a CreateVolume request must be usable; they may not ask for two different filesystems. */
 export function requireCapabilities(capabilities: readonly VolumeCapability[], policy: CapabilityPolicy, field: string): CapabilitySet {
-  if (capabilities.length === 0) throw InvalidArgument("%s is required: give at least one capability (block or mount, and an access mode)", field);
+  if (capabilities.length === 0)
+    throw InvalidArgument("%s is required: give at least one capability (block or mount, and an access mode)", field);
   const checked = capabilities.map((c, i) => requireCapability(c, policy, `${field}[${i}]`));
   const fsTypes = [...new Set(checked.map((c) => c.fsType).filter((t) => t !== ""))];
   if (fsTypes.length > 1) {

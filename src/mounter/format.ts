@@ -14,7 +14,11 @@ export function isFormattable(fsType: string): fsType is FormattableFilesystem {
 }
 
 /** The mkfs command line for a filesystem type; exported for tests and docs. */
-export function mkfsCommand(fsType: FormattableFilesystem, device: string, options: { overwriteInterrupted?: boolean } = {}): { command: string; args: string[] } {
+export function mkfsCommand(
+  fsType: FormattableFilesystem,
+  device: string,
+  options: { overwriteInterrupted?: boolean } = {},
+): { command: string; args: string[] } {
   switch (fsType) {
     case "ext4":
     case "ext3":
@@ -36,7 +40,11 @@ export function mkfsCommand(fsType: FormattableFilesystem, device: string, optio
  * filesystem, which is then never formatted again; so it runs to the end,
  * bounded by its own timeout, and a retried call finds the filesystem made.
  */
-export async function makeFilesystem(device: string, fsType: FormattableFilesystem, options: { overwriteInterrupted?: boolean } = {}): Promise<void> {
+export async function makeFilesystem(
+  device: string,
+  fsType: FormattableFilesystem,
+  options: { overwriteInterrupted?: boolean } = {},
+): Promise<void> {
   const { command, args } = mkfsCommand(fsType, device, options);
   await run(command, args, { timeoutMs: 10 * 60_000 });
 }

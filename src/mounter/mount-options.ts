@@ -81,7 +81,8 @@ export function splitMountFlags(flags: readonly string[]): string[] {
 export function validateMountFlags(flags: readonly string[]): string[] {
   const options = splitMountFlags(flags);
   for (const option of options) {
-    if (/[\s\u0000-\u001f\u007f]/.test(option)) throw new MountFlagError(`mount flag ${JSON.stringify(option)} contains whitespace or control characters`);
+    if (/[\s\u0000-\u001f\u007f]/.test(option))
+      throw new MountFlagError(`mount flag ${JSON.stringify(option)} contains whitespace or control characters`);
     const name = option.toLowerCase();
     if (FORBIDDEN.has(name) || FORBIDDEN_PREFIXES.some((p) => name.startsWith(p))) {
       throw new MountFlagError(`mount flag ${JSON.stringify(option)} is not allowed: the driver decides how volumes are mounted and bound`);

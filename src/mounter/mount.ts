@@ -6,7 +6,13 @@ export interface MountOptions {
 }
 
 /** Mount a filesystem of type `fsType` from a block device. */
-export async function mountFilesystem(device: string, target: string, fsType: string, options: readonly string[], opts: MountOptions = {}): Promise<void> {
+export async function mountFilesystem(
+  device: string,
+  target: string,
+  fsType: string,
+  options: readonly string[],
+  opts: MountOptions = {},
+): Promise<void> {
   const args = ["-t", fsType];
   if (options.length > 0) args.push("-o", options.join(","));
   args.push("--", device, target);

@@ -37,7 +37,10 @@ export function classifySignatures(values: ReadonlyMap<string, string>): DeviceC
   const usage = values.get("USAGE") ?? "";
   if (usage === "crypto" || type.startsWith("crypto_")) return { kind: "encrypted", description: `an encrypted container (${type})` };
   if (usage === "raid" || type === "LVM2_member" || type.endsWith("_member")) {
-    return { kind: "volume-member", description: type === "LVM2_member" ? "an LVM physical volume (LVM2_member)" : `a RAID/volume-manager member (${type})` };
+    return {
+      kind: "volume-member",
+      description: type === "LVM2_member" ? "an LVM physical volume (LVM2_member)" : `a RAID/volume-manager member (${type})`,
+    };
   }
   if (usage === "filesystem") return { kind: "filesystem", fsType: type, uuid: values.get("UUID") ?? "" };
   return { kind: "unknown", description: `a ${type} signature` };
@@ -55,7 +58,10 @@ export async function probeDevice(device: string, signal?: AbortSignal): Promise
   // exit 2: nothing found; 8: ambivalent result (several signatures).
   const result = await run("blkid", ["-p", "-o", "export", "--", device], { signal, timeoutMs: 60_000, okExitCodes: [2, 8] });
   if (result.exitCode === 8) {
-    return { kind: "unknown", description: `several conflicting signatures (${result.stderr.trim() || "blkid -p reports an ambivalent result"})` };
+    return {
+      kind: "unknown",
+      description: `several conflicting signatures (${result.stderr.trim() || "blkid -p reports an ambivalent result"})`,
+    };
   }
   if (result.exitCode === 0) {
     const found = classifySignatures(parseBlkidExport(result.stdout));

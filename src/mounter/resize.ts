@@ -32,7 +32,12 @@ export function parseXfsInfoSize(text: string): number {
  * Size in bytes of the filesystem on `device` (what it spans, not what statfs
  * reports as usable). xfs is asked through its mount point when mounted.
  */
-export async function filesystemSize(device: string, fsType: string, mountPoint: string | undefined, signal?: AbortSignal): Promise<number> {
+export async function filesystemSize(
+  device: string,
+  fsType: string,
+  mountPoint: string | undefined,
+  signal?: AbortSignal,
+): Promise<number> {
   if (fsType.startsWith("ext")) {
     const { stdout } = await run("dumpe2fs", ["-h", "--", device], { signal, timeoutMs: 60_000 });
     return parseDumpe2fsSize(stdout);

@@ -10,7 +10,17 @@ describe("command line", () => {
     expect(byName.get("endpoint")?.default).toBe("unix:///var/lib/kubelet/plugins/dobs.csi.digitalocean.com/csi.sock");
     expect(byName.get("url")?.default).toBe("https://api.digitalocean.com/");
     expect(byName.get("driver-name")?.default).toBe("dobs.csi.digitalocean.com");
-    for (const name of ["token", "region", "debug-addr", "do-tag", "default-volumes-page-size", "do-api-rate-limit", "volume-limit", "validate-attachment", "version"]) {
+    for (const name of [
+      "token",
+      "region",
+      "debug-addr",
+      "do-tag",
+      "default-volumes-page-size",
+      "do-api-rate-limit",
+      "volume-limit",
+      "validate-attachment",
+      "version",
+    ]) {
       expect(byName.has(name), name).toBe(true);
     }
     const defaults = parse([]);
@@ -29,7 +39,9 @@ describe("command line", () => {
     expect(parse([]).mode).toBe("node");
     expect(parse(["--token", "t"]).mode).toBe("all");
     expect(parse(["--token", "t", "--region", "fra1"]).mode).toBe("controller");
-    expect(() => parse(["--region", "fra1"])).toThrow("region flag must not be set when driver is running in node mode (i.e., token flag is unset)");
+    expect(() => parse(["--region", "fra1"])).toThrow(
+      "region flag must not be set when driver is running in node mode (i.e., token flag is unset)",
+    );
     expect(() => parse(["--mode", "controller"])).toThrow(/needs --token/);
     expect(parse(["--backend", "local"]).mode).toBe("all");
     expect(parse(["--backend", "local", "--mode", "node"]).mode).toBe("node");
@@ -100,7 +112,12 @@ describe("command line", () => {
   it("enables alpha capabilities only when asked", () => {
     expect([...parse([]).alpha]).toEqual([]);
     expect([...parse(["--alpha-features", "get-volume,volume-condition"]).alpha].sort()).toEqual(["get-volume", "volume-condition"]);
-    expect([...parse(["--alpha-features", "all"]).alpha].sort()).toEqual(["get-snapshot", "get-volume", "single-node-multi-writer", "volume-condition"]);
+    expect([...parse(["--alpha-features", "all"]).alpha].sort()).toEqual([
+      "get-snapshot",
+      "get-volume",
+      "single-node-multi-writer",
+      "volume-condition",
+    ]);
   });
 
   it("never shows the token when describing the configuration", () => {

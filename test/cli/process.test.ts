@@ -33,7 +33,18 @@ describe("do-csi-plugin process", () => {
     expect(version.stdout.trim()).toBe(`do-csi-plugin ${pkg.version}`);
     const help = await runDriver(["--help"]);
     expect(help.code).toBe(0);
-    for (const flag of ["--endpoint", "--token", "--url", "--region", "--driver-name", "--debug-addr", "--do-tag", "--volume-limit", "--backend", "--data-dir"]) {
+    for (const flag of [
+      "--endpoint",
+      "--token",
+      "--url",
+      "--region",
+      "--driver-name",
+      "--debug-addr",
+      "--do-tag",
+      "--volume-limit",
+      "--backend",
+      "--data-dir",
+    ]) {
       expect(help.stdout).toContain(flag);
     }
   });

@@ -28,12 +28,16 @@ function brokenPlugin(volumes: Map<string, bigint>) {
   return {
     identity: {
       getPluginInfo: () => ({ name: "Broken_Plugin", vendorVersion: "" }), // '_' is not allowed; vendor_version is REQUIRED
-      getPluginCapabilities: () => ({ capabilities: [{ type: { case: "service" as const, value: { type: PluginService.CONTROLLER_SERVICE } } }] }),
+      getPluginCapabilities: () => ({
+        capabilities: [{ type: { case: "service" as const, value: { type: PluginService.CONTROLLER_SERVICE } } }],
+      }),
       probe: () => ({}),
     },
     controller: {
       controllerGetCapabilities: () => ({
-        capabilities: [ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES].map((type) => ({ type: { case: "rpc" as const, value: { type } } })),
+        capabilities: [ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES].map((type) => ({
+          type: { case: "rpc" as const, value: { type } },
+        })),
       }),
       // No validation, no idempotency, ignores the capacity range.
       createVolume: () => {
@@ -54,7 +58,9 @@ function brokenPlugin(volumes: Map<string, bigint>) {
         return { confirmed: { volumeCapabilities: req.volumeCapabilities as never[] } };
       },
       // Ignores max_entries and accepts any token.
-      listVolumes: () => ({ entries: [...volumes.entries()].map(([volumeId, capacityBytes]) => ({ volume: { volumeId, capacityBytes } })) }),
+      listVolumes: () => ({
+        entries: [...volumes.entries()].map(([volumeId, capacityBytes]) => ({ volume: { volumeId, capacityBytes } })),
+      }),
     },
   };
 }
@@ -104,7 +110,13 @@ describe("the conformance suite catches a broken plugin", () => {
     ]) {
       expect(status.get(id), id).toBe("failed");
     }
-    for (const id of ["identity.probe", "delete-volume.missing-id", "validate-volume-capabilities.not-found", "capabilities.unadvertised.controller.list-snapshots", "capabilities.advertised.controller.list-volumes"]) {
+    for (const id of [
+      "identity.probe",
+      "delete-volume.missing-id",
+      "validate-volume-capabilities.not-found",
+      "capabilities.unadvertised.controller.list-snapshots",
+      "capabilities.advertised.controller.list-volumes",
+    ]) {
       expect(status.get(id), id).toBe("passed");
     }
     // Without a Node service every node check is skipped, with the reason.
@@ -120,7 +132,15 @@ describe("the conformance suite catches a broken plugin", () => {
 
   it("the command line exits 1 with the closing line and writes the JSON report", async () => {
     const json = join(dir, "report.json");
-    const result = await exec(process.execPath, [CONFORMANCE_BINARY, "--endpoint", served.endpoint, "--filter", "^identity\\.", "--json", json]).then(
+    const result = await exec(process.execPath, [
+      CONFORMANCE_BINARY,
+      "--endpoint",
+      served.endpoint,
+      "--filter",
+      "^identity\\.",
+      "--json",
+      json,
+    ]).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
     );

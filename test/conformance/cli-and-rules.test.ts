@@ -18,14 +18,33 @@ describe("csi-conformance command line", () => {
   });
 
   it("takes parameters repeated, several after one flag, or comma-separated", async () => {
-    const cli = await parseCli(["--endpoint", "unix:///x.sock", "--parameters", "a=1", "b=2", "--parameters=c=3,d=x=y", "--snapshot-parameters", "s=1"], {});
+    const cli = await parseCli(
+      ["--endpoint", "unix:///x.sock", "--parameters", "a=1", "b=2", "--parameters=c=3,d=x=y", "--snapshot-parameters", "s=1"],
+      {},
+    );
     expect(cli.conformance.parameters).toEqual({ a: "1", b: "2", c: "3", d: "x=y" });
     expect(cli.conformance.snapshotParameters).toEqual({ s: "1" });
   });
 
   it("parses sizes, durations, access types and regular expressions", async () => {
     const cli = await parseCli(
-      ["--endpoint", "unix:///x.sock", "--test-volume-size", "64Mi", "--rpc-timeout", "30s", "--check-timeout", "2m", "--access-types", "mount", "--filter", "^node-", "--idempotent-count", "5", "--lenient"],
+      [
+        "--endpoint",
+        "unix:///x.sock",
+        "--test-volume-size",
+        "64Mi",
+        "--rpc-timeout",
+        "30s",
+        "--check-timeout",
+        "2m",
+        "--access-types",
+        "mount",
+        "--filter",
+        "^node-",
+        "--idempotent-count",
+        "5",
+        "--lenient",
+      ],
       {},
     );
     expect(cli.conformance.testVolumeSize).toBe(64n * 1024n * 1024n);

@@ -18,8 +18,18 @@ describe("conformance suite against the DigitalOcean backend (API simulator; con
   beforeAll(async () => {
     dir = await makeTestDir("conformance-do");
     sim = await DoSimulator.start({ byIdDir: join(dir, "by-id"), dataDir: join(dir, "sim") });
-    controller = new DriverProcess("controller", join(dir, "controller.sock"), ["--token", "conformance", "--region", sim.region, "--url", sim.url, "--log-level", "warn"], join(dir, "controller.log"));
-    node = new DriverProcess("node", join(dir, "node.sock"), ["--metadata-url", sim.metadataUrl, "--by-id-dir", join(dir, "by-id"), "--log-level", "warn"], join(dir, "node.log"));
+    controller = new DriverProcess(
+      "controller",
+      join(dir, "controller.sock"),
+      ["--token", "conformance", "--region", sim.region, "--url", sim.url, "--log-level", "warn"],
+      join(dir, "controller.log"),
+    );
+    node = new DriverProcess(
+      "node",
+      join(dir, "node.sock"),
+      ["--metadata-url", sim.metadataUrl, "--by-id-dir", join(dir, "by-id"), "--log-level", "warn"],
+      join(dir, "node.log"),
+    );
     await controller.start();
     await node.start();
   }, 60_000);

@@ -17,7 +17,18 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
     driver = new DriverProcess(
       "local driver",
       join(dir, "csi.sock"),
-      ["--backend", "local", "--data-dir", join(dir, "data"), "--node-id", "conformance-node", "--alpha-features", "all", "--log-level", "warn"],
+      [
+        "--backend",
+        "local",
+        "--data-dir",
+        join(dir, "data"),
+        "--node-id",
+        "conformance-node",
+        "--alpha-features",
+        "all",
+        "--log-level",
+        "warn",
+      ],
       join(dir, "driver.log"),
     );
     await driver.start();

@@ -73,7 +73,14 @@ describe("csi.proto wire format", () => {
       secrets: 7,
       volume_context: 8,
     });
-    expect(msg("Snapshot")).toEqual({ size_bytes: 1, snapshot_id: 2, source_volume_id: 3, creation_time: 4, ready_to_use: 5, group_snapshot_id: 6 });
+    expect(msg("Snapshot")).toEqual({
+      size_bytes: 1,
+      snapshot_id: 2,
+      source_volume_id: 3,
+      creation_time: 4,
+      ready_to_use: 5,
+      group_snapshot_id: 6,
+    });
     expect(file_csi_v1_csi.extensions.map((e) => [e.name, e.number]).sort()).toEqual(
       [
         ["alpha_enum", 1060],

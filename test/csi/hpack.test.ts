@@ -6,8 +6,15 @@ import { encodeHeaderBlock, HpackDecoder, HpackError, type HeaderField } from ".
 // with Huffman coding and dynamic-table indexing, our decoder must read back.
 const require = createRequire(import.meta.url);
 interface HpackJs {
-  compressor: { create(o: { table: { maxSize: number } }): { write(h: { name: string; value: string; huffman?: boolean }[]): void; read(): Buffer | null } };
-  decompressor: { create(o: { table: { maxSize: number } }): { write(b: Buffer): void; execute(): void; read(): { name: string; value: string } | null } };
+  compressor: {
+    create(o: { table: { maxSize: number } }): {
+      write(h: { name: string; value: string; huffman?: boolean }[]): void;
+      read(): Buffer | null;
+    };
+  };
+  decompressor: {
+    create(o: { table: { maxSize: number } }): { write(b: Buffer): void; execute(): void; read(): { name: string; value: string } | null };
+  };
 }
 const hpackjs = require("hpack.js") as HpackJs;
 

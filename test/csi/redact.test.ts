@@ -1,6 +1,19 @@
 import { create, createFileRegistry, setExtension, type DescMessage } from "@bufbuild/protobuf";
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FieldOptionsSchema, FileDescriptorProtoSchema, file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
-import { Controller, CreateVolumeRequestSchema, NodeStageVolumeRequestSchema, NodePublishVolumeRequestSchema, csi_secret, file_csi_v1_csi } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FieldOptionsSchema,
+  FileDescriptorProtoSchema,
+  file_google_protobuf_descriptor,
+} from "@bufbuild/protobuf/wkt";
+import {
+  Controller,
+  CreateVolumeRequestSchema,
+  NodeStageVolumeRequestSchema,
+  NodePublishVolumeRequestSchema,
+  csi_secret,
+  file_csi_v1_csi,
+} from "../../src/gen/csi/v1/csi_pb.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { REDACTED, redactedJson, carriesSecrets } from "../../src/csi/redact.js";
 import { captureLog } from "../support/log-capture.js";
@@ -36,7 +49,15 @@ function nestedSecretTypes(): { outer: DescMessage } {
       {
         name: "Inner",
         field: [
-          { name: "creds", number: 1, label: REPEATED, type: MESSAGE, typeName: ".test.Inner.CredsEntry", jsonName: "creds", options: secretOption },
+          {
+            name: "creds",
+            number: 1,
+            label: REPEATED,
+            type: MESSAGE,
+            typeName: ".test.Inner.CredsEntry",
+            jsonName: "creds",
+            options: secretOption,
+          },
           { name: "token", number: 2, label: OPTIONAL, type: STRING, jsonName: "token", options: secretOption },
           { name: "visible", number: 3, label: OPTIONAL, type: STRING, jsonName: "visible" },
         ],
@@ -55,7 +76,11 @@ function nestedSecretTypes(): { outer: DescMessage } {
     ],
   });
   const registry = createFileRegistry(file, (name) =>
-    name === "csi/v1/csi.proto" ? file_csi_v1_csi : name === "google/protobuf/descriptor.proto" ? file_google_protobuf_descriptor : undefined,
+    name === "csi/v1/csi.proto"
+      ? file_csi_v1_csi
+      : name === "google/protobuf/descriptor.proto"
+        ? file_google_protobuf_descriptor
+        : undefined,
   );
   const outer = registry.getMessage("test.Outer");
   if (!outer) throw new Error("test.Outer not built");
@@ -66,7 +91,12 @@ describe("redactedJson", () => {
   it("strips csi_secret fields at every depth: nested, repeated and map-valued messages", () => {
     const { outer } = nestedSecretTypes();
     const inner = (n: string) => ({ creds: { user: `${CANARY}-${n}` }, token: `${CANARY}-t${n}`, visible: `shown-${n}` });
-    const message = create(outer, { inner: inner("a"), list: [inner("b"), inner("c")], byName: { x: inner("d") }, plain: "plain text" } as never);
+    const message = create(outer, {
+      inner: inner("a"),
+      list: [inner("b"), inner("c")],
+      byName: { x: inner("d") },
+      plain: "plain text",
+    } as never);
     const json = redactedJson(outer, message);
     const text = JSON.stringify(json);
     expect(text).not.toContain(CANARY);
@@ -86,7 +116,12 @@ describe("redactedJson", () => {
     expect(carriesSecrets(NodeStageVolumeRequestSchema)).toBe(true);
     const json = redactedJson(
       NodePublishVolumeRequestSchema,
-      create(NodePublishVolumeRequestSchema, { volumeId: "v1", targetPath: "/t", secrets: { password: CANARY }, volumeContext: { k: "v" } }),
+      create(NodePublishVolumeRequestSchema, {
+        volumeId: "v1",
+        targetPath: "/t",
+        secrets: { password: CANARY },
+        volumeContext: { k: "v" },
+      }),
     );
     expect(json).toMatchObject({ volumeId: "v1", secrets: REDACTED, volumeContext: { k: "v" } });
   });

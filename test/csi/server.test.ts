@@ -95,7 +95,13 @@ describe("CsiServer", () => {
       await new Promise<void>((r) => other.listen(path, r));
       try {
         await expect(
-          CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, shutdownTimeoutMs: 1000 }),
+          CsiServer.start({
+            endpoint: { kind: "unix", path },
+            socketMode: 0o660,
+            log: log.logger,
+            routes: () => undefined,
+            shutdownTimeoutMs: 1000,
+          }),
         ).rejects.toThrow(/another process is already serving on .*csi\.sock/);
         expect((await lstat(path)).isSocket()).toBe(true); // left alone
       } finally {
@@ -107,7 +113,13 @@ describe("CsiServer", () => {
       const path = join(dir, "csi.sock");
       await writeFile(path, "user data");
       await expect(
-        CsiServer.start({ endpoint: { kind: "unix", path }, socketMode: 0o660, log: log.logger, routes: () => undefined, shutdownTimeoutMs: 1000 }),
+        CsiServer.start({
+          endpoint: { kind: "unix", path },
+          socketMode: 0o660,
+          log: log.logger,
+          routes: () => undefined,
+          shutdownTimeoutMs: 1000,
+        }),
       ).rejects.toThrow(/exists and is not a socket/);
       expect(await readFile(path, "utf8")).toBe("user data");
     });
@@ -182,7 +194,11 @@ describe("CsiServer", () => {
               status = String(t["grpc-status"]);
             });
             req.on("data", (c: Buffer) => chunks.push(c));
-            req.on("end", () => (status === "0" ? resolve(fromBinary(GetPluginInfoResponseSchema, Buffer.concat(chunks).subarray(5)).name) : reject(new Error(`grpc-status ${status}`))));
+            req.on("end", () =>
+              status === "0"
+                ? resolve(fromBinary(GetPluginInfoResponseSchema, Buffer.concat(chunks).subarray(5)).name)
+                : reject(new Error(`grpc-status ${status}`)),
+            );
             req.on("error", reject);
             req.end(Buffer.alloc(5));
           });
@@ -227,11 +243,14 @@ describe("CsiServer", () => {
 
     it("turns a thrown non-status error into INTERNAL with its message, logged once", async () => {
       served = await serveRoutes(dir, log.logger, (r) =>
-        r.service(Identity, identityRoutes({
-          probe: () => {
-            throw new Error("disk on fire");
-          },
-        })),
+        r.service(
+          Identity,
+          identityRoutes({
+            probe: () => {
+              throw new Error("disk on fire");
+            },
+          }),
+        ),
       );
       const err = (await served.clients.identity.probe({}).catch((e: unknown) => e)) as ConnectError;
       expect(err.code).toBe(Code.Internal);
@@ -258,13 +277,16 @@ describe("CsiServer", () => {
     it("hands the caller's deadline to the handler as an AbortSignal", async () => {
       let sawAbort = false;
       served = await serveRoutes(dir, log.logger, (r) =>
-        r.service(Identity, identityRoutes({
-          probe: async (_req: unknown, ctx: { signal: AbortSignal }) => {
-            await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
-            sawAbort = true;
-            throw new Error("stopped by deadline");
-          },
-        })),
+        r.service(
+          Identity,
+          identityRoutes({
+            probe: async (_req: unknown, ctx: { signal: AbortSignal }) => {
+              await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+              sawAbort = true;
+              throw new Error("stopped by deadline");
+            },
+          }),
+        ),
       );
       const started = Date.now();
       const err = (await served.clients.identity.probe({}, { timeoutMs: 200 }).catch((e: unknown) => e)) as ConnectError;
@@ -303,13 +325,16 @@ describe("CsiServer", () => {
     it("lets an in-flight call finish, then stops accepting and removes the socket", async () => {
       let finished = false;
       served = await serveRoutes(dir, log.logger, (r) =>
-        r.service(Identity, identityRoutes({
-          probe: async () => {
-            await sleep(400);
-            finished = true;
-            return { ready: true };
-          },
-        })),
+        r.service(
+          Identity,
+          identityRoutes({
+            probe: async () => {
+              await sleep(400);
+              finished = true;
+              return { ready: true };
+            },
+          }),
+        ),
       );
       const call = served.clients.identity.probe({});
       await sleep(100);
@@ -329,13 +354,16 @@ describe("CsiServer", () => {
         dir,
         log.logger,
         (r) =>
-          r.service(Identity, identityRoutes({
-            probe: async (_req: unknown, ctx: { signal: AbortSignal }) => {
-              await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
-              cancelled = true;
-              return { ready: false };
-            },
-          })),
+          r.service(
+            Identity,
+            identityRoutes({
+              probe: async (_req: unknown, ctx: { signal: AbortSignal }) => {
+                await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+                cancelled = true;
+                return { ready: false };
+              },
+            }),
+          ),
         { shutdownTimeoutMs: 300 },
       );
       const call = served.clients.identity.probe({}).catch((e: unknown) => e);

@@ -14,7 +14,17 @@ import { PLUGIN_CONTAINER, SIDECARS, TOKEN_ENV } from "../../deploy/generate/con
 import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
 import { startDriver, type DriverProcess } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-import { containers, expandedArgs, flagValues, isObject, loadManifests, workloads, type JsonObject, type LoadedDoc, type Workload } from "./manifests.js";
+import {
+  containers,
+  expandedArgs,
+  flagValues,
+  isObject,
+  loadManifests,
+  workloads,
+  type JsonObject,
+  type LoadedDoc,
+  type Workload,
+} from "./manifests.js";
 
 const NODE_NAME = "deploy-test-node";
 const TOKEN = "deploy-test-token";

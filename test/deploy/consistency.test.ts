@@ -86,7 +86,9 @@ describe("committed files are what the generator produces", () => {
   });
 
   it("every example directory has a README", async () => {
-    const dirs = new Set([...generateFiles().keys()].filter((f) => f.startsWith(`${EXAMPLES_DIR}/`)).map((f) => f.split("/").slice(0, 3).join("/")));
+    const dirs = new Set(
+      [...generateFiles().keys()].filter((f) => f.startsWith(`${EXAMPLES_DIR}/`)).map((f) => f.split("/").slice(0, 3).join("/")),
+    );
     expect(dirs.size).toBe(8);
     for (const dir of dirs) await expect(readFile(join(REPO_ROOT, dir, "README.md"), "utf8"), dir).resolves.toMatch(/kubectl/);
   });
@@ -106,7 +108,12 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
     expect(drivers).toEqual([DEFAULT_CONFIG.driverName]);
     const name = drivers[0];
     const classes = byKind(docs, "StorageClass");
-    expect(classes.map(nameOf).sort()).toEqual(["do-block-storage", "do-block-storage-retain", "do-block-storage-xfs", "do-block-storage-xfs-retain"]);
+    expect(classes.map(nameOf).sort()).toEqual([
+      "do-block-storage",
+      "do-block-storage-retain",
+      "do-block-storage-xfs",
+      "do-block-storage-xfs-retain",
+    ]);
     for (const sc of classes) expect(sc.provisioner, nameOf(sc)).toBe(name);
     for (const vsc of byKind(docs, "VolumeSnapshotClass")) expect(vsc.driver).toBe(name);
     const plugins = pluginWorkloads(variant);
@@ -125,7 +132,12 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
     expect(driver?.spec).toMatchObject({ attachRequired: true, podInfoOnMount: true, fsGroupPolicy: "ReadWriteOnceWithFSType" });
     const classes = byKind(variantDocs(variant), "StorageClass");
     for (const sc of classes) expect(sc.allowVolumeExpansion).toBe(true);
-    const defaults = classes.filter((sc) => isObject(sc.metadata) && isObject(sc.metadata.annotations) && sc.metadata.annotations["storageclass.kubernetes.io/is-default-class"] === "true");
+    const defaults = classes.filter(
+      (sc) =>
+        isObject(sc.metadata) &&
+        isObject(sc.metadata.annotations) &&
+        sc.metadata.annotations["storageclass.kubernetes.io/is-default-class"] === "true",
+    );
     expect(defaults.map(nameOf)).toEqual(["do-block-storage"]);
     // DigitalOcean keeps the Go driver's immutable fields (Immediate, `fstype`); local volumes wait for their pod's node.
     for (const sc of classes) expect(sc.volumeBindingMode).toBe(variant === "local" ? "WaitForFirstConsumer" : undefined);
@@ -157,7 +169,9 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
       expect(flagValues(expandedArgs(registrar)).get("kubelet-registration-path")).toBe(`${hostDir ?? ""}/${socket.rest}`);
       const registration = volumePathOf(registrar, "/registration");
       const registrationVolume = podVolume(w.pod, registration?.volume ?? "");
-      expect(isObject(registrationVolume?.hostPath) ? registrationVolume.hostPath.path : undefined).toBe("/var/lib/kubelet/plugins_registry/");
+      expect(isObject(registrationVolume?.hostPath) ? registrationVolume.hostPath.path : undefined).toBe(
+        "/var/lib/kubelet/plugins_registry/",
+      );
     }
   });
 
@@ -186,7 +200,8 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
       for (const e of Array.isArray(c.env) ? c.env.filter(isObject) : []) {
         const name = String(e.name);
         // Variables referenced as $(NAME) in the args are for the kubelet's expansion; any other must be one the CLI reads.
-        if (!(Array.isArray(c.args) && c.args.some((a) => String(a).includes(`$(${name})`)))) expect(envVars, `${w.name}: env ${name}`).toContain(name);
+        if (!(Array.isArray(c.args) && c.args.some((a) => String(a).includes(`$(${name})`))))
+          expect(envVars, `${w.name}: env ${name}`).toContain(name);
       }
     }
   });
@@ -248,14 +263,19 @@ describe("examples", () => {
     expect(claims.length).toBeGreaterThan(8);
     for (const pvc of claims) expect(classNames, nameOf(pvc)).toContain((pvc.spec as JsonObject).storageClassName);
     const [pv] = byKind(examples, "PersistentVolume");
-    expect((pv?.spec as JsonObject).csi).toMatchObject({ driver: DEFAULT_CONFIG.driverName, volumeAttributes: { [NO_FORMAT_ATTRIBUTE]: "true" } });
+    expect((pv?.spec as JsonObject).csi).toMatchObject({
+      driver: DEFAULT_CONFIG.driverName,
+      volumeAttributes: { [NO_FORMAT_ATTRIBUTE]: "true" },
+    });
     const [content] = byKind(examples, "VolumeSnapshotContent");
     expect(content?.spec).toMatchObject({ driver: DEFAULT_CONFIG.driverName, source: { snapshotHandle: expect.any(String) as unknown } });
   });
 
   it("the imported VolumeSnapshotContent and its VolumeSnapshot point at each other", () => {
     const [content] = byKind(examples, "VolumeSnapshotContent");
-    const [snapshot] = byKind(examples, "VolumeSnapshot").filter((s) => isObject(s.spec) && isObject(s.spec.source) && "volumeSnapshotContentName" in s.spec.source);
+    const [snapshot] = byKind(examples, "VolumeSnapshot").filter(
+      (s) => isObject(s.spec) && isObject(s.spec.source) && "volumeSnapshotContentName" in s.spec.source,
+    );
     const ref = (content?.spec as JsonObject).volumeSnapshotRef as JsonObject;
     expect(ref.name).toBe(nameOf(snapshot ?? {}));
     expect(ref.namespace).toBe((snapshot?.metadata as JsonObject).namespace);
@@ -266,7 +286,12 @@ describe("examples", () => {
     const claims = new Set(byKind(examples, "PersistentVolumeClaim").map(nameOf));
     const snapshots = new Set(byKind(examples, "VolumeSnapshot").map(nameOf));
     for (const doc of examples) {
-      const pod = doc.object.kind === "Pod" ? (doc.object.spec as JsonObject) : doc.object.kind === "Deployment" ? ((doc.object.spec as JsonObject).template as JsonObject).spec : undefined;
+      const pod =
+        doc.object.kind === "Pod"
+          ? (doc.object.spec as JsonObject)
+          : doc.object.kind === "Deployment"
+            ? ((doc.object.spec as JsonObject).template as JsonObject).spec
+            : undefined;
       if (isObject(pod)) {
         for (const v of Array.isArray(pod.volumes) ? pod.volumes.filter(isObject) : []) {
           if (isObject(v.persistentVolumeClaim)) expect(claims, doc.file).toContain(v.persistentVolumeClaim.claimName);

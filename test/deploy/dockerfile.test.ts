@@ -94,7 +94,11 @@ function parseDockerfile(text: string): Stage[] {
 function aptPackages(stage: Stage): string[] {
   return stage.instructions
     .filter((i) => i.keyword === "RUN")
-    .flatMap((i) => [...i.args.matchAll(/apt-get install ([^&;|]+)/g)].flatMap((m) => (m[1] ?? "").split(/\s+/).filter((w) => w !== "" && !w.startsWith("-"))));
+    .flatMap((i) =>
+      [...i.args.matchAll(/apt-get install ([^&;|]+)/g)].flatMap((m) =>
+        (m[1] ?? "").split(/\s+/).filter((w) => w !== "" && !w.startsWith("-")),
+      ),
+    );
 }
 
 /** Commands the driver spawns, found in its source: run("cmd", ...), findExecutable("cmd"), *_TOOLS lists, mkfs per filesystem. */
@@ -103,7 +107,8 @@ async function spawnedCommands(): Promise<Set<string>> {
   for (const file of (await listFiles("src")).filter((f) => f.endsWith(".ts") && !f.startsWith("src/gen/"))) {
     const text = await readFile(join(REPO_ROOT, file), "utf8");
     for (const m of text.matchAll(/\b(?:run|findExecutable)\(\s*"([^"]+)"/g)) if (m[1]) commands.add(m[1]);
-    for (const m of text.matchAll(/_TOOLS\s*=\s*\[([^\]]*)\]/g)) for (const s of (m[1] ?? "").matchAll(/"([^"]+)"/g)) if (s[1]) commands.add(s[1]);
+    for (const m of text.matchAll(/_TOOLS\s*=\s*\[([^\]]*)\]/g))
+      for (const s of (m[1] ?? "").matchAll(/"([^"]+)"/g)) if (s[1]) commands.add(s[1]);
   }
   return commands;
 }
@@ -147,15 +152,19 @@ describe("Dockerfile", () => {
     const workdir = runtime.instructions.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "";
     const copies = runtime.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
     expect(copies).toEqual([`--from=build /src/dist ./dist`]);
-    const link = runtime.instructions.some((i) => i.keyword === "RUN" && i.args.includes(`ln -s ${workdir}/${BIN_PATH} /usr/local/bin/${BIN}`));
+    const link = runtime.instructions.some(
+      (i) => i.keyword === "RUN" && i.args.includes(`ln -s ${workdir}/${BIN_PATH} /usr/local/bin/${BIN}`),
+    );
     expect(link, `ln -s ${workdir}/${BIN_PATH} /usr/local/bin/${BIN}`).toBe(true);
   });
 
   it("installs every host tool the node service runs (and cryptsetup), and the command → package table is right", async () => {
     const packages = new Set(aptPackages(runtime));
-    for (const required of ["e2fsprogs", "xfsprogs", "util-linux", "mount", "cryptsetup-bin"]) expect(packages, required).toContain(required);
+    for (const required of ["e2fsprogs", "xfsprogs", "util-linux", "mount", "cryptsetup-bin"])
+      expect(packages, required).toContain(required);
     const commands = await spawnedCommands();
-    for (const expected of ["mount", "umount", "blkid", "losetup", "mkfs.ext4", "mkfs.xfs", "resize2fs", "xfs_growfs", "flock", "fsfreeze"]) expect(commands, expected).toContain(expected);
+    for (const expected of ["mount", "umount", "blkid", "losetup", "mkfs.ext4", "mkfs.xfs", "resize2fs", "xfs_growfs", "flock", "fsfreeze"])
+      expect(commands, expected).toContain(expected);
     // Commands the manifests run in the driver's image (the udev-rule init container).
     for (const w of workloads(await loadManifests("deploy/kubernetes"))) {
       for (const c of containers(w.pod, "initContainers")) {
@@ -178,7 +187,9 @@ describe("Dockerfile", () => {
       let owner: string | undefined;
       for (const dir of ["/bin", "/sbin", "/usr/bin", "/usr/sbin"]) {
         try {
-          owner = execFileSync("dpkg-query", ["-S", `${dir}/${command}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split(":")[0];
+          owner = execFileSync("dpkg-query", ["-S", `${dir}/${command}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split(
+            ":",
+          )[0];
           break;
         } catch {
           // not from this directory
@@ -206,7 +217,14 @@ describe(".dockerignore", () => {
       const re = new RegExp(
         `^${pattern
           .split("/")
-          .map((seg) => (seg === "**" ? ".*" : seg.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")))
+          .map((seg) =>
+            seg === "**"
+              ? ".*"
+              : seg
+                  .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+                  .replace(/\*/g, "[^/]*")
+                  .replace(/\?/g, "[^/]"),
+          )
           .join("/")}(/.*)?$`,
       );
       if (re.test(path)) keep = negate;
@@ -220,11 +238,19 @@ describe(".dockerignore", () => {
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("#"));
     const build = stages[0] as Stage;
-    const sources = build.instructions.filter((i) => i.keyword === "COPY" && !i.args.startsWith("--from")).flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const sources = build.instructions
+      .filter((i) => i.keyword === "COPY" && !i.args.startsWith("--from"))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     expect(sources.length).toBeGreaterThan(0);
     for (const source of sources) expect(included(rules, source.replace(/\/$/, "")), source).toBe(true);
     for (const file of (await listFiles("src")).slice(0, 50)) expect(included(rules, file), file).toBe(true);
-    for (const excluded of ["node_modules/pino/package.json", "dist/do-csi-plugin.js", ".git/HEAD", "test/deploy/dockerfile.test.ts", "deploy/kubernetes/local/driver.yaml"]) {
+    for (const excluded of [
+      "node_modules/pino/package.json",
+      "dist/do-csi-plugin.js",
+      ".git/HEAD",
+      "test/deploy/dockerfile.test.ts",
+      "deploy/kubernetes/local/driver.yaml",
+    ]) {
       expect(included(rules, excluded), excluded).toBe(false);
     }
   });
@@ -262,7 +288,11 @@ describe("the bundle the image ships", () => {
     // As in the image: /usr/local/bin/<bin> -> <workdir>/dist/<entry>, run by its shebang.
     await mkdir(join(dir, "bin"));
     await symlink(join(dir, "opt", BIN_PATH), join(dir, "bin", BIN));
-    const output = execFileSync(BIN, ["--version"], { cwd: dir, encoding: "utf8", env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}` } });
+    const output = execFileSync(BIN, ["--version"], {
+      cwd: dir,
+      encoding: "utf8",
+      env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}` },
+    });
     expect(output.trim()).toBe(`${BIN} ${pkg.version}`);
   });
 });

@@ -89,9 +89,15 @@ function strict(schema: Json): Json {
   if (!isObject(schema)) return schema;
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(schema)) {
-    out[key] = key === "properties" && isObject(value) ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strict(v)])) : key === "enum" || key === "required" ? value : strict(value);
+    out[key] =
+      key === "properties" && isObject(value)
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strict(v)]))
+        : key === "enum" || key === "required"
+          ? value
+          : strict(value);
   }
-  if (isObject(schema.properties) && schema.additionalProperties === undefined && schema["x-kubernetes-preserve-unknown-fields"] !== true) out.additionalProperties = false;
+  if (isObject(schema.properties) && schema.additionalProperties === undefined && schema["x-kubernetes-preserve-unknown-fields"] !== true)
+    out.additionalProperties = false;
   return out;
 }
 
@@ -109,7 +115,10 @@ export class ManifestValidator {
         if (!isObject(version) || version.served !== true || !isObject(version.schema)) continue;
         const schema = version.schema.openAPIV3Schema;
         if (schema === undefined) throw new Error(`CRD ${String(spec.names.kind)} ${String(version.name)} has no schema`);
-        this.#custom.set(`${String(spec.group)}/${String(version.name)}:${String(spec.names.kind)}`, this.#ajv.compile(strict(schema) as object));
+        this.#custom.set(
+          `${String(spec.group)}/${String(version.name)}:${String(spec.names.kind)}`,
+          this.#ajv.compile(strict(schema) as object),
+        );
       }
     }
   }
@@ -137,7 +146,12 @@ export class ManifestValidator {
     const errors: string[] = [];
     const { metadata, ...rest } = object;
     if (!validate({ ...rest, metadata: {} })) {
-      errors.push(...(validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "invalid"}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`));
+      errors.push(
+        ...(validate.errors ?? []).map(
+          (e) =>
+            `${e.instancePath || "/"} ${e.message ?? "invalid"}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`,
+        ),
+      );
     }
     if (!isObject(metadata)) errors.push("metadata is required");
     else {
@@ -166,7 +180,8 @@ export function workloads(docs: readonly LoadedDoc[]): Workload[] {
   for (const doc of docs) {
     const { kind, metadata, spec } = doc.object;
     if (kind !== "StatefulSet" && kind !== "DaemonSet" && kind !== "Deployment") continue;
-    if (!isObject(spec) || !isObject(spec.template) || !isObject(spec.template.spec) || !isObject(metadata)) throw new Error(`${doc.file}: workload without a pod template`);
+    if (!isObject(spec) || !isObject(spec.template) || !isObject(spec.template.spec) || !isObject(metadata))
+      throw new Error(`${doc.file}: workload without a pod template`);
     out.push({ doc, name: String(metadata.name), pod: spec.template.spec });
   }
   return out;
@@ -188,7 +203,9 @@ export function expandedArgs(container: JsonObject, overrides: Readonly<Record<s
     if (typeof e.name === "string" && typeof e.value === "string") env.set(e.name, e.value);
   }
   for (const [k, v] of Object.entries(overrides)) env.set(k, v);
-  return stringList(container.args).map((arg) => arg.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env.get(name) ?? whole));
+  return stringList(container.args).map((arg) =>
+    arg.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env.get(name) ?? whole),
+  );
 }
 
 /** `--name=value` flags of an argument list (the manifests always use the `=` form). */
@@ -213,7 +230,8 @@ export function volumePathOf(container: JsonObject, path: string): { volume: str
   for (const mount of Array.isArray(container.volumeMounts) ? container.volumeMounts.filter(isObject) : []) {
     const mountPath = String(mount.mountPath).replace(/\/+$/, "");
     if (path === mountPath || path.startsWith(`${mountPath}/`)) {
-      if (!best || mountPath.length > best.len) best = { volume: String(mount.name), rest: path.slice(mountPath.length).replace(/^\//, ""), len: mountPath.length };
+      if (!best || mountPath.length > best.len)
+        best = { volume: String(mount.name), rest: path.slice(mountPath.length).replace(/^\//, ""), len: mountPath.length };
     }
   }
   return best && { volume: best.volume, rest: best.rest };

@@ -17,7 +17,20 @@ describe("every manifest and example is valid against the Kubernetes schemas", (
     const files = new Set(docs.map((d) => d.file));
     expect(files.size).toBeGreaterThanOrEqual(15);
     const kinds = new Set(docs.map((d) => d.object.kind));
-    for (const kind of ["CSIDriver", "StorageClass", "StatefulSet", "DaemonSet", "ClusterRole", "CustomResourceDefinition", "VolumeSnapshotClass", "VolumeSnapshot", "VolumeSnapshotContent", "PersistentVolume", "Pod", "Deployment"]) {
+    for (const kind of [
+      "CSIDriver",
+      "StorageClass",
+      "StatefulSet",
+      "DaemonSet",
+      "ClusterRole",
+      "CustomResourceDefinition",
+      "VolumeSnapshotClass",
+      "VolumeSnapshot",
+      "VolumeSnapshotContent",
+      "PersistentVolume",
+      "Pod",
+      "Deployment",
+    ]) {
       expect(kinds, kind).toContain(kind);
     }
   });
@@ -32,26 +45,80 @@ describe("every manifest and example is valid against the Kubernetes schemas", (
   });
 
   it("uses only API versions a validator knows", () => {
-    const unknown = docs.filter((d) => !validator.knows(String(d.object.apiVersion), String(d.object.kind))).map((d) => `${d.file}: ${String(d.object.apiVersion)} ${String(d.object.kind)}`);
+    const unknown = docs
+      .filter((d) => !validator.knows(String(d.object.apiVersion), String(d.object.kind)))
+      .map((d) => `${d.file}: ${String(d.object.apiVersion)} ${String(d.object.kind)}`);
     expect(unknown).toEqual([]);
   });
 });
 
 describe("the validators reject broken objects", () => {
   it("built-in kinds: a missing required field and a bad enum value", () => {
-    expect(validator.errors({ apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "x" } }).join()).toMatch(/provisioner/);
-    expect(validator.errors({ apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "x" }, provisioner: "p", volumeBindingMode: "Later" }).join()).toMatch(/allowed values/);
-    expect(validator.errors({ apiVersion: "apps/v1", kind: "DaemonSet", metadata: { name: "x" }, spec: { template: {} } }).join()).toMatch(/selector/);
+    expect(validator.errors({ apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "x" } }).join()).toMatch(
+      /provisioner/,
+    );
+    expect(
+      validator
+        .errors({
+          apiVersion: "storage.k8s.io/v1",
+          kind: "StorageClass",
+          metadata: { name: "x" },
+          provisioner: "p",
+          volumeBindingMode: "Later",
+        })
+        .join(),
+    ).toMatch(/allowed values/);
+    expect(validator.errors({ apiVersion: "apps/v1", kind: "DaemonSet", metadata: { name: "x" }, spec: { template: {} } }).join()).toMatch(
+      /selector/,
+    );
   });
 
   it("snapshot kinds: both sources, an unknown field, a missing driver, a bad deletion policy", () => {
-    const snapshot: JsonObject = { apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshot", metadata: { name: "s" }, spec: { source: { persistentVolumeClaimName: "a" } } };
+    const snapshot: JsonObject = {
+      apiVersion: "snapshot.storage.k8s.io/v1",
+      kind: "VolumeSnapshot",
+      metadata: { name: "s" },
+      spec: { source: { persistentVolumeClaimName: "a" } },
+    };
     expect(validator.errors(snapshot)).toEqual([]);
-    expect(validator.errors({ ...snapshot, spec: { source: { persistentVolumeClaimName: "a", volumeSnapshotContentName: "b" } } }).length).toBeGreaterThan(0);
-    expect(validator.errors({ ...snapshot, spec: { source: { persistentVolumeClaimName: "a" }, snapshotClass: "typo" } }).join()).toMatch(/snapshotClass/);
-    expect(validator.errors({ apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotClass", metadata: { name: "c" }, deletionPolicy: "Delete" }).join()).toMatch(/driver/);
-    expect(validator.errors({ apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotClass", metadata: { name: "c" }, driver: "d", deletionPolicy: "Keep" }).join()).toMatch(/allowed values/);
-    expect(validator.errors({ apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotClass", metadata: {}, driver: "d", deletionPolicy: "Delete" }).join()).toMatch(/name/);
+    expect(
+      validator.errors({ ...snapshot, spec: { source: { persistentVolumeClaimName: "a", volumeSnapshotContentName: "b" } } }).length,
+    ).toBeGreaterThan(0);
+    expect(validator.errors({ ...snapshot, spec: { source: { persistentVolumeClaimName: "a" }, snapshotClass: "typo" } }).join()).toMatch(
+      /snapshotClass/,
+    );
+    expect(
+      validator
+        .errors({
+          apiVersion: "snapshot.storage.k8s.io/v1",
+          kind: "VolumeSnapshotClass",
+          metadata: { name: "c" },
+          deletionPolicy: "Delete",
+        })
+        .join(),
+    ).toMatch(/driver/);
+    expect(
+      validator
+        .errors({
+          apiVersion: "snapshot.storage.k8s.io/v1",
+          kind: "VolumeSnapshotClass",
+          metadata: { name: "c" },
+          driver: "d",
+          deletionPolicy: "Keep",
+        })
+        .join(),
+    ).toMatch(/allowed values/);
+    expect(
+      validator
+        .errors({
+          apiVersion: "snapshot.storage.k8s.io/v1",
+          kind: "VolumeSnapshotClass",
+          metadata: {},
+          driver: "d",
+          deletionPolicy: "Delete",
+        })
+        .join(),
+    ).toMatch(/name/);
   });
 });
 
@@ -61,7 +128,13 @@ describe("the snapshot CRDs", () => {
     if (!isObject(schema)) return [];
     const out: string[] = [];
     const inLogic = /\/(oneOf|anyOf|allOf|not)\/\d+$/.test(path);
-    if (!inLogic && schema.type === undefined && schema["x-kubernetes-int-or-string"] !== true && schema["x-kubernetes-preserve-unknown-fields"] !== true) out.push(path);
+    if (
+      !inLogic &&
+      schema.type === undefined &&
+      schema["x-kubernetes-int-or-string"] !== true &&
+      schema["x-kubernetes-preserve-unknown-fields"] !== true
+    )
+      out.push(path);
     if (isObject(schema.properties)) for (const [k, v] of Object.entries(schema.properties)) out.push(...untyped(v, `${path}/${k}`));
     if (isObject(schema.additionalProperties)) out.push(...untyped(schema.additionalProperties, `${path}/*`));
     if (isObject(schema.items)) out.push(...untyped(schema.items, `${path}/[]`));

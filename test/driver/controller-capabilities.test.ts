@@ -4,12 +4,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControllerServiceCapability_RPC_Type as Rpc } from "../../src/gen/csi/v1/csi_pb.js";
 import { volumeImagePath } from "../../src/backend/local/layout.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-import { blockCapability, Code, DRIVER, expectCode, GiB, MiB, Mode, mountCapability, NODE_ID, startController, type ControllerHarness } from "./controller-harness.js";
+import {
+  blockCapability,
+  Code,
+  DRIVER,
+  expectCode,
+  GiB,
+  MiB,
+  Mode,
+  mountCapability,
+  NODE_ID,
+  startController,
+  type ControllerHarness,
+} from "./controller-harness.js";
 
 // ControllerGetCapabilities, the alpha switches, and GetCapacity, with the local backend.
 
 const rpcTypes = async (h: ControllerHarness) =>
-  (await h.clients.controller.controllerGetCapabilities({})).capabilities.map((c) => (c.type.case === "rpc" ? Rpc[c.type.value.type] : "?"));
+  (await h.clients.controller.controllerGetCapabilities({})).capabilities.map((c) =>
+    c.type.case === "rpc" ? Rpc[c.type.value.type] : "?",
+  );
 
 describe("without alpha features", () => {
   let dir: string;
@@ -45,7 +59,11 @@ describe("without alpha features", () => {
     const volumeId = volume?.volumeId ?? "";
     await expectCode(h.clients.controller.controllerGetVolume({ volumeId }), Code.Unimplemented, /--alpha-features=get-volume/);
     const { snapshot } = await h.clients.controller.createSnapshot({ name: "alpha-off", sourceVolumeId: volumeId });
-    await expectCode(h.clients.controller.getSnapshot({ snapshotId: snapshot?.snapshotId ?? "" }), Code.Unimplemented, /--alpha-features=get-snapshot/);
+    await expectCode(
+      h.clients.controller.getSnapshot({ snapshotId: snapshot?.snapshotId ?? "" }),
+      Code.Unimplemented,
+      /--alpha-features=get-snapshot/,
+    );
     const entry = (await h.clients.controller.listVolumes({})).entries[0];
     expect(entry?.status?.volumeCondition).toBeUndefined();
     expect(entry?.status?.publishedNodeIds).toEqual([]);
@@ -74,13 +92,21 @@ describe("without alpha features", () => {
     const multi = await c.getCapacity({ volumeCapabilities: [blockCapability(Mode.MULTI_NODE_MULTI_WRITER)] });
     expect(multi.availableCapacity).toBe(0n);
     await expectCode(c.getCapacity({ parameters: { tier: "gold" } }), Code.InvalidArgument, /"tier"/);
-    await expectCode(c.getCapacity({ volumeCapabilities: [{ accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }), Code.InvalidArgument, /access_type is required/);
+    await expectCode(
+      c.getCapacity({ volumeCapabilities: [{ accessMode: { mode: Mode.SINGLE_NODE_WRITER } }] }),
+      Code.InvalidArgument,
+      /access_type is required/,
+    );
   });
 
   it("counts a provisioned volume's full size against the capacity, even though its image is sparse", async () => {
     const c = h.clients.controller;
     const before = (await c.getCapacity({})).availableCapacity;
-    const { volume } = await c.createVolume({ name: "ten-gib", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(10 * GiB) } });
+    const { volume } = await c.createVolume({
+      name: "ten-gib",
+      volumeCapabilities: [mountCapability()],
+      capacityRange: { requiredBytes: BigInt(10 * GiB) },
+    });
     const after = (await c.getCapacity({})).availableCapacity;
     // Other test files write to the same filesystem meanwhile: allow 512 MiB of noise.
     expect(Number(before - after)).toBeGreaterThan(10 * GiB - 512 * MiB);
@@ -132,7 +158,11 @@ describe("with every alpha feature", () => {
 
   it("serves GetSnapshot and sends minimum_volume_size", async () => {
     const c = h.clients.controller;
-    const { volume } = await c.createVolume({ name: "snap-me", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(4 * MiB) } });
+    const { volume } = await c.createVolume({
+      name: "snap-me",
+      volumeCapabilities: [mountCapability()],
+      capacityRange: { requiredBytes: BigInt(4 * MiB) },
+    });
     const { snapshot } = await c.createSnapshot({ name: "get-snap", sourceVolumeId: volume?.volumeId ?? "" });
     const got = await c.getSnapshot({ snapshotId: snapshot?.snapshotId ?? "" });
     expect(got.snapshot).toEqual(snapshot);

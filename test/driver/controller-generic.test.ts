@@ -40,7 +40,14 @@ class MinimalBackend implements ControllerBackend {
   }
   async createVolume(spec: NewVolume) {
     this.created.push(spec);
-    const volume: Volume = { id: `v${this.volumes.size + 1}`, name: spec.name, capacityBytes: spec.sizeBytes, context: {}, accessibleTopology: [{ region: "r1" }], publishedNodeIds: [] };
+    const volume: Volume = {
+      id: `v${this.volumes.size + 1}`,
+      name: spec.name,
+      capacityBytes: spec.sizeBytes,
+      context: {},
+      accessibleTopology: [{ region: "r1" }],
+      publishedNodeIds: [],
+    };
     this.volumes.set(volume.id, volume);
     return volume;
   }
@@ -103,7 +110,11 @@ afterAll(async () => {
 describe("a backend without optional features", () => {
   it("gets only the capabilities it backs, even with alpha switches on", async () => {
     const { capabilities } = await clients.controller.controllerGetCapabilities({});
-    expect(capabilities.map((c) => (c.type.case === "rpc" ? Rpc[c.type.value.type] : "?"))).toEqual(["CREATE_DELETE_VOLUME", "PUBLISH_UNPUBLISH_VOLUME", "LIST_VOLUMES"]);
+    expect(capabilities.map((c) => (c.type.case === "rpc" ? Rpc[c.type.value.type] : "?"))).toEqual([
+      "CREATE_DELETE_VOLUME",
+      "PUBLISH_UNPUBLISH_VOLUME",
+      "LIST_VOLUMES",
+    ]);
   });
 
   it("answers UNIMPLEMENTED for the RPCs of missing features", async () => {
@@ -119,27 +130,50 @@ describe("a backend without optional features", () => {
   it("refuses sources and readonly publishing it cannot honour, with INVALID_ARGUMENT", async () => {
     const c = clients.controller;
     await expectCode(
-      c.createVolume({ name: "restore", volumeCapabilities: [mountCapability()], volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "s" } } } }),
+      c.createVolume({
+        name: "restore",
+        volumeCapabilities: [mountCapability()],
+        volumeContentSource: { type: { case: "snapshot", value: { snapshotId: "s" } } },
+      }),
       Code.InvalidArgument,
       /cannot create volumes from snapshots/,
     );
     await expectCode(
-      c.createVolume({ name: "clone", volumeCapabilities: [mountCapability()], volumeContentSource: { type: { case: "volume", value: { volumeId: "v" } } } }),
+      c.createVolume({
+        name: "clone",
+        volumeCapabilities: [mountCapability()],
+        volumeContentSource: { type: { case: "volume", value: { volumeId: "v" } } },
+      }),
       Code.InvalidArgument,
       /cannot clone/,
     );
-    await expectCode(c.controllerPublishVolume({ volumeId: "v1", nodeId: "n", volumeCapability: mountCapability(), readonly: true }), Code.InvalidArgument, /PUBLISH_READONLY/);
+    await expectCode(
+      c.controllerPublishVolume({ volumeId: "v1", nodeId: "n", volumeCapability: mountCapability(), readonly: true }),
+      Code.InvalidArgument,
+      /PUBLISH_READONLY/,
+    );
   });
 
   it("uses the backend's size rules and passes only validated, final sizes to it", async () => {
     const c = clients.controller;
     const plain = await c.createVolume({ name: "sized", volumeCapabilities: [mountCapability()], parameters: { ok: "1" } });
     expect(plain.volume?.capacityBytes).toBe(BigInt(5 * GiB));
-    const rounded = await c.createVolume({ name: "rounded", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(GiB + 1) } });
+    const rounded = await c.createVolume({
+      name: "rounded",
+      volumeCapabilities: [mountCapability()],
+      capacityRange: { requiredBytes: BigInt(GiB + 1) },
+    });
     expect(rounded.volume?.capacityBytes).toBe(BigInt(2 * GiB));
     expect(backend.created.map((s) => s.sizeBytes)).toEqual([5 * GiB, 2 * GiB]);
-    await expectCode(c.createVolume({ name: "p", volumeCapabilities: [mountCapability()], parameters: { bad: "1" } }), Code.InvalidArgument, /unknown parameter bad/);
-    await expectCode(c.createVolume({ name: "tiny", volumeCapabilities: [mountCapability()], capacityRange: { limitBytes: 1024n } }), Code.OutOfRange);
+    await expectCode(
+      c.createVolume({ name: "p", volumeCapabilities: [mountCapability()], parameters: { bad: "1" } }),
+      Code.InvalidArgument,
+      /unknown parameter bad/,
+    );
+    await expectCode(
+      c.createVolume({ name: "tiny", volumeCapabilities: [mountCapability()], capacityRange: { limitBytes: 1024n } }),
+      Code.OutOfRange,
+    );
     expect(backend.created).toHaveLength(2);
   });
 
@@ -149,16 +183,31 @@ describe("a backend without optional features", () => {
     const again = await c.createVolume({ name: "unknown-source", volumeCapabilities: [mountCapability()], parameters: { ok: "2" } });
     expect(again.volume?.volumeId).toBe(first.volume?.volumeId);
     // Still judged by what it does report: the size.
-    await expectCode(c.createVolume({ name: "unknown-source", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(6 * GiB) } }), Code.AlreadyExists);
+    await expectCode(
+      c.createVolume({
+        name: "unknown-source",
+        volumeCapabilities: [mountCapability()],
+        capacityRange: { requiredBytes: BigInt(6 * GiB) },
+      }),
+      Code.AlreadyExists,
+    );
   });
 
   it("reports a requisite topology the existing volume is not in as ALREADY_EXISTS", async () => {
     const c = clients.controller;
     await c.createVolume({ name: "topo", volumeCapabilities: [mountCapability()] });
-    const same = await c.createVolume({ name: "topo", volumeCapabilities: [mountCapability()], accessibilityRequirements: { requisite: [{ segments: { region: "r1" } }] } });
+    const same = await c.createVolume({
+      name: "topo",
+      volumeCapabilities: [mountCapability()],
+      accessibilityRequirements: { requisite: [{ segments: { region: "r1" } }] },
+    });
     expect(same.volume?.accessibleTopology[0]?.segments).toEqual({ region: "r1" });
     await expectCode(
-      c.createVolume({ name: "topo", volumeCapabilities: [mountCapability()], accessibilityRequirements: { requisite: [{ segments: { region: "r2" } }] } }),
+      c.createVolume({
+        name: "topo",
+        volumeCapabilities: [mountCapability()],
+        accessibilityRequirements: { requisite: [{ segments: { region: "r2" } }] },
+      }),
       Code.AlreadyExists,
       /requisite/,
     );

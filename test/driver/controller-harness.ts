@@ -25,7 +25,19 @@ export interface ControllerHarness {
 
 export function controllerConfig(dir: string, flags: readonly string[] = [], dataDir = join(dir, "data")): Config {
   return parseCommandLine(
-    ["--backend", "local", "--mode", "controller", "--endpoint", `unix://${join(dir, "csi.sock")}`, "--data-dir", dataDir, "--node-id", NODE_ID, ...flags],
+    [
+      "--backend",
+      "local",
+      "--mode",
+      "controller",
+      "--endpoint",
+      `unix://${join(dir, "csi.sock")}`,
+      "--data-dir",
+      dataDir,
+      "--node-id",
+      NODE_ID,
+      ...flags,
+    ],
     {},
     "test",
   ).config;

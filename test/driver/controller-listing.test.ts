@@ -20,7 +20,11 @@ afterAll(async () => {
 async function createVolumes(count: number, prefix: string): Promise<string[]> {
   const created = await Promise.all(
     Array.from({ length: count }, () =>
-      h.clients.controller.createVolume({ name: `${prefix}-${++n}`, volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(MiB) } }),
+      h.clients.controller.createVolume({
+        name: `${prefix}-${++n}`,
+        volumeCapabilities: [mountCapability()],
+        capacityRange: { requiredBytes: BigInt(MiB) },
+      }),
     ),
   );
   return created.map((c) => c.volume?.volumeId ?? "");
@@ -78,7 +82,14 @@ describe("ListVolumes", () => {
     const c = h.clients.controller;
     const { nextToken } = await c.listVolumes({ maxEntries: 1 });
     expect(nextToken).not.toBe("");
-    for (const startingToken of ["garbage", "!!!", Buffer.from("v1.vol.999999999").toString("base64url"), Buffer.from("v1.vol.0").toString("base64url"), `${nextToken}!`, `x${nextToken}`]) {
+    for (const startingToken of [
+      "garbage",
+      "!!!",
+      Buffer.from("v1.vol.999999999").toString("base64url"),
+      Buffer.from("v1.vol.0").toString("base64url"),
+      `${nextToken}!`,
+      `x${nextToken}`,
+    ]) {
       await expectCode(c.listVolumes({ startingToken }), Code.Aborted, /start again with an empty token/);
     }
     const snapshotsToken = Buffer.from("v1.snap.1").toString("base64url");
@@ -106,7 +117,10 @@ describe("ListSnapshots", () => {
     const [a, b] = await createVolumes(2, "snapsrc");
     const made: string[] = [];
     for (let i = 0; i < 7; i++) {
-      const { snapshot } = await h.clients.controller.createSnapshot({ name: `list-snap-${i}`, sourceVolumeId: i % 2 === 0 ? (a ?? "") : (b ?? "") });
+      const { snapshot } = await h.clients.controller.createSnapshot({
+        name: `list-snap-${i}`,
+        sourceVolumeId: i % 2 === 0 ? (a ?? "") : (b ?? ""),
+      });
       made.push(snapshot?.snapshotId ?? "");
     }
     const seen: string[] = [];

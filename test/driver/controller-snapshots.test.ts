@@ -40,7 +40,11 @@ describe("CreateSnapshot", () => {
   it("cuts a ready snapshot of the volume's size, and returns the same one for a repeated request", async () => {
     const sourceVolumeId = await newVolume(16);
     const before = Date.now();
-    const { snapshot } = await h.clients.controller.createSnapshot({ name: "snap-a", sourceVolumeId, parameters: { "csi.storage.k8s.io/volumesnapshot/name": "a" } });
+    const { snapshot } = await h.clients.controller.createSnapshot({
+      name: "snap-a",
+      sourceVolumeId,
+      parameters: { "csi.storage.k8s.io/volumesnapshot/name": "a" },
+    });
     expect(snapshot?.snapshotId).toMatch(/^snap-[0-9a-f-]{36}$/);
     expect(snapshot).toMatchObject({ sourceVolumeId, sizeBytes: BigInt(16 * MiB), readyToUse: true, groupSnapshotId: "" });
     const seconds = Number(snapshot?.creationTime?.seconds ?? 0n);
@@ -68,7 +72,11 @@ describe("CreateSnapshot", () => {
     await expectCode(c.createSnapshot({ name: "x" }), Code.InvalidArgument, /source_volume_id is required/);
     await expectCode(c.createSnapshot({ sourceVolumeId }), Code.InvalidArgument, /name is required/);
     await expectCode(c.createSnapshot({ sourceVolumeId, name: "bad\u007fname" }), Code.InvalidArgument, /U\+007F/);
-    await expectCode(c.createSnapshot({ sourceVolumeId, name: "params", parameters: { retention: "7d" } }), Code.InvalidArgument, /"retention"/);
+    await expectCode(
+      c.createSnapshot({ sourceVolumeId, name: "params", parameters: { retention: "7d" } }),
+      Code.InvalidArgument,
+      /"retention"/,
+    );
     expect((await c.listSnapshots({ sourceVolumeId })).entries).toEqual([]);
   });
 
@@ -112,7 +120,9 @@ describe("snapshots and volumes are independent", () => {
 
     const restored = await restoreFrom(snapshotId, "restored-indep");
     expect(restored.volume?.capacityBytes).toBe(BigInt(32 * MiB));
-    expect(restored.volume?.contentSource?.type).toEqual(expect.objectContaining({ case: "snapshot", value: expect.objectContaining({ snapshotId }) }));
+    expect(restored.volume?.contentSource?.type).toEqual(
+      expect.objectContaining({ case: "snapshot", value: expect.objectContaining({ snapshotId }) }),
+    );
     const restoredId = restored.volume?.volumeId ?? "";
     await h.clients.controller.deleteSnapshot({ snapshotId });
     expect((await stat(volumeImagePath(h.dataDir, restoredId))).size).toBe(32 * MiB);

@@ -51,11 +51,20 @@ describe("volume capabilities", () => {
   const cap = (init: Parameters<typeof create<typeof VolumeCapabilitySchema>>[1]) => create(VolumeCapabilitySchema, init);
 
   it("tell a malformed capability from an unsupported one", () => {
-    expect(checkCapability(cap({ accessMode: { mode: Mode.SINGLE_NODE_WRITER } }), policy, "c")).toMatchObject({ ok: false, malformed: true });
+    expect(checkCapability(cap({ accessMode: { mode: Mode.SINGLE_NODE_WRITER } }), policy, "c")).toMatchObject({
+      ok: false,
+      malformed: true,
+    });
     expect(checkCapability(cap({ accessType: { case: "block", value: {} } }), policy, "c")).toMatchObject({ ok: false, malformed: true });
-    expect(checkCapability(cap(mountCapability("", Mode.MULTI_NODE_READER_ONLY)), policy, "c")).toMatchObject({ ok: false, malformed: false });
+    expect(checkCapability(cap(mountCapability("", Mode.MULTI_NODE_READER_ONLY)), policy, "c")).toMatchObject({
+      ok: false,
+      malformed: false,
+    });
     expect(checkCapability(cap(mountCapability("ntfs")), policy, "c")).toMatchObject({ ok: false, malformed: false });
-    const flags = cap({ accessType: { case: "mount", value: { mountFlags: ["x".repeat(5000)] } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } });
+    const flags = cap({
+      accessType: { case: "mount", value: { mountFlags: ["x".repeat(5000)] } },
+      accessMode: { mode: Mode.SINGLE_NODE_WRITER },
+    });
     expect(checkCapability(flags, policy, "c")).toMatchObject({ ok: false, malformed: true });
   });
 
@@ -67,7 +76,11 @@ describe("volume capabilities", () => {
   });
 
   it("sum up a CreateVolume's capabilities: access types and the one filesystem", () => {
-    const set = requireCapabilities([cap(mountCapability("xfs")), cap(blockCapability()), cap(mountCapability(""))], policy, "volume_capabilities");
+    const set = requireCapabilities(
+      [cap(mountCapability("xfs")), cap(blockCapability()), cap(mountCapability(""))],
+      policy,
+      "volume_capabilities",
+    );
     expect(set.accessTypes).toEqual(["mount", "block"]);
     expect(set.fsType).toBe("xfs");
     expect(message(() => requireCapabilities([], policy, "volume_capabilities"))).toBe(
@@ -85,8 +98,17 @@ describe("topology matching", () => {
 });
 
 describe("controller capabilities", () => {
-  const all = { cloneVolume: true, snapshots: true, expandVolume: true, getCapacity: true, publishReadonly: true, listPublishedNodes: true, volumeCondition: true };
-  const names = (alpha: AlphaFeature[]) => controllerCapabilities(controllerOffer(all, new Set(alpha))).map((c) => Rpc[c.type?.value?.type ?? 0]);
+  const all = {
+    cloneVolume: true,
+    snapshots: true,
+    expandVolume: true,
+    getCapacity: true,
+    publishReadonly: true,
+    listPublishedNodes: true,
+    volumeCondition: true,
+  };
+  const names = (alpha: AlphaFeature[]) =>
+    controllerCapabilities(controllerOffer(all, new Set(alpha))).map((c) => Rpc[c.type?.value?.type ?? 0]);
 
   it("add each alpha capability only with its own switch", () => {
     expect(names([])).not.toEqual(expect.arrayContaining(["VOLUME_CONDITION"]));

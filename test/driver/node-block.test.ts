@@ -49,14 +49,36 @@ describe("block volumes", () => {
       expect(formatDeviceNumber((await stat(stagedFile, { bigint: true })).rdev)).toBe(await blockDeviceNumber(loop ?? ""));
 
       for (const target of [t1, t2]) {
-        for (let i = 0; i < 2; i++) await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability });
+        for (let i = 0; i < 2; i++)
+          await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability });
         expect((await stat(target)).isBlockDevice()).toBe(true);
       }
-      await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: tro, volumeCapability: capability, readonly: true });
+      await h.node.nodePublishVolume({
+        volumeId: id,
+        stagingTargetPath: staging,
+        targetPath: tro,
+        volumeCapability: capability,
+        readonly: true,
+      });
       expect((await mountEntryAt(tro))?.options).toContain("ro");
-      await expectCode(h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: t1, volumeCapability: capability, readonly: true }), Code.AlreadyExists);
-      await expectCode(h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: t1, volumeCapability: mountCapability() }), Code.FailedPrecondition);
-      await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() }), Code.AlreadyExists);
+      await expectCode(
+        h.node.nodePublishVolume({
+          volumeId: id,
+          stagingTargetPath: staging,
+          targetPath: t1,
+          volumeCapability: capability,
+          readonly: true,
+        }),
+        Code.AlreadyExists,
+      );
+      await expectCode(
+        h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: t1, volumeCapability: mountCapability() }),
+        Code.FailedPrecondition,
+      );
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() }),
+        Code.AlreadyExists,
+      );
 
       const payload = Buffer.from("raw bytes through the first publication");
       await writeBytes(t1, 5 * MiB, payload);
@@ -73,13 +95,23 @@ describe("block volumes", () => {
       const handle = await open(image, "r+");
       await handle.truncate(48 * MiB);
       await handle.close();
-      const expanded = await h.node.nodeExpandVolume({ volumeId: id, volumePath: t1, capacityRange: { requiredBytes: BigInt(48 * MiB) }, volumeCapability: capability });
+      const expanded = await h.node.nodeExpandVolume({
+        volumeId: id,
+        volumePath: t1,
+        capacityRange: { requiredBytes: BigInt(48 * MiB) },
+        volumeCapability: capability,
+      });
       expect(expanded.capacityBytes).toBe(BigInt(48 * MiB));
       expect((await h.node.nodeGetVolumeStats({ volumeId: id, volumePath: t2 })).usage[0]?.total).toBe(BigInt(48 * MiB));
-      await expectCode(h.node.nodeExpandVolume({ volumeId: id, volumePath: t1, volumeCapability: mountCapability() }), Code.InvalidArgument);
+      await expectCode(
+        h.node.nodeExpandVolume({ volumeId: id, volumePath: t1, volumeCapability: mountCapability() }),
+        Code.InvalidArgument,
+      );
 
       // Unstaging while published is refused and leaves the staging in place.
-      expect(await expectCode(h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging }), Code.FailedPrecondition)).toMatch(/still published/);
+      expect(await expectCode(h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging }), Code.FailedPrecondition)).toMatch(
+        /still published/,
+      );
       expect((await stat(stagedFile)).isBlockDevice()).toBe(true);
       for (const target of [t1, t2, tro]) {
         for (let i = 0; i < 2; i++) await h.node.nodeUnpublishVolume({ volumeId: id, targetPath: target });

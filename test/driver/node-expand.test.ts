@@ -9,7 +9,9 @@ const h = useNodeHarness("node-expand");
 
 /** ext4's online resize ioctl needs CAP_SYS_RESOURCE; some sandboxes drop it even for root. */
 function hasCapSysResource(): boolean {
-  const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith("CapEff:"));
+  const line = readFileSync("/proc/self/status", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("CapEff:"));
   return line !== undefined && (BigInt(`0x${line.split(/\s+/)[1] ?? "0"}`) & (1n << 24n)) !== 0n;
 }
 
@@ -30,7 +32,12 @@ async function stageAndPublish(id: string, fsType: string, size: number): Promis
   const staging = await h.path(id, "staging");
   const target = await h.path(id, "target");
   await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability(fsType) });
-  await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCapability(fsType) });
+  await h.node.nodePublishVolume({
+    volumeId: id,
+    stagingTargetPath: staging,
+    targetPath: target,
+    volumeCapability: mountCapability(fsType),
+  });
   await writeFile(join(target, "keep.txt"), "still here");
   return { staging, target, image };
 }
@@ -48,13 +55,21 @@ describe("online expansion", () => {
       const before = await df(p.target);
       // What ControllerExpandVolume does to a local volume, without refreshing the loop device: the node must.
       await growImage(p.image, 640 * MiB);
-      const res = await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, stagingTargetPath: p.staging, capacityRange: { requiredBytes: BigInt(640 * MiB) } });
+      const res = await h.node.nodeExpandVolume({
+        volumeId: id,
+        volumePath: p.target,
+        stagingTargetPath: p.staging,
+        capacityRange: { requiredBytes: BigInt(640 * MiB) },
+      });
       expect(res.capacityBytes).toBe(BigInt(640 * MiB));
       const after = await df(p.target);
       expect(after.size - before.size).toBeGreaterThan(300 * MiB);
       expect(await readFile(join(p.target, "keep.txt"), "utf8")).toBe("still here");
       // Repeating it is a no-op with the same answer.
-      expect((await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(640 * MiB) } })).capacityBytes).toBe(BigInt(640 * MiB));
+      expect(
+        (await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(640 * MiB) } }))
+          .capacityBytes,
+      ).toBe(BigInt(640 * MiB));
       expect((await df(p.target)).size).toBe(after.size);
       await teardown(id, p);
     } finally {
@@ -68,7 +83,11 @@ describe("online expansion", () => {
     try {
       const before = await df(p.target);
       await growImage(p.image, 192 * MiB);
-      const res = await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(192 * MiB) } });
+      const res = await h.node.nodeExpandVolume({
+        volumeId: id,
+        volumePath: p.target,
+        capacityRange: { requiredBytes: BigInt(192 * MiB) },
+      });
       expect(res.capacityBytes).toBe(BigInt(192 * MiB));
       expect((await df(p.target)).size - before.size).toBeGreaterThan(100 * MiB);
       expect(await readFile(join(p.target, "keep.txt"), "utf8")).toBe("still here");
@@ -78,22 +97,28 @@ describe("online expansion", () => {
     }
   });
 
-  it.skipIf(hasCapSysResource())("explains that growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE when the host withholds it", async () => {
-    const id = "grow-ext4-nocap";
-    const p = await stageAndPublish(id, "ext4", 64 * MiB);
-    try {
-      await growImage(p.image, 192 * MiB);
-      const text = await expectCode(h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(192 * MiB) } }), Code.Internal);
-      expect(text).toMatch(/CAP_SYS_RESOURCE/);
-      // Offline growth needs no such capability: the next stage grows it.
-      await teardown(id, p);
-      await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: p.staging, volumeCapability: mountCapability("ext4") });
-      expect((await df(p.staging)).size).toBeGreaterThan(170 * MiB);
-      await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: p.staging });
-    } finally {
-      await h.cleanupHost();
-    }
-  });
+  it.skipIf(hasCapSysResource())(
+    "explains that growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE when the host withholds it",
+    async () => {
+      const id = "grow-ext4-nocap";
+      const p = await stageAndPublish(id, "ext4", 64 * MiB);
+      try {
+        await growImage(p.image, 192 * MiB);
+        const text = await expectCode(
+          h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(192 * MiB) } }),
+          Code.Internal,
+        );
+        expect(text).toMatch(/CAP_SYS_RESOURCE/);
+        // Offline growth needs no such capability: the next stage grows it.
+        await teardown(id, p);
+        await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: p.staging, volumeCapability: mountCapability("ext4") });
+        expect((await df(p.staging)).size).toBeGreaterThan(170 * MiB);
+        await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: p.staging });
+      } finally {
+        await h.cleanupHost();
+      }
+    },
+  );
 });
 
 describe("expansion errors", () => {
@@ -121,11 +146,24 @@ describe("expansion errors", () => {
     const id = "expand-early";
     const p = await stageAndPublish(id, "ext4", 64 * MiB);
     try {
-      const text = await expectCode(h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(128 * MiB) } }), Code.Unavailable);
+      const text = await expectCode(
+        h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(128 * MiB) } }),
+        Code.Unavailable,
+      );
       expect(text).toMatch(/has not reached this node/);
-      await expectCode(h.node.nodeExpandVolume({ volumeId: id, volumePath: p.target, capacityRange: { requiredBytes: BigInt(32 * MiB), limitBytes: BigInt(48 * MiB) } }), Code.OutOfRange);
+      await expectCode(
+        h.node.nodeExpandVolume({
+          volumeId: id,
+          volumePath: p.target,
+          capacityRange: { requiredBytes: BigInt(32 * MiB), limitBytes: BigInt(48 * MiB) },
+        }),
+        Code.OutOfRange,
+      );
       // Already large enough: OK with the current size.
-      expect((await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.staging, capacityRange: { requiredBytes: BigInt(32 * MiB) } })).capacityBytes).toBe(BigInt(64 * MiB));
+      expect(
+        (await h.node.nodeExpandVolume({ volumeId: id, volumePath: p.staging, capacityRange: { requiredBytes: BigInt(32 * MiB) } }))
+          .capacityBytes,
+      ).toBe(BigInt(64 * MiB));
       await teardown(id, p);
     } finally {
       await h.cleanupHost();

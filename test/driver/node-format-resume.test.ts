@@ -40,7 +40,10 @@ describe("a format interrupted half-way", () => {
     const staging = await h.path(id, "staging");
     await mkdir(staging, { recursive: true });
     await writeFile(join(staging, MARKER), "some-other-volume\n");
-    const text = await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }), Code.FailedPrecondition);
+    const text = await expectCode(
+      h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
+      Code.FailedPrecondition,
+    );
     expect(text).toMatch(/refusing to format/);
   });
 

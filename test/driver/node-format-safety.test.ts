@@ -11,7 +11,9 @@ import { writeLvmLabel, writeMbrPartitionTable } from "../mounter/signatures.js"
 const h = useNodeHarness("node-format");
 
 async function sha256(file: string): Promise<string> {
-  return createHash("sha256").update(await readFile(file)).digest("hex");
+  return createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex");
 }
 
 async function writeAt(file: string, offset: number, data: Buffer): Promise<void> {
@@ -32,13 +34,33 @@ describe("a device that holds anything is never formatted", () => {
       prepare: async (image) => {
         const key = `${image}.key`;
         await writeFile(key, "not-a-real-secret");
-        await sh("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", image, key);
+        await sh(
+          "cryptsetup",
+          "luksFormat",
+          "--batch-mode",
+          "--type",
+          "luks2",
+          "--pbkdf",
+          "pbkdf2",
+          "--pbkdf-force-iterations",
+          "1000",
+          image,
+          key,
+        );
       },
       message: /encrypted container \(crypto_LUKS\)/,
     },
     { name: "a swap signature", prepare: async (image) => void (await sh("mkswap", image)), message: /swap signature/ },
-    { name: "data without a signature", prepare: (image) => writeAt(image, 4096, Buffer.from("precious bytes that no probe recognises")), message: /without a recognised signature/ },
-    { name: "data only at the end of the device", prepare: (image) => writeAt(image, 64 * MiB - 512, Buffer.from("trailing metadata")), message: /without a recognised signature/ },
+    {
+      name: "data without a signature",
+      prepare: (image) => writeAt(image, 4096, Buffer.from("precious bytes that no probe recognises")),
+      message: /without a recognised signature/,
+    },
+    {
+      name: "data only at the end of the device",
+      prepare: (image) => writeAt(image, 64 * MiB - 512, Buffer.from("trailing metadata")),
+      message: /without a recognised signature/,
+    },
   ];
 
   it.each(refusals)("refuses $name with FAILED_PRECONDITION and leaves every byte as it was", async ({ name, prepare, message }) => {
@@ -47,7 +69,10 @@ describe("a device that holds anything is never formatted", () => {
     await prepare(image);
     const before = await sha256(image);
     const staging = await h.path(id, "staging");
-    const text = await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() }), Code.FailedPrecondition);
+    const text = await expectCode(
+      h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability() }),
+      Code.FailedPrecondition,
+    );
     expect(text).toMatch(message);
     expect(text).toMatch(/refusing to format/);
     expect(await sha256(image)).toBe(before);
@@ -62,7 +87,10 @@ describe("a device that holds anything is never formatted", () => {
     await sh("mkfs.xfs", "-q", image);
     const before = await sha256(image);
     const staging = await h.path(id, "staging");
-    const text = await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }), Code.FailedPrecondition);
+    const text = await expectCode(
+      h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
+      Code.FailedPrecondition,
+    );
     expect(text).toMatch(/already holds a xfs filesystem but ext4 was requested/);
     expect(await sha256(image)).toBe(before);
     expect(await loopDevicesFor(image)).toEqual([]);
@@ -76,8 +104,18 @@ describe("a device that holds anything is never formatted", () => {
     const id = "small-xfs";
     await h.createVolume(id, 64 * MiB);
     const staging = await h.path(id, "staging");
-    expect(await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("xfs") }), Code.FailedPrecondition)).toMatch(/300 MiB/);
-    expect(await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("btrfs") }), Code.FailedPrecondition)).toMatch(/cannot create btrfs/);
+    expect(
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("xfs") }),
+        Code.FailedPrecondition,
+      ),
+    ).toMatch(/300 MiB/);
+    expect(
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("btrfs") }),
+        Code.FailedPrecondition,
+      ),
+    ).toMatch(/cannot create btrfs/);
   });
 });
 
@@ -87,7 +125,10 @@ describe("no-format volume context keys", () => {
     const image = await h.createVolume(id, 64 * MiB);
     const staging = await h.path(id, "staging");
     const volumeContext = { [key]: "true" };
-    const text = await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability(), volumeContext }), Code.FailedPrecondition);
+    const text = await expectCode(
+      h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability(), volumeContext }),
+      Code.FailedPrecondition,
+    );
     expect(text).toContain(key);
     expect((await readFile(image)).every((b) => b === 0)).toBe(true);
     expect(await loopDevicesFor(image)).toEqual([]);
@@ -102,7 +143,12 @@ describe("no-format volume context keys", () => {
     const id = "noformat-false";
     await h.createVolume(id, 64 * MiB);
     const staging = await h.path(id, "staging");
-    await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability(), volumeContext: { [NO_FORMAT_KEYS[0]]: "false" } });
+    await h.node.nodeStageVolume({
+      volumeId: id,
+      stagingTargetPath: staging,
+      volumeCapability: mountCapability(),
+      volumeContext: { [NO_FORMAT_KEYS[0]]: "false" },
+    });
     expect((await mountEntryAt(staging))?.fsType).toBe("ext4");
     await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
   });

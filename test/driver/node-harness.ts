@@ -23,7 +23,9 @@ export const MiB = 1024 * 1024;
 
 /** Run a host command in a test; rejects with its stderr. */
 export async function sh(command: string, ...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(command, args, { env: { ...process.env, LC_ALL: "C", PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` } });
+  const { stdout } = await execFileAsync(command, args, {
+    env: { ...process.env, LC_ALL: "C", PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` },
+  });
   return stdout;
 }
 
@@ -136,7 +138,10 @@ export async function startNode(prefix: string, options: HarnessOptions = {}): P
       for (const { device } of await loopDevicesUnder(dir)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
     },
     async leftovers() {
-      return [...(await mountsUnder(dir)).map((m) => `mount ${m}`), ...(await loopDevicesUnder(dir)).map((l) => `loop ${l.device} -> ${l.file}`)];
+      return [
+        ...(await mountsUnder(dir)).map((m) => `mount ${m}`),
+        ...(await loopDevicesUnder(dir)).map((l) => `loop ${l.device} -> ${l.file}`),
+      ];
     },
     async stop() {
       clients.close();

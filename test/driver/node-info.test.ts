@@ -26,7 +26,11 @@ describe("NodeGetInfo and NodeGetCapabilities", () => {
   });
 
   it("lists stage/unstage, stats and expansion; alpha capabilities only when switched on", async () => {
-    expect(rpcTypes((await plain.node.nodeGetCapabilities({})).capabilities)).toEqual([Rpc.STAGE_UNSTAGE_VOLUME, Rpc.GET_VOLUME_STATS, Rpc.EXPAND_VOLUME]);
+    expect(rpcTypes((await plain.node.nodeGetCapabilities({})).capabilities)).toEqual([
+      Rpc.STAGE_UNSTAGE_VOLUME,
+      Rpc.GET_VOLUME_STATS,
+      Rpc.EXPAND_VOLUME,
+    ]);
     expect(rpcTypes((await alpha.node.nodeGetCapabilities({})).capabilities)).toEqual([
       Rpc.STAGE_UNSTAGE_VOLUME,
       Rpc.GET_VOLUME_STATS,

@@ -36,7 +36,13 @@ describe.each(FILESYSTEMS)("mount volume round trip ($fsType)", ({ fsType, reque
       for (const target of [rw1, rw2]) {
         await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability });
       }
-      await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: ro, volumeCapability: capability, readonly: true });
+      await h.node.nodePublishVolume({
+        volumeId: id,
+        stagingTargetPath: staging,
+        targetPath: ro,
+        volumeCapability: capability,
+        readonly: true,
+      });
       expect((await mountEntryAt(ro))?.options).toContain("ro");
 
       await writeFile(join(rw1, "hello.txt"), "written through the first target");
@@ -72,7 +78,8 @@ describe("idempotency and conflicts", () => {
     const capability = mountCapability("ext4", ["noatime"]);
     try {
       for (let i = 0; i < 2; i++) await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: capability });
-      for (let i = 0; i < 2; i++) await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability });
+      for (let i = 0; i < 2; i++)
+        await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: capability });
       expect((await mountEntryAt(target))?.options).toContain("noatime");
       expect((await loopDevicesFor(image)).length).toBe(1);
       for (let i = 0; i < 2; i++) await h.node.nodeUnpublishVolume({ volumeId: id, targetPath: target });
@@ -95,24 +102,53 @@ describe("idempotency and conflicts", () => {
     try {
       await h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: ext4 });
       // Same staging path, another filesystem type / access type / volume.
-      await expectCode(h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: mountCapability("xfs") }), Code.AlreadyExists);
-      await expectCode(h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: blockCapability() }), Code.AlreadyExists);
-      await expectCode(h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: mountCapability("ext4", ["ro"]) }), Code.AlreadyExists);
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: mountCapability("xfs") }),
+        Code.AlreadyExists,
+      );
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: blockCapability() }),
+        Code.AlreadyExists,
+      );
+      await expectCode(
+        h.node.nodeStageVolume({ volumeId: a, stagingTargetPath: stagingA, volumeCapability: mountCapability("ext4", ["ro"]) }),
+        Code.AlreadyExists,
+      );
       await expectCode(h.node.nodeStageVolume({ volumeId: b, stagingTargetPath: stagingA, volumeCapability: ext4 }), Code.AlreadyExists);
 
       // Publishing a volume that is not staged, or without a staging path.
-      const notStaged = await expectCode(h.node.nodePublishVolume({ volumeId: b, stagingTargetPath: stagingB, targetPath: target, volumeCapability: ext4 }), Code.FailedPrecondition);
+      const notStaged = await expectCode(
+        h.node.nodePublishVolume({ volumeId: b, stagingTargetPath: stagingB, targetPath: target, volumeCapability: ext4 }),
+        Code.FailedPrecondition,
+      );
       expect(notStaged).toMatch(/not staged/);
       await expectCode(h.node.nodePublishVolume({ volumeId: a, targetPath: target, volumeCapability: ext4 }), Code.FailedPrecondition);
       // Staged as a filesystem, published for block access.
-      await expectCode(h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: blockCapability() }), Code.FailedPrecondition);
+      await expectCode(
+        h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: blockCapability() }),
+        Code.FailedPrecondition,
+      );
 
       await h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: ext4 });
       // Same target: read-only instead of read-write, other mount flags, another volume.
-      await expectCode(h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: ext4, readonly: true }), Code.AlreadyExists);
-      await expectCode(h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: mountCapability("ext4", ["noexec"]) }), Code.AlreadyExists);
+      await expectCode(
+        h.node.nodePublishVolume({ volumeId: a, stagingTargetPath: stagingA, targetPath: target, volumeCapability: ext4, readonly: true }),
+        Code.AlreadyExists,
+      );
+      await expectCode(
+        h.node.nodePublishVolume({
+          volumeId: a,
+          stagingTargetPath: stagingA,
+          targetPath: target,
+          volumeCapability: mountCapability("ext4", ["noexec"]),
+        }),
+        Code.AlreadyExists,
+      );
       await h.node.nodeStageVolume({ volumeId: b, stagingTargetPath: stagingB, volumeCapability: ext4 });
-      await expectCode(h.node.nodePublishVolume({ volumeId: b, stagingTargetPath: stagingB, targetPath: target, volumeCapability: ext4 }), Code.AlreadyExists);
+      await expectCode(
+        h.node.nodePublishVolume({ volumeId: b, stagingTargetPath: stagingB, targetPath: target, volumeCapability: ext4 }),
+        Code.AlreadyExists,
+      );
 
       // Unstaging while still published is refused, and changes nothing.
       const published = await expectCode(h.node.nodeUnstageVolume({ volumeId: a, stagingTargetPath: stagingA }), Code.FailedPrecondition);
@@ -133,8 +169,18 @@ describe("idempotency and conflicts", () => {
     const staging = await h.path(id, "staging");
     const capability = mountCapability("ext4", [], Mode.SINGLE_NODE_SINGLE_WRITER);
     // Not enabled in this plugin: the mode exceeds its capabilities.
-    await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: capability }), Code.FailedPrecondition);
-    await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: mountCapability("ext4", [], Mode.MULTI_NODE_MULTI_WRITER) }), Code.FailedPrecondition);
+    await expectCode(
+      h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: capability }),
+      Code.FailedPrecondition,
+    );
+    await expectCode(
+      h.node.nodeStageVolume({
+        volumeId: id,
+        stagingTargetPath: staging,
+        volumeCapability: mountCapability("ext4", [], Mode.MULTI_NODE_MULTI_WRITER),
+      }),
+      Code.FailedPrecondition,
+    );
   });
 });
 
@@ -145,34 +191,82 @@ describe("required fields and bad arguments", () => {
     await expectCode(h.node.nodeStageVolume({ stagingTargetPath: staging, volumeCapability: cap }), Code.InvalidArgument);
     await expectCode(h.node.nodeStageVolume({ volumeId: "x", volumeCapability: cap }), Code.InvalidArgument);
     await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging }), Code.InvalidArgument);
-    await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: "relative/path", volumeCapability: cap }), Code.InvalidArgument);
-    await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: { accessMode: { mode: Mode.SINGLE_NODE_WRITER } } }), Code.InvalidArgument);
-    await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: { accessType: { case: "mount", value: {} } } }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: "relative/path", volumeCapability: cap }),
+      Code.InvalidArgument,
+    );
+    await expectCode(
+      h.node.nodeStageVolume({
+        volumeId: "x",
+        stagingTargetPath: staging,
+        volumeCapability: { accessMode: { mode: Mode.SINGLE_NODE_WRITER } },
+      }),
+      Code.InvalidArgument,
+    );
+    await expectCode(
+      h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: { accessType: { case: "mount", value: {} } } }),
+      Code.InvalidArgument,
+    );
     for (const flag of ["bind", "remount", "rbind", "make-shared", "loop=/dev/loop0", "x-mount.mkdir", "a b"]) {
-      const message = await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: mountCapability("ext4", [flag]) }), Code.InvalidArgument);
+      const message = await expectCode(
+        h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: mountCapability("ext4", [flag]) }),
+        Code.InvalidArgument,
+      );
       expect(message).toContain("mount_flags");
     }
-    await expectCode(h.node.nodeStageVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: { accessType: { case: "mount", value: { volumeMountGroup: "1000" } }, accessMode: { mode: Mode.SINGLE_NODE_WRITER } } }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodeStageVolume({
+        volumeId: "x",
+        stagingTargetPath: staging,
+        volumeCapability: {
+          accessType: { case: "mount", value: { volumeMountGroup: "1000" } },
+          accessMode: { mode: Mode.SINGLE_NODE_WRITER },
+        },
+      }),
+      Code.InvalidArgument,
+    );
     await expectCode(h.node.nodeUnstageVolume({ stagingTargetPath: staging }), Code.InvalidArgument);
     await expectCode(h.node.nodeUnstageVolume({ volumeId: "x" }), Code.InvalidArgument);
-    await expectCode(h.node.nodePublishVolume({ stagingTargetPath: staging, targetPath: staging, volumeCapability: cap }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodePublishVolume({ stagingTargetPath: staging, targetPath: staging, volumeCapability: cap }),
+      Code.InvalidArgument,
+    );
     await expectCode(h.node.nodePublishVolume({ volumeId: "x", stagingTargetPath: staging, volumeCapability: cap }), Code.InvalidArgument);
-    await expectCode(h.node.nodePublishVolume({ volumeId: "x", stagingTargetPath: staging, targetPath: `${staging}-t` }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodePublishVolume({ volumeId: "x", stagingTargetPath: staging, targetPath: `${staging}-t` }),
+      Code.InvalidArgument,
+    );
     await expectCode(h.node.nodeUnpublishVolume({ targetPath: staging }), Code.InvalidArgument);
     await expectCode(h.node.nodeUnpublishVolume({ volumeId: "x" }), Code.InvalidArgument);
     await expectCode(h.node.nodeGetVolumeStats({ volumePath: staging }), Code.InvalidArgument);
     await expectCode(h.node.nodeGetVolumeStats({ volumeId: "x" }), Code.InvalidArgument);
     await expectCode(h.node.nodeExpandVolume({ volumePath: staging }), Code.InvalidArgument);
     await expectCode(h.node.nodeExpandVolume({ volumeId: "x" }), Code.InvalidArgument);
-    await expectCode(h.node.nodeExpandVolume({ volumeId: "x", volumePath: staging, capacityRange: { requiredBytes: 10n, limitBytes: 5n } }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodeExpandVolume({ volumeId: "x", volumePath: staging, capacityRange: { requiredBytes: 10n, limitBytes: 5n } }),
+      Code.InvalidArgument,
+    );
   });
 
   it("answers NOT_FOUND for a volume that does not exist, and INVALID_ARGUMENT for a staging path without a parent", async () => {
     const staging = await h.path("missing", "staging");
-    await expectCode(h.node.nodeStageVolume({ volumeId: "no-such-volume", stagingTargetPath: staging, volumeCapability: cap }), Code.NotFound);
-    await expectCode(h.node.nodeStageVolume({ volumeId: "Not/A/Local/Id", stagingTargetPath: staging, volumeCapability: cap }), Code.NotFound);
+    await expectCode(
+      h.node.nodeStageVolume({ volumeId: "no-such-volume", stagingTargetPath: staging, volumeCapability: cap }),
+      Code.NotFound,
+    );
+    await expectCode(
+      h.node.nodeStageVolume({ volumeId: "Not/A/Local/Id", stagingTargetPath: staging, volumeCapability: cap }),
+      Code.NotFound,
+    );
     await h.createVolume("orphan-parent", 64 * MiB);
-    await expectCode(h.node.nodeStageVolume({ volumeId: "orphan-parent", stagingTargetPath: join(h.dir, "nowhere", "deeper", "staging"), volumeCapability: cap }), Code.InvalidArgument);
+    await expectCode(
+      h.node.nodeStageVolume({
+        volumeId: "orphan-parent",
+        stagingTargetPath: join(h.dir, "nowhere", "deeper", "staging"),
+        volumeCapability: cap,
+      }),
+      Code.InvalidArgument,
+    );
   });
 
   it("unpublishes and unstages paths that hold nothing as a no-op", async () => {

@@ -39,7 +39,10 @@ describe("mount propagation check", () => {
     const target = join(kubeletDir, "pods", "target");
     const cap = mountCapability("ext4");
     try {
-      const text = await expectCode(h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: cap }), Code.FailedPrecondition);
+      const text = await expectCode(
+        h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: cap }),
+        Code.FailedPrecondition,
+      );
       expect(text).toMatch(/mount propagation is disabled/);
       expect(text).toMatch(/private/);
       expect(text).toMatch(/mountPropagation: Bidirectional/);
@@ -48,7 +51,10 @@ describe("mount propagation check", () => {
       // Paths outside the kubelet directory are not subject to the check.
       const outside = await h.path("outside", "staging");
       await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: outside, volumeCapability: cap });
-      await expectCode(h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: outside, targetPath: target, volumeCapability: cap }), Code.FailedPrecondition);
+      await expectCode(
+        h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: outside, targetPath: target, volumeCapability: cap }),
+        Code.FailedPrecondition,
+      );
       expect(await mountEntryAt(target)).toBeUndefined();
       await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: outside });
 

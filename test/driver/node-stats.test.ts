@@ -63,8 +63,12 @@ describe("NodeGetVolumeStats", () => {
       expect(inodes).toEqual({ total: di.total, used: di.used, available: di.avail });
       expect(bytes.used).toBeGreaterThanOrEqual(5 * MiB);
       // Without staging_target_path too, and on the staging path itself.
-      expect(usageOf(await plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: p.target }), VolumeUsage_Unit.BYTES).total).toBe(d.size);
-      expect(usageOf(await plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: p.staging }), VolumeUsage_Unit.BYTES).total).toBe(d.size);
+      expect(usageOf(await plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: p.target }), VolumeUsage_Unit.BYTES).total).toBe(
+        d.size,
+      );
+      expect(usageOf(await plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: p.staging }), VolumeUsage_Unit.BYTES).total).toBe(
+        d.size,
+      );
       await teardown(plain, id, p);
     } finally {
       await plain.cleanupHost();
@@ -82,7 +86,10 @@ describe("NodeGetVolumeStats", () => {
       await expectCode(plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: plain.dir }), Code.NotFound);
       await expectCode(plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: "/proc" }), Code.NotFound);
       await expectCode(plain.node.nodeGetVolumeStats({ volumeId: id, volumePath: q.target }), Code.NotFound);
-      await expectCode(plain.node.nodeGetVolumeStats({ volumeId: other, volumePath: q.target, stagingTargetPath: p.staging }), Code.NotFound);
+      await expectCode(
+        plain.node.nodeGetVolumeStats({ volumeId: other, volumePath: q.target, stagingTargetPath: p.staging }),
+        Code.NotFound,
+      );
       await expectCode(plain.node.nodeGetVolumeStats({ volumeId: "no-such-volume", volumePath: p.target }), Code.NotFound);
       await teardown(plain, id, p);
       await teardown(plain, other, q);

@@ -15,7 +15,10 @@ describe("Readiness", () => {
   it("reports a plain failure as FAILED_PRECONDITION naming the check, and keeps status errors", async () => {
     const plain = new Readiness();
     plain.add({ name: "node host tools", check: async () => Promise.reject(new Error("missing mkfs.ext4")) });
-    await expect(plain.ready(signal)).rejects.toMatchObject({ code: Code.FailedPrecondition, rawMessage: "node host tools: missing mkfs.ext4" });
+    await expect(plain.ready(signal)).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+      rawMessage: "node host tools: missing mkfs.ext4",
+    });
     const status = new Readiness();
     status.add({ name: "api", check: async () => Promise.reject(new CsiError(Code.Unauthenticated, "token rejected")) });
     await expect(status.ready(signal)).rejects.toMatchObject({ code: Code.Unauthenticated });

@@ -61,7 +61,8 @@ export class ExternalAttacher {
   async detach(attachment: VolumeAttachment, pv: PersistentVolume, nodeId: string): Promise<void> {
     await withRetries(
       `ControllerUnpublishVolume ${pv.csi.volumeHandle} from ${nodeId}`,
-      (o) => this.controller().controllerUnpublishVolume({ volumeId: pv.csi.volumeHandle, nodeId, secrets: { ...this.options.secrets } }, o),
+      (o) =>
+        this.controller().controllerUnpublishVolume({ volumeId: pv.csi.volumeHandle, nodeId, secrets: { ...this.options.secrets } }, o),
       this.options.retry ?? DEFAULT_RETRY,
       this.options.stats,
     );

@@ -26,7 +26,13 @@ export function csiAccessMode(mode: AccessModeName, singleNodeMultiWriter: boole
   }
 }
 
-export function capabilityFor(volumeMode: VolumeMode, accessMode: AccessModeName, fsType: string, mountFlags: readonly string[], singleNodeMultiWriter: boolean): CapabilityInit {
+export function capabilityFor(
+  volumeMode: VolumeMode,
+  accessMode: AccessModeName,
+  fsType: string,
+  mountFlags: readonly string[],
+  singleNodeMultiWriter: boolean,
+): CapabilityInit {
   const mode = csiAccessMode(accessMode, singleNodeMultiWriter);
   if (volumeMode === "Block") return { accessType: { case: "block", value: {} }, accessMode: { mode } };
   return { accessType: { case: "mount", value: { fsType, mountFlags: [...mountFlags] } }, accessMode: { mode } };

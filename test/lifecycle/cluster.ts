@@ -5,7 +5,20 @@ import { mountsUnder } from "../support/host-leaks.js";
 import { attachmentName, ExternalAttacher } from "./attacher.js";
 import type { LifecycleEnvironment } from "./environments.js";
 import { Kubelet, type MountedVolume } from "./kubelet.js";
-import { meta, type AccessModeName, type DataSource, type PersistentVolume, type PersistentVolumeClaim, type Pod, type PodVolume, type StorageClass, type VolumeAttachment, type VolumeMode, type VolumeSnapshot, type VolumeSnapshotClass } from "./objects.js";
+import {
+  meta,
+  type AccessModeName,
+  type DataSource,
+  type PersistentVolume,
+  type PersistentVolumeClaim,
+  type Pod,
+  type PodVolume,
+  type StorageClass,
+  type VolumeAttachment,
+  type VolumeMode,
+  type VolumeSnapshot,
+  type VolumeSnapshotClass,
+} from "./objects.js";
 import { ExternalProvisioner } from "./provisioner.js";
 import { ExternalResizer } from "./resizer.js";
 import { DEFAULT_RETRY, RetryStats, type RetryPolicy } from "./retry.js";
@@ -76,9 +89,18 @@ export class Cluster {
       retry,
       stats: this.stats,
     });
-    this.attacher = new ExternalAttacher(controller, { driverName: env.driverName, singleNodeMultiWriter: false, retry, stats: this.stats });
+    this.attacher = new ExternalAttacher(controller, {
+      driverName: env.driverName,
+      singleNodeMultiWriter: false,
+      retry,
+      stats: this.stats,
+    });
     this.resizer = new ExternalResizer(controller, { singleNodeMultiWriter: false, retry, stats: this.stats });
-    this.snapshotter = new ExternalSnapshotter(controller, { extraCreateMetadata: options.extraCreateMetadata ?? true, retry, stats: this.stats });
+    this.snapshotter = new ExternalSnapshotter(controller, {
+      extraCreateMetadata: options.extraCreateMetadata ?? true,
+      retry,
+      stats: this.stats,
+    });
   }
 
   /** Register the node plugin with the kubelet and learn whether volumes need attaching (PUBLISH_UNPUBLISH_VOLUME). */
@@ -86,7 +108,9 @@ export class Cluster {
     const cluster = new Cluster(env, options);
     await cluster.kubelet.register();
     const caps = await env.controllerClient().controllerGetCapabilities({}, { timeoutMs: 30_000 });
-    cluster.#attachRequired = caps.capabilities.some((c) => c.type.case === "rpc" && c.type.value.type === ControllerCap.PUBLISH_UNPUBLISH_VOLUME);
+    cluster.#attachRequired = caps.capabilities.some(
+      (c) => c.type.case === "rpc" && c.type.value.type === ControllerCap.PUBLISH_UNPUBLISH_VOLUME,
+    );
     return cluster;
   }
 
@@ -225,8 +249,10 @@ export class Cluster {
     }
     // Restored volumes first, then snapshots, then their sources.
     const claims = [...this.claims].reverse();
-    for (const claim of claims.filter((c) => c.dataSource !== undefined)) await attempt(`delete PVC ${claim.metadata.name}`, () => this.deleteClaim(claim));
-    for (const snapshot of [...this.snapshots]) await attempt(`delete snapshot ${snapshot.metadata.name}`, () => this.deleteSnapshot(snapshot));
+    for (const claim of claims.filter((c) => c.dataSource !== undefined))
+      await attempt(`delete PVC ${claim.metadata.name}`, () => this.deleteClaim(claim));
+    for (const snapshot of [...this.snapshots])
+      await attempt(`delete snapshot ${snapshot.metadata.name}`, () => this.deleteSnapshot(snapshot));
     for (const claim of [...this.claims].reverse()) await attempt(`delete PVC ${claim.metadata.name}`, () => this.deleteClaim(claim));
     return errors;
   }

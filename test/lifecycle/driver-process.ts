@@ -56,7 +56,8 @@ export class DriverProcess {
     const deadline = Date.now() + 20_000;
     let last = "";
     while (Date.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${this.name} exited (${child.exitCode ?? child.signalCode}) while starting; see ${this.logPath}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${this.name} exited (${child.exitCode ?? child.signalCode}) while starting; see ${this.logPath}`);
       if (existsSync(this.socketPath)) {
         const clients = connectCsi(this.endpoint);
         try {

@@ -74,7 +74,8 @@ abstract class BaseEnvironment {
   }
 
   nodeClient(): Client<typeof Node> {
-    this.#nodeClients ??= this.node === this.controller ? (this.#controllerClients ??= connectCsi(this.controller.endpoint)) : connectCsi(this.node.endpoint);
+    this.#nodeClients ??=
+      this.node === this.controller ? (this.#controllerClients ??= connectCsi(this.controller.endpoint)) : connectCsi(this.node.endpoint);
     return this.#nodeClients.node;
   }
 
@@ -167,7 +168,8 @@ class LocalEnvironment extends BaseEnvironment implements LifecycleEnvironment {
   async close(): Promise<void> {
     await this.closeBase();
     const leftovers = await this.sweep();
-    if (leftovers.length > 0) throw new Error(`the local environment left host resources behind (now cleaned up):\n  ${leftovers.join("\n  ")}`);
+    if (leftovers.length > 0)
+      throw new Error(`the local environment left host resources behind (now cleaned up):\n  ${leftovers.join("\n  ")}`);
   }
 }
 
@@ -229,7 +231,8 @@ class DigitalOceanEnvironment extends BaseEnvironment implements LifecycleEnviro
     await this.sim.stop();
     const leftovers = await this.sweep();
     if (error !== undefined) throw error;
-    if (leftovers.length > 0) throw new Error(`the DigitalOcean environment left host resources behind (now cleaned up):\n  ${leftovers.join("\n  ")}`);
+    if (leftovers.length > 0)
+      throw new Error(`the DigitalOcean environment left host resources behind (now cleaned up):\n  ${leftovers.join("\n  ")}`);
   }
 }
 

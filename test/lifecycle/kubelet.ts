@@ -161,7 +161,13 @@ export class Kubelet {
             `NodeStageVolume ${pv.csi.volumeHandle}`,
             (o) =>
               this.node().nodeStageVolume(
-                { volumeId: pv.csi.volumeHandle, publishContext, stagingTargetPath: stagingPath, volumeCapability: capability, volumeContext: { ...pv.csi.volumeAttributes } },
+                {
+                  volumeId: pv.csi.volumeHandle,
+                  publishContext,
+                  stagingTargetPath: stagingPath,
+                  volumeCapability: capability,
+                  volumeContext: { ...pv.csi.volumeAttributes },
+                },
                 o,
               ),
             retry,
@@ -318,7 +324,15 @@ export class Kubelet {
     if (mounted === undefined) throw new Error(`volume ${pv.name} is not mounted for pod ${pod.metadata.name}`);
     return withRetries(
       `NodeGetVolumeStats ${pv.csi.volumeHandle}`,
-      (o) => this.node().nodeGetVolumeStats({ volumeId: pv.csi.volumeHandle, volumePath: mounted.publishPath, stagingTargetPath: this.registration.stageUnstage ? mounted.stagingPath : "" }, o),
+      (o) =>
+        this.node().nodeGetVolumeStats(
+          {
+            volumeId: pv.csi.volumeHandle,
+            volumePath: mounted.publishPath,
+            stagingTargetPath: this.registration.stageUnstage ? mounted.stagingPath : "",
+          },
+          o,
+        ),
       this.options.retry ?? DEFAULT_RETRY,
       this.options.stats,
     );
@@ -336,9 +350,17 @@ export class Kubelet {
     for (const entry of entries) {
       try {
         if (entry.kind === "publish") {
-          await withRetries(`NodeUnpublishVolume ${entry.volumeId}`, (o) => this.node().nodeUnpublishVolume({ volumeId: entry.volumeId, targetPath: entry.path }, o), retry);
+          await withRetries(
+            `NodeUnpublishVolume ${entry.volumeId}`,
+            (o) => this.node().nodeUnpublishVolume({ volumeId: entry.volumeId, targetPath: entry.path }, o),
+            retry,
+          );
         } else {
-          await withRetries(`NodeUnstageVolume ${entry.volumeId}`, (o) => this.node().nodeUnstageVolume({ volumeId: entry.volumeId, stagingTargetPath: entry.path }, o), retry);
+          await withRetries(
+            `NodeUnstageVolume ${entry.volumeId}`,
+            (o) => this.node().nodeUnstageVolume({ volumeId: entry.volumeId, stagingTargetPath: entry.path }, o),
+            retry,
+          );
           await this.removeDir(entry.path, false);
           if (entry.path.endsWith("/globalmount")) await this.removeDir(dirname(entry.path), true);
         }

@@ -33,7 +33,9 @@ export interface VolumeSnapshotClass {
   readonly parameters: Readonly<Record<string, string>>;
 }
 
-export type DataSource = { readonly kind: "VolumeSnapshot"; readonly snapshot: VolumeSnapshot } | { readonly kind: "PersistentVolumeClaim"; readonly claim: PersistentVolumeClaim };
+export type DataSource =
+  | { readonly kind: "VolumeSnapshot"; readonly snapshot: VolumeSnapshot }
+  | { readonly kind: "PersistentVolumeClaim"; readonly claim: PersistentVolumeClaim };
 
 export interface PersistentVolumeClaim {
   readonly metadata: ObjectMeta;

@@ -2,7 +2,11 @@
  * Run `work` over `items` with at most `workers` at a time, as a sidecar's
  * worker threads do. Every item is attempted; the failures are returned.
  */
-export async function runPool<T, R>(items: readonly T[], workers: number, work: (item: T, index: number) => Promise<R>): Promise<{ results: (R | undefined)[]; errors: { index: number; error: unknown }[] }> {
+export async function runPool<T, R>(
+  items: readonly T[],
+  workers: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<{ results: (R | undefined)[]; errors: { index: number; error: unknown }[] }> {
   const results: (R | undefined)[] = new Array<R | undefined>(items.length).fill(undefined);
   const errors: { index: number; error: unknown }[] = [];
   let next = 0;

@@ -11,7 +11,10 @@ export const SIDECAR_PREFIX = "csi.storage.k8s.io/";
 const PROVISIONER_KEYS = new Set(
   [
     "fstype",
-    ...["provisioner", "controller-publish", "node-stage", "node-publish", "controller-expand", "node-expand"].flatMap((op) => [`${op}-secret-name`, `${op}-secret-namespace`]),
+    ...["provisioner", "controller-publish", "node-stage", "node-publish", "controller-expand", "node-expand"].flatMap((op) => [
+      `${op}-secret-name`,
+      `${op}-secret-namespace`,
+    ]),
   ].map((key) => SIDECAR_PREFIX + key),
 );
 
@@ -38,11 +41,19 @@ export interface ProvisionerOptions {
  * without the `csi.storage.k8s.io/` keys (it strips them, and refuses unknown
  * ones), plus the PVC/PV names with --extra-create-metadata.
  */
-export function driverParameters(sc: StorageClass, claim: PersistentVolumeClaim, pvName: string, extraCreateMetadata: boolean): Record<string, string> {
+export function driverParameters(
+  sc: StorageClass,
+  claim: PersistentVolumeClaim,
+  pvName: string,
+  extraCreateMetadata: boolean,
+): Record<string, string> {
   const parameters: Record<string, string> = {};
   for (const [key, value] of Object.entries(sc.parameters)) {
     if (key.startsWith(SIDECAR_PREFIX)) {
-      if (!PROVISIONER_KEYS.has(key)) throw new Error(`StorageClass ${sc.name}: invalid parameter key ${JSON.stringify(key)} (the provisioner refuses unknown ${SIDECAR_PREFIX} keys)`);
+      if (!PROVISIONER_KEYS.has(key))
+        throw new Error(
+          `StorageClass ${sc.name}: invalid parameter key ${JSON.stringify(key)} (the provisioner refuses unknown ${SIDECAR_PREFIX} keys)`,
+        );
       continue;
     }
     parameters[key] = value;
@@ -77,18 +88,23 @@ export class ExternalProvisioner {
 
   capabilities(claim: PersistentVolumeClaim): CapabilityInit[] {
     const sc = claim.storageClass;
-    return claim.accessModes.map((mode) => capabilityFor(claim.volumeMode, mode, fsTypeOf(sc, this.options.defaultFsType), sc.mountOptions, this.options.singleNodeMultiWriter));
+    return claim.accessModes.map((mode) =>
+      capabilityFor(claim.volumeMode, mode, fsTypeOf(sc, this.options.defaultFsType), sc.mountOptions, this.options.singleNodeMultiWriter),
+    );
   }
 
   /** The CreateVolumeRequest for a claim, as the provisioner builds it (and rebuilds it, identically, on every retry). */
   createVolumeRequest(claim: PersistentVolumeClaim, topology: Readonly<Record<string, string>> | undefined) {
     const pvName = `pvc-${claim.metadata.uid}`;
     const source = claim.dataSource;
-    let volumeContentSource: { type: { case: "snapshot"; value: { snapshotId: string } } | { case: "volume"; value: { volumeId: string } } } | undefined;
+    let volumeContentSource:
+      | { type: { case: "snapshot"; value: { snapshotId: string } } | { case: "volume"; value: { volumeId: string } } }
+      | undefined;
     if (source?.kind === "VolumeSnapshot") {
       const content = source.snapshot.content;
       if (content === undefined || !content.readyToUse) throw new Error(`VolumeSnapshot ${source.snapshot.metadata.name} is not ready`);
-      if (claim.requestBytes < content.restoreSize) throw new Error(`requested ${claim.requestBytes} bytes is less than the snapshot's restore size ${content.restoreSize}`);
+      if (claim.requestBytes < content.restoreSize)
+        throw new Error(`requested ${claim.requestBytes} bytes is less than the snapshot's restore size ${content.restoreSize}`);
       volumeContentSource = { type: { case: "snapshot", value: { snapshotId: content.snapshotHandle } } };
     } else if (source?.kind === "PersistentVolumeClaim") {
       const volume = source.claim.volume;
@@ -103,13 +119,20 @@ export class ExternalProvisioner {
       secrets: this.secretsFor(claim.storageClass),
       ...(volumeContentSource !== undefined ? { volumeContentSource } : {}),
       // With the Topology feature, the requisite and preferred topologies are the nodes' (here: the one node).
-      ...(topology !== undefined && Object.keys(topology).length > 0 ? { accessibilityRequirements: { requisite: [{ segments: { ...topology } }], preferred: [{ segments: { ...topology } }] } } : {}),
+      ...(topology !== undefined && Object.keys(topology).length > 0
+        ? { accessibilityRequirements: { requisite: [{ segments: { ...topology } }], preferred: [{ segments: { ...topology } }] } }
+        : {}),
     };
   }
 
   async provision(claim: PersistentVolumeClaim, topology?: Readonly<Record<string, string>>): Promise<PersistentVolume> {
     const request = this.createVolumeRequest(claim, topology);
-    const response = await withRetries(`CreateVolume ${request.name}`, (o) => this.controller().createVolume(request, o), this.options.retry ?? DEFAULT_RETRY, this.options.stats);
+    const response = await withRetries(
+      `CreateVolume ${request.name}`,
+      (o) => this.controller().createVolume(request, o),
+      this.options.retry ?? DEFAULT_RETRY,
+      this.options.stats,
+    );
     const volume = response.volume;
     if (volume === undefined || volume.volumeId === "") throw new Error(`CreateVolume ${request.name} returned no volume`);
     const pv: PersistentVolume = {

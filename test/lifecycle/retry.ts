@@ -29,7 +29,10 @@ export function isTransient(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true; // a transport failure: the request may or may not have arrived
   if (TRANSIENT.has(err.code)) return true;
   // A connection cut by a dying server surfaces as an HTTP/2 stream error, not a status from the driver.
-  return (err.code === Code.Internal || err.code === Code.Unknown) && /stream|socket|ECONNRESET|ECONNREFUSED|ENOENT|GOAWAY|closed|protocol error/i.test(err.rawMessage);
+  return (
+    (err.code === Code.Internal || err.code === Code.Unknown) &&
+    /stream|socket|ECONNRESET|ECONNREFUSED|ENOENT|GOAWAY|closed|protocol error/i.test(err.rawMessage)
+  );
 }
 
 /** Counts of what happened across calls, for assertions about the retries themselves. */
@@ -51,7 +54,12 @@ export class RetryStats {
 export class GaveUp extends Error {}
 
 /** Call `attempt` until it succeeds or fails finally; transient failures are retried with backoff. */
-export async function withRetries<T>(what: string, attempt: (options: CallOptions) => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY, stats?: RetryStats): Promise<T> {
+export async function withRetries<T>(
+  what: string,
+  attempt: (options: CallOptions) => Promise<T>,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  stats?: RetryStats,
+): Promise<T> {
   const started = Date.now();
   let backoff = policy.initialBackoffMs;
   for (let n = 1; ; n++) {

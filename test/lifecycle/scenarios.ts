@@ -22,7 +22,11 @@ function present<T>(value: T | undefined, what: string): T {
 }
 
 /** Run `body` against a fresh cluster; whatever it leaves behind on failure is torn down in the cluster's order. */
-async function withCluster(env: LifecycleEnvironment, options: ClusterOptions, body: (cluster: Cluster) => Promise<void>): Promise<Cluster> {
+async function withCluster(
+  env: LifecycleEnvironment,
+  options: ClusterOptions,
+  body: (cluster: Cluster) => Promise<void>,
+): Promise<Cluster> {
   const cluster = await Cluster.start(env, options);
   try {
     await body(cluster);
@@ -89,7 +93,11 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
 
     it("filesystem volume: provision with the provisioner's arguments, two pods, snapshot, restore into a larger volume, teardown in order", async () => {
       await withCluster(env, { extraCreateMetadata: true }, async (cluster) => {
-        const sc = cluster.storageClass("standard", { "csi.storage.k8s.io/fstype": "ext4", "csi.storage.k8s.io/node-stage-secret-namespace": "kube-system" }, ["noatime"]);
+        const sc = cluster.storageClass(
+          "standard",
+          { "csi.storage.k8s.io/fstype": "ext4", "csi.storage.k8s.io/node-stage-secret-namespace": "kube-system" },
+          ["noatime"],
+        );
         const claim = cluster.claim("data", sc);
         const request = cluster.provisioner.createVolumeRequest(claim, cluster.kubelet.registration.topology);
         // What the provisioner hands the driver: no sidecar keys but its own metadata.
@@ -109,7 +117,9 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
         const writer = await cluster.runPod("writer", [{ claim, readOnly: false }]);
         const writerMount = writer.mounts[0];
         if (writerMount === undefined) throw new Error("no mount");
-        expect(writerMount.path).toBe(join(cluster.kubelet.options.root, "pods", writer.pod.metadata.uid, "volumes", "kubernetes.io~csi", pv.name, "mount"));
+        expect(writerMount.path).toBe(
+          join(cluster.kubelet.options.root, "pods", writer.pod.metadata.uid, "volumes", "kubernetes.io~csi", pv.name, "mount"),
+        );
         const staged = await mountsAt(writerMount.stagingPath);
         expect(staged).toHaveLength(1);
         const published = await mountsAt(writerMount.path);
@@ -190,8 +200,12 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
         const { pod, mounts } = await cluster.runPod("db", [{ claim, readOnly: false }]);
         const mounted = mounts[0];
         if (mounted === undefined) throw new Error("no mount");
-        expect(mounted.publishPath).toBe(join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "publish", pv.name, pod.metadata.uid));
-        expect(mounted.stagingPath).toBe(join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "staging", pv.name));
+        expect(mounted.publishPath).toBe(
+          join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "publish", pv.name, pod.metadata.uid),
+        );
+        expect(mounted.stagingPath).toBe(
+          join(cluster.kubelet.options.root, "plugins", "kubernetes.io", "csi", "volumeDevices", "staging", pv.name),
+        );
         expect((await lstat(mounted.path)).isSymbolicLink()).toBe(true);
         expect(await readlink(mounted.path)).toBe(mounted.publishPath);
         const size = await blockDeviceSize(mounted.path);
@@ -239,7 +253,10 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
         const nodeId = cluster.kubelet.registration.nodeId;
         for (const volume of await volumesForClaims(env, claims)) expect(volume.attachedTo).toEqual([nodeId]);
 
-        throwIfFailed("delete pods", (await runPool(pods.results, workers, async (entry) => cluster.deletePod(present(entry, "pod").pod))).errors);
+        throwIfFailed(
+          "delete pods",
+          (await runPool(pods.results, workers, async (entry) => cluster.deletePod(present(entry, "pod").pod))).errors,
+        );
         throwIfFailed("delete PVCs", (await runPool(claims, workers, (claim) => cluster.deleteClaim(claim))).errors);
         expect(await volumesForClaims(env, claims)).toEqual([]);
         expect(await env.backendVolumes()).toHaveLength(baseline);
@@ -257,8 +274,18 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
       await withCluster(
         env,
         {
-          retry: { attemptTimeoutMs: (n) => (n <= 2 ? firstAttempts * n : 60_000), initialBackoffMs: 10, maxBackoffMs: 200, maxElapsedMs: 120_000 },
-          kubeletRetry: { attemptTimeoutMs: (n) => (n <= 80 ? 5 + n * 5 : 60_000), initialBackoffMs: 50, maxBackoffMs: 100, maxElapsedMs: 120_000 },
+          retry: {
+            attemptTimeoutMs: (n) => (n <= 2 ? firstAttempts * n : 60_000),
+            initialBackoffMs: 10,
+            maxBackoffMs: 200,
+            maxElapsedMs: 120_000,
+          },
+          kubeletRetry: {
+            attemptTimeoutMs: (n) => (n <= 80 ? 5 + n * 5 : 60_000),
+            initialBackoffMs: 50,
+            maxBackoffMs: 100,
+            maxElapsedMs: 120_000,
+          },
         },
         async (cluster) => {
           const sc = cluster.storageClass("standard");
@@ -295,46 +322,50 @@ export function lifecycleSuite(title: string, start: () => Promise<LifecycleEnvi
 
     it("a driver restart in the middle of a batch: every PVC still ends with exactly one volume and one attachment", async () => {
       const count = 20;
-      await withCluster(env, { retry: { attemptTimeoutMs: 30_000, initialBackoffMs: 20, maxBackoffMs: 500, maxElapsedMs: 120_000 } }, async (cluster) => {
-        const sc = cluster.storageClass("standard");
-        const claims = Array.from({ length: count }, (_, i) => cluster.claim(`restart-${i}`, sc));
-        const baseline = (await env.backendVolumes()).length;
-        const batch = runPool(claims, count, async (claim, i) => {
-          await cluster.provision(claim);
-          const { pod, mounts } = await cluster.runPod(`restart-app-${i}`, [{ claim, readOnly: false }]);
-          const mounted = mounts[0];
-          if (mounted === undefined) throw new Error("no mount");
-          return { pod, path: mounted.path, marker: await writeMarker(mounted.path) };
-        });
-        // Crash the controller once a few volumes exist, i.e. with the batch in full swing.
-        const deadline = Date.now() + 20_000;
-        while ((await env.backendVolumes()).length < baseline + 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-        await env.controller.crashAndRestart(100);
-        const { results, errors } = await batch;
-        throwIfFailed("batch across a controller restart", errors);
-        expect(env.controller.restarts).toBe(1);
+      await withCluster(
+        env,
+        { retry: { attemptTimeoutMs: 30_000, initialBackoffMs: 20, maxBackoffMs: 500, maxElapsedMs: 120_000 } },
+        async (cluster) => {
+          const sc = cluster.storageClass("standard");
+          const claims = Array.from({ length: count }, (_, i) => cluster.claim(`restart-${i}`, sc));
+          const baseline = (await env.backendVolumes()).length;
+          const batch = runPool(claims, count, async (claim, i) => {
+            await cluster.provision(claim);
+            const { pod, mounts } = await cluster.runPod(`restart-app-${i}`, [{ claim, readOnly: false }]);
+            const mounted = mounts[0];
+            if (mounted === undefined) throw new Error("no mount");
+            return { pod, path: mounted.path, marker: await writeMarker(mounted.path) };
+          });
+          // Crash the controller once a few volumes exist, i.e. with the batch in full swing.
+          const deadline = Date.now() + 20_000;
+          while ((await env.backendVolumes()).length < baseline + 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+          await env.controller.crashAndRestart(100);
+          const { results, errors } = await batch;
+          throwIfFailed("batch across a controller restart", errors);
+          expect(env.controller.restarts).toBe(1);
 
-        const volumes = await volumesForClaims(env, claims);
-        expect(volumes).toHaveLength(count);
-        expect(await env.backendVolumes()).toHaveLength(baseline + count);
-        const nodeId = cluster.kubelet.registration.nodeId;
-        for (const volume of volumes) expect(volume.attachedTo).toEqual([nodeId]);
-        for (const entry of results) {
-          if (entry === undefined) throw new Error("missing pod");
-          expect(await readMarker(entry.path)).toBe(entry.marker);
-        }
+          const volumes = await volumesForClaims(env, claims);
+          expect(volumes).toHaveLength(count);
+          expect(await env.backendVolumes()).toHaveLength(baseline + count);
+          const nodeId = cluster.kubelet.registration.nodeId;
+          for (const volume of volumes) expect(volume.attachedTo).toEqual([nodeId]);
+          for (const entry of results) {
+            if (entry === undefined) throw new Error("missing pod");
+            expect(await readMarker(entry.path)).toBe(entry.marker);
+          }
 
-        // The node plugin restarts during the teardown: unpublish, unstage and detach must converge too.
-        const teardown = runPool(results, count, async (entry) => {
-          if (entry === undefined) throw new Error("missing pod");
-          await cluster.deletePod(entry.pod);
-        });
-        await env.node.crashAndRestart(100);
-        throwIfFailed("teardown across a node plugin restart", (await teardown).errors);
-        throwIfFailed("delete PVCs", (await runPool(claims, count, (claim) => cluster.deleteClaim(claim))).errors);
-        expect(await volumesForClaims(env, claims)).toEqual([]);
-        expect(await env.backendVolumes()).toHaveLength(baseline);
-      });
+          // The node plugin restarts during the teardown: unpublish, unstage and detach must converge too.
+          const teardown = runPool(results, count, async (entry) => {
+            if (entry === undefined) throw new Error("missing pod");
+            await cluster.deletePod(entry.pod);
+          });
+          await env.node.crashAndRestart(100);
+          throwIfFailed("teardown across a node plugin restart", (await teardown).errors);
+          throwIfFailed("delete PVCs", (await runPool(claims, count, (claim) => cluster.deleteClaim(claim))).errors);
+          expect(await volumesForClaims(env, claims)).toEqual([]);
+          expect(await env.backendVolumes()).toHaveLength(baseline);
+        },
+      );
     }, 180_000);
   });
 }

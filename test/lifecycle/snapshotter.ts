@@ -33,20 +33,36 @@ export class ExternalSnapshotter {
     if (volume === undefined) throw new Error(`source PVC ${snapshot.source.metadata.name} is not bound`);
     const contentName = `snapcontent-${snapshot.metadata.uid}`;
     const parameters: Record<string, string> = {};
-    for (const [key, value] of Object.entries(snapshot.snapshotClass.parameters)) if (!key.startsWith(SIDECAR_PREFIX)) parameters[key] = value;
+    for (const [key, value] of Object.entries(snapshot.snapshotClass.parameters))
+      if (!key.startsWith(SIDECAR_PREFIX)) parameters[key] = value;
     if (this.options.extraCreateMetadata) {
       parameters[SNAPSHOT_NAME_KEY] = snapshot.metadata.name;
       parameters[SNAPSHOT_NAMESPACE_KEY] = snapshot.metadata.namespace;
       parameters[SNAPSHOT_CONTENT_NAME_KEY] = contentName;
     }
-    const request = { name: `snapshot-${snapshot.metadata.uid}`, sourceVolumeId: volume.csi.volumeHandle, parameters, secrets: { ...this.options.secrets } };
+    const request = {
+      name: `snapshot-${snapshot.metadata.uid}`,
+      sourceVolumeId: volume.csi.volumeHandle,
+      parameters,
+      secrets: { ...this.options.secrets },
+    };
     const retry = this.options.retry ?? DEFAULT_RETRY;
     for (let delay = 50; ; delay = Math.min(delay * 2, 2_000)) {
-      const response = await withRetries(`CreateSnapshot ${request.name}`, (o) => this.controller().createSnapshot(request, o), retry, this.options.stats);
+      const response = await withRetries(
+        `CreateSnapshot ${request.name}`,
+        (o) => this.controller().createSnapshot(request, o),
+        retry,
+        this.options.stats,
+      );
       const created = response.snapshot;
       if (created === undefined || created.snapshotId === "") throw new Error(`CreateSnapshot ${request.name} returned no snapshot`);
       if (created.readyToUse) {
-        const content: VolumeSnapshotContent = { name: contentName, snapshotHandle: created.snapshotId, restoreSize: created.sizeBytes, readyToUse: true };
+        const content: VolumeSnapshotContent = {
+          name: contentName,
+          snapshotHandle: created.snapshotId,
+          restoreSize: created.sizeBytes,
+          readyToUse: true,
+        };
         snapshot.content = content;
         return content;
       }

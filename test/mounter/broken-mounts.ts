@@ -12,7 +12,9 @@ const execFileAsync = promisify(execFile);
  */
 export async function mountDeadFuse(path: string): Promise<void> {
   const script = 'exec 3<>/dev/fuse && exec mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 dead-fuse "$1"';
-  await execFileAsync("bash", ["-c", script, "mount-dead-fuse", path], { env: { ...process.env, PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` } });
+  await execFileAsync("bash", ["-c", script, "mount-dead-fuse", path], {
+    env: { ...process.env, PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` },
+  });
 }
 
 /** A process whose working directory is inside `path`, which keeps a mount there busy until it is killed. */

@@ -9,7 +9,9 @@ export const MiB = 1024 * 1024;
 
 /** Run a host command (sbin directories on PATH); resolves with stdout. */
 export async function sh(command: string, ...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(command, args, { env: { ...process.env, LC_ALL: "C", PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` } });
+  const { stdout } = await execFileAsync(command, args, {
+    env: { ...process.env, LC_ALL: "C", PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` },
+  });
   return stdout;
 }
 

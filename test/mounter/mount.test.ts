@@ -139,7 +139,12 @@ describe("paths and mount points", () => {
       await writeFile(join(mp, "data"), Buffer.alloc(3 * MiB, 1));
       await sh("sync");
       const usage = await filesystemUsage(mp);
-      const [size, used, avail] = (await sh("df", "-B1", "--output=size,used,avail", mp)).trim().split("\n")[1]!.trim().split(/\s+/).map(BigInt);
+      const [size, used, avail] = (await sh("df", "-B1", "--output=size,used,avail", mp))
+        .trim()
+        .split("\n")[1]!
+        .trim()
+        .split(/\s+/)
+        .map(BigInt);
       expect(usage.bytes).toEqual({ total: size, used, available: avail });
       expect(usage.inodes.used).toBeGreaterThan(0n);
     } finally {

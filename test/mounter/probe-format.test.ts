@@ -44,7 +44,19 @@ describe("probeDevice on real devices", () => {
       name: "LUKS",
       prepare: async (f, d) => {
         await writeFile(`${f}.key`, "k");
-        await sh("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", d, `${f}.key`);
+        await sh(
+          "cryptsetup",
+          "luksFormat",
+          "--batch-mode",
+          "--type",
+          "luks2",
+          "--pbkdf",
+          "pbkdf2",
+          "--pbkdf-force-iterations",
+          "1000",
+          d,
+          `${f}.key`,
+        );
       },
       kind: "encrypted",
     },
@@ -75,7 +87,16 @@ describe("probeDevice on real devices", () => {
 
 describe("makeFilesystem", () => {
   it("uses lazy-init ext4 without reserved blocks, and xfs without -f", () => {
-    expect(mkfsCommand("ext4", "/dev/x").args).toEqual(["-F", "-q", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "--", "/dev/x"]);
+    expect(mkfsCommand("ext4", "/dev/x").args).toEqual([
+      "-F",
+      "-q",
+      "-m",
+      "0",
+      "-E",
+      "lazy_itable_init=1,lazy_journal_init=1",
+      "--",
+      "/dev/x",
+    ]);
     expect(mkfsCommand("xfs", "/dev/x").args).not.toContain("-f");
   });
 

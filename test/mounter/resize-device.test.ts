@@ -4,7 +4,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { blockDeviceNumber, devicePathOf, formatDeviceNumber, isLoopDevice, refreshDeviceSize } from "../../src/mounter/device.js";
 import { blockDeviceSize } from "../../src/mounter/loop.js";
 import { mountFilesystem, unmountAll } from "../../src/mounter/mount.js";
-import { filesystemSize, growFilesystem, growUnmountedExtFilesystem, parseDumpe2fsSize, parseXfsInfoSize } from "../../src/mounter/resize.js";
+import {
+  filesystemSize,
+  growFilesystem,
+  growUnmountedExtFilesystem,
+  parseDumpe2fsSize,
+  parseXfsInfoSize,
+} from "../../src/mounter/resize.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { MiB, cleanHost, newLoop, sh } from "./loop-fixture.js";
 
@@ -57,7 +63,9 @@ describe("device numbers and sizes", () => {
 describe("filesystem size and growth", () => {
   it("parses dumpe2fs and xfs_info", () => {
     expect(parseDumpe2fsSize("Block count:              819200\nBlock size:               1024\n")).toBe(819200 * 1024);
-    expect(parseXfsInfoSize("meta-data=/dev/loop0 isize=512\ndata     =                       bsize=4096   blocks=102400, imaxpct=25\n")).toBe(102400 * 4096);
+    expect(
+      parseXfsInfoSize("meta-data=/dev/loop0 isize=512\ndata     =                       bsize=4096   blocks=102400, imaxpct=25\n"),
+    ).toBe(102400 * 4096);
     expect(() => parseDumpe2fsSize("garbage")).toThrow(/unexpected dumpe2fs output/);
   });
 

@@ -58,7 +58,10 @@ export async function startDriver(socketPath: string, args: readonly string[], o
 }
 
 /** Run the driver to completion (for --version, --help, bad flags). */
-export function runDriver(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runDriver(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
     const child = spawn("node", [DRIVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let stdout = "";

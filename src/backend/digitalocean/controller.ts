@@ -1,5 +1,15 @@
 import type { Config } from "../../config.js";
-import { AlreadyExists, Code, FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, ResourceExhausted, Unimplemented } from "../../csi/errors.js";
+import {
+  AlreadyExists,
+  Code,
+  FailedPrecondition,
+  Internal,
+  InvalidArgument,
+  NotFound,
+  OutOfRange,
+  ResourceExhausted,
+  Unimplemented,
+} from "../../csi/errors.js";
 import type { Logger } from "../../log/logger.js";
 import type {
   ContentSource,
@@ -155,7 +165,10 @@ export class DigitalOceanController implements ControllerBackend {
     } catch (err) {
       if (isApiStatus(err, 404)) return;
       if (isApiStatus(err, 409)) {
-        throw err.withCode(Code.FailedPrecondition, `volume ${volumeId} is attached to a droplet; it must be unpublished first (${err.apiMessage})`);
+        throw err.withCode(
+          Code.FailedPrecondition,
+          `volume ${volumeId} is attached to a droplet; it must be unpublished first (${err.apiMessage})`,
+        );
       }
       throw err;
     }
@@ -306,7 +319,9 @@ export class DigitalOceanController implements ControllerBackend {
   async listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string, signal: AbortSignal): Promise<Page<Snapshot>> {
     if (filter.snapshotId !== undefined && filter.snapshotId !== "") {
       const found = startingToken === "" ? await this.#getDoSnapshot(filter.snapshotId, signal) : undefined;
-      const matches = found !== undefined && (filter.sourceVolumeId === undefined || filter.sourceVolumeId === "" || found.resource_id === filter.sourceVolumeId);
+      const matches =
+        found !== undefined &&
+        (filter.sourceVolumeId === undefined || filter.sourceVolumeId === "" || found.resource_id === filter.sourceVolumeId);
       return { items: matches ? [toSnapshot(found)] : [], nextToken: "" };
     }
     const source = filter.sourceVolumeId;
@@ -392,11 +407,20 @@ export class DigitalOceanController implements ControllerBackend {
       throw InvalidArgument("source volume %s is in %s; volumes are created in %s", sourceVolumeId, source.region.slug, this.region);
     }
     if (source.size_gigabytes > sizeGigabytes) {
-      throw OutOfRange("source volume %s has %d GiB; a clone of %d GiB cannot hold it", sourceVolumeId, source.size_gigabytes, sizeGigabytes);
+      throw OutOfRange(
+        "source volume %s has %d GiB; a clone of %d GiB cannot hold it",
+        sourceVolumeId,
+        source.size_gigabytes,
+        sizeGigabytes,
+      );
     }
     const name = `${doVolumeName(volumeName)}-clone-source`;
     let snapshot = await this.#findDoSnapshot(name, sourceVolumeId, signal);
-    snapshot ??= await this.#client.createVolumeSnapshot(sourceVolumeId, { name, ...(this.#o.tag !== "" ? { tags: [this.#o.tag] } : {}) }, signal);
+    snapshot ??= await this.#client.createVolumeSnapshot(
+      sourceVolumeId,
+      { name, ...(this.#o.tag !== "" ? { tags: [this.#o.tag] } : {}) },
+      signal,
+    );
     let delay = this.#polling.firstPollMs;
     while (snapshot.regions.length === 0) {
       await sleep(jitter(delay, 0.25), signal, `waiting for snapshot ${snapshot.id} of volume ${sourceVolumeId} to clone it`);
@@ -410,7 +434,10 @@ export class DigitalOceanController implements ControllerBackend {
     try {
       await this.deleteSnapshot(snapshotId, signal);
     } catch (err) {
-      this.#o.log.warn({ snapshotId, err: err instanceof Error ? err.message : String(err) }, "could not delete the temporary snapshot of a clone; delete it by hand");
+      this.#o.log.warn(
+        { snapshotId, err: err instanceof Error ? err.message : String(err) },
+        "could not delete the temporary snapshot of a clone; delete it by hand",
+      );
     }
   }
 
@@ -421,11 +448,17 @@ export class DigitalOceanController implements ControllerBackend {
       const page = await this.#client.listVolumes({ name: doName, region: this.region }, signal);
       const existing = page.items.find((v) => v.name === doName && v.region.slug === this.region);
       if (existing !== undefined && existing.size_gigabytes === sizeGigabytes) return existing;
-      throw AlreadyExists("volume %s already exists with %s GiB; %d GiB was asked for", spec.name, existing?.size_gigabytes ?? "another size", sizeGigabytes);
+      throw AlreadyExists(
+        "volume %s already exists with %s GiB; %d GiB was asked for",
+        spec.name,
+        existing?.size_gigabytes ?? "another size",
+        sizeGigabytes,
+      );
     }
     if (isApiStatus(err, 404) && spec.source?.kind === "snapshot") throw NotFound("snapshot %s does not exist", spec.source.id);
     if (isApiStatus(err, 422, /size/i)) throw err.withCode(Code.OutOfRange, err.rawMessage);
-    if (isApiStatus(err, 422, /not available|not ready/i)) throw err.withCode(Code.Unavailable, `snapshot ${spec.source?.id ?? ""} is not ready yet; retry once it is (${err.apiMessage})`);
+    if (isApiStatus(err, 422, /not available|not ready/i))
+      throw err.withCode(Code.Unavailable, `snapshot ${spec.source?.id ?? ""} is not ready yet; retry once it is (${err.apiMessage})`);
     throw err;
   }
 
@@ -482,7 +515,8 @@ export function clientFor(config: Config, log: Logger): DigitalOceanClient {
 export async function openDigitalOceanController(config: Config, log: Logger): Promise<ControllerBackend> {
   if (config.digitalocean.token === "") throw new Error("the DigitalOcean controller needs --token");
   // --region makes the controller independent of the metadata service (so it runs outside a droplet).
-  const region = config.digitalocean.region !== "" ? config.digitalocean.region : await new MetadataClient(config.digitalocean.metadataUrl).region();
+  const region =
+    config.digitalocean.region !== "" ? config.digitalocean.region : await new MetadataClient(config.digitalocean.metadataUrl).region();
   const client = clientFor(config, log);
   log.debug({ region, apiUrl: config.digitalocean.apiUrl }, "DigitalOcean controller backend ready");
   return new DigitalOceanController({

@@ -26,7 +26,12 @@ export async function waitForDevice(link: string, volumeId: string, wait: Device
     await sleep(POLL_MS, signal, `waiting for ${link} of volume ${volumeId} to appear`);
   }
   if (problem.startsWith("missing")) {
-    throw NotFound("device %s of volume %s did not appear within %d s: is the volume attached to this droplet?", link, volumeId, Math.round(wait.timeoutMs / 1000));
+    throw NotFound(
+      "device %s of volume %s did not appear within %d s: is the volume attached to this droplet?",
+      link,
+      volumeId,
+      Math.round(wait.timeoutMs / 1000),
+    );
   }
   throw FailedPrecondition("device %s of volume %s is not ready: %s", link, volumeId, problem);
 }

@@ -36,7 +36,8 @@ export class ApiHealth implements HealthCheck {
       this.#okUntil = Date.now() + FRESH_MS;
       this.#failure = undefined;
     } catch (err) {
-      const detail = err instanceof Error ? ("rawMessage" in err && typeof err.rawMessage === "string" ? err.rawMessage : err.message) : String(err);
+      const detail =
+        err instanceof Error ? ("rawMessage" in err && typeof err.rawMessage === "string" ? err.rawMessage : err.message) : String(err);
       const message = `cannot use the DigitalOcean API: ${detail}`;
       this.#failure = { message, until: Date.now() + FAILURE_TTL_MS };
       throw new Error(message);

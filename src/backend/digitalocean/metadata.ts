@@ -24,13 +24,15 @@ export class MetadataClient {
 
   async dropletId(signal?: AbortSignal): Promise<string> {
     const value = await this.#get("id", signal);
-    if (!/^\d+$/.test(value)) throw new MetadataError(`the droplet metadata service at ${this.baseUrl} answered an invalid droplet id ${JSON.stringify(value)}`);
+    if (!/^\d+$/.test(value))
+      throw new MetadataError(`the droplet metadata service at ${this.baseUrl} answered an invalid droplet id ${JSON.stringify(value)}`);
     return value;
   }
 
   async region(signal?: AbortSignal): Promise<string> {
     const value = await this.#get("region", signal);
-    if (!/^[a-z0-9-]+$/.test(value)) throw new MetadataError(`the droplet metadata service at ${this.baseUrl} answered an invalid region ${JSON.stringify(value)}`);
+    if (!/^[a-z0-9-]+$/.test(value))
+      throw new MetadataError(`the droplet metadata service at ${this.baseUrl} answered an invalid region ${JSON.stringify(value)}`);
     return value;
   }
 

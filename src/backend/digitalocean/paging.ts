@@ -14,7 +14,12 @@ export type PageLister<T> = (request: PageRequest) => Promise<DoPage<T>>;
  * every remaining item is returned, fetched `defaultPerPage` at a time (the
  * API's own default when that is 0, as --default-volumes-page-size says).
  */
-export async function listRange<T>(list: PageLister<T>, maxEntries: number, startingToken: string, defaultPerPage: number): Promise<Page<T>> {
+export async function listRange<T>(
+  list: PageLister<T>,
+  maxEntries: number,
+  startingToken: string,
+  defaultPerPage: number,
+): Promise<Page<T>> {
   const offset = parseToken(startingToken);
   const limit = maxEntries > 0 ? maxEntries : Infinity;
   let perPage: number | undefined =

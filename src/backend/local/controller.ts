@@ -97,7 +97,15 @@ export class LocalController implements ControllerBackend {
   readonly #lock: DataDirLock;
   readonly #log: Logger;
 
-  constructor(options: { dataDir: string; driverName: string; nodeId: string; overcommitRatio: number; store: StateStore; lock: DataDirLock; log: Logger }) {
+  constructor(options: {
+    dataDir: string;
+    driverName: string;
+    nodeId: string;
+    overcommitRatio: number;
+    store: StateStore;
+    lock: DataDirLock;
+    log: Logger;
+  }) {
     this.#dataDir = options.dataDir;
     this.#driverName = options.driverName;
     this.#nodeId = options.nodeId;
@@ -141,7 +149,8 @@ export class LocalController implements ControllerBackend {
 
     await this.#store.update(async (draft) => {
       await this.#dropUnfinished(draft, spec.name, "volume");
-      if (Object.values(draft.volumes).some((v) => v.name === spec.name && v.phase === "ready")) throw AlreadyExists("a volume named %s already exists", spec.name);
+      if (Object.values(draft.volumes).some((v) => v.name === spec.name && v.phase === "ready"))
+        throw AlreadyExists("a volume named %s already exists", spec.name);
       await this.#reserve(draft, spec.sizeBytes, "volume");
       draft.volumes[id] = {
         id,
@@ -166,7 +175,12 @@ export class LocalController implements ControllerBackend {
         // Snapshot images never change: a plain copy is consistent.
         await copySparse(source.image, partial);
       } else {
-        await withFrozenSource(source.image, this.#log, (mounts) => this.#recordFrozen("volume", id, mounts), () => copySparse(source.image, partial));
+        await withFrozenSource(
+          source.image,
+          this.#log,
+          (mounts) => this.#recordFrozen("volume", id, mounts),
+          () => copySparse(source.image, partial),
+        );
       }
       // A restore or clone into a bigger volume: the extra space is a hole; the node grows the filesystem.
       await growFile(partial, spec.sizeBytes);
@@ -180,7 +194,10 @@ export class LocalController implements ControllerBackend {
       return this.#volume(record as VolumeRecord);
     } catch (err) {
       await this.#rollBack("volume", id).catch((cleanup: unknown) =>
-        this.#log.error({ volumeId: id, err: (cleanup as Error).message }, "could not roll back a failed volume creation; the next start will"),
+        this.#log.error(
+          { volumeId: id, err: (cleanup as Error).message },
+          "could not roll back a failed volume creation; the next start will",
+        ),
       );
       throw clientVisible(err);
     }
@@ -266,7 +283,8 @@ export class LocalController implements ControllerBackend {
     if (!record || !record.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
     await this.#store.update((draft) => {
       const current = draft.volumes[volumeId];
-      if (current) draft.volumes[volumeId] = { ...current, attachments: current.attachments.filter((a) => nodeId !== "" && a.nodeId !== nodeId) };
+      if (current)
+        draft.volumes[volumeId] = { ...current, attachments: current.attachments.filter((a) => nodeId !== "" && a.nodeId !== nodeId) };
     });
   }
 
@@ -332,7 +350,8 @@ export class LocalController implements ControllerBackend {
 
     await this.#store.update(async (draft) => {
       await this.#dropUnfinished(draft, spec.name, "snapshot");
-      if (Object.values(draft.snapshots).some((s) => s.name === spec.name && s.phase === "ready")) throw AlreadyExists("a snapshot named %s already exists", spec.name);
+      if (Object.values(draft.snapshots).some((s) => s.name === spec.name && s.phase === "ready"))
+        throw AlreadyExists("a snapshot named %s already exists", spec.name);
       // The copy occupies what the volume occupies (less with reflinks): it must fit in the pool and on the disk.
       await this.#reserve(draft, await allocatedBytes(source), "snapshot", true);
       draft.snapshots[id] = {
@@ -407,7 +426,9 @@ export class LocalController implements ControllerBackend {
       filter.snapshotId === undefined && filter.sourceVolumeId === undefined
         ? ordered
         : ordered.filter(
-            (s) => (filter.snapshotId === undefined || s.id === filter.snapshotId) && (filter.sourceVolumeId === undefined || s.sourceVolumeId === filter.sourceVolumeId),
+            (s) =>
+              (filter.snapshotId === undefined || s.id === filter.snapshotId) &&
+              (filter.sourceVolumeId === undefined || s.sourceVolumeId === filter.sourceVolumeId),
           );
     const { page, more } = pageAfter(filtered, after, maxEntries);
     const last = page.at(-1);
@@ -461,14 +482,24 @@ export class LocalController implements ControllerBackend {
       const snapshot = this.#readySnapshot(spec.source.id);
       if (!snapshot) throw NotFound("source snapshot %s does not exist", spec.source.id);
       if (snapshot.sizeBytes > spec.sizeBytes) {
-        throw OutOfRange("source snapshot %s is %s, more than the requested %s", snapshot.id, formatBytes(snapshot.sizeBytes), formatBytes(spec.sizeBytes));
+        throw OutOfRange(
+          "source snapshot %s is %s, more than the requested %s",
+          snapshot.id,
+          formatBytes(snapshot.sizeBytes),
+          formatBytes(spec.sizeBytes),
+        );
       }
       return { kind: "snapshot", image: snapshotImagePath(this.#dataDir, snapshot.id) };
     }
     const volume = this.#readyVolume(spec.source.id);
     if (!volume) throw NotFound("source volume %s does not exist", spec.source.id);
     if (volume.sizeBytes > spec.sizeBytes) {
-      throw OutOfRange("source volume %s is %s, more than the requested %s", volume.id, formatBytes(volume.sizeBytes), formatBytes(spec.sizeBytes));
+      throw OutOfRange(
+        "source volume %s is %s, more than the requested %s",
+        volume.id,
+        formatBytes(volume.sizeBytes),
+        formatBytes(spec.sizeBytes),
+      );
     }
     return { kind: "volume", image: volumeImagePath(this.#dataDir, volume.id) };
   }
@@ -547,7 +578,10 @@ export class LocalController implements ControllerBackend {
     const stats = await statIfExists(image);
     if (!stats) return { abnormal: true, message: `the volume's image ${image} is missing` };
     if (stats.size < record.sizeBytes) {
-      return { abnormal: true, message: `the volume's image ${image} is ${stats.size} bytes, smaller than the volume's ${record.sizeBytes}` };
+      return {
+        abnormal: true,
+        message: `the volume's image ${image} is ${stats.size} bytes, smaller than the volume's ${record.sizeBytes}`,
+      };
     }
     return { abnormal: false, message: "the volume's image is present and complete" };
   }

@@ -39,7 +39,10 @@ export async function thaw(mount: FrozenMount, log: Logger): Promise<boolean> {
     await run("fsfreeze", ["--unfreeze", mount.mountPoint], { timeoutMs: FREEZE_TIMEOUT_MS });
     return true;
   } catch (err) {
-    log.error({ mountPoint: mount.mountPoint, device: mount.device, err: (err as Error).message }, "could not thaw a filesystem frozen for a snapshot");
+    log.error(
+      { mountPoint: mount.mountPoint, device: mount.device, err: (err as Error).message },
+      "could not thaw a filesystem frozen for a snapshot",
+    );
     return false;
   }
 }

@@ -27,7 +27,11 @@ export function snapshotsInListOrder(state: StateView): readonly SnapshotRecord[
 }
 
 /** Up to `maxEntries` (0: all) records after position `after`, and whether more follow. */
-export function pageAfter<T extends { readonly listPosition: number }>(ordered: readonly T[], after: number, maxEntries: number): { page: T[]; more: boolean } {
+export function pageAfter<T extends { readonly listPosition: number }>(
+  ordered: readonly T[],
+  after: number,
+  maxEntries: number,
+): { page: T[]; more: boolean } {
   let low = 0;
   let high = ordered.length;
   while (low < high) {

@@ -23,7 +23,10 @@ export function validateVolumeParameters(parameters: StringMap, mutableParameter
   }
   const mutable = Object.keys(mutableParameters);
   if (mutable.length > 0) {
-    throw InvalidArgument("unsupported mutable parameters %s: the local backend cannot modify volumes", mutable.map((k) => JSON.stringify(k)).join(", "));
+    throw InvalidArgument(
+      "unsupported mutable parameters %s: the local backend cannot modify volumes",
+      mutable.map((k) => JSON.stringify(k)).join(", "),
+    );
   }
 }
 

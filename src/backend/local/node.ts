@@ -39,8 +39,15 @@ export async function openLocalNode(config: Config, log: Logger): Promise<NodeBa
 
     async attachDevice(volumeId: string, _publishContext: StringMap, _volumeContext: StringMap, signal: AbortSignal): Promise<string> {
       const image = imageOf(volumeId);
-      const fileSize = image === undefined ? undefined : await stat(image).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
-      if (image === undefined || fileSize === undefined) throw NotFound("volume %s does not exist on this node (no image file in %s)", volumeId, dataDir);
+      const fileSize =
+        image === undefined
+          ? undefined
+          : await stat(image).then(
+              (s) => (s.isFile() ? s.size : undefined),
+              () => undefined,
+            );
+      if (image === undefined || fileSize === undefined)
+        throw NotFound("volume %s does not exist on this node (no image file in %s)", volumeId, dataDir);
       const device = await attachLoop(image, { signal });
       // A reused loop device keeps the size it had when attached; the image may have grown since.
       if ((await blockDeviceSize(device)) < fileSize) await refreshLoopCapacity(device, signal);

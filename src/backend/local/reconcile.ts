@@ -36,7 +36,14 @@ async function removeImage(path: string): Promise<void> {
  * during reconciliation is reconciled by the next start.
  */
 export async function reconcile(store: StateStore, dataDir: string, log: Logger): Promise<ReconcileReport> {
-  const report: ReconcileReport = { rolledBack: [], finishedDeletions: [], adoptedSizes: [], missingImages: [], removedPartials: [], unknownFiles: [] };
+  const report: ReconcileReport = {
+    rolledBack: [],
+    finishedDeletions: [],
+    adoptedSizes: [],
+    missingImages: [],
+    removedPartials: [],
+    unknownFiles: [],
+  };
   const { volumes, snapshots } = store.state;
 
   for (const snapshot of Object.values(snapshots)) {
@@ -102,12 +109,18 @@ export async function reconcile(store: StateStore, dataDir: string, log: Logger)
     }
   }
 
-  if (report.unknownFiles.length > 0) log.warn({ files: report.unknownFiles }, "files in the data dir that no volume or snapshot record mentions; left in place");
+  if (report.unknownFiles.length > 0)
+    log.warn({ files: report.unknownFiles }, "files in the data dir that no volume or snapshot record mentions; left in place");
   if (report.missingImages.length > 0) log.error({ ids: report.missingImages }, "volumes or snapshots whose image file is missing");
   const changed = report.rolledBack.length + report.finishedDeletions.length + report.adoptedSizes.length + report.removedPartials.length;
   if (changed > 0) {
     log.info(
-      { rolledBack: report.rolledBack, finishedDeletions: report.finishedDeletions, adoptedSizes: report.adoptedSizes, removedPartials: report.removedPartials },
+      {
+        rolledBack: report.rolledBack,
+        finishedDeletions: report.finishedDeletions,
+        adoptedSizes: report.adoptedSizes,
+        removedPartials: report.removedPartials,
+      },
       "reconciled the data dir after an unclean stop",
     );
   }

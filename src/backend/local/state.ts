@@ -78,14 +78,17 @@ export function checkState(value: unknown): LocalState {
   if (typeof value !== "object" || value === null) return fail("not a JSON object");
   const state = value as Partial<LocalState>;
   if (state.format !== STATE_FORMAT) return fail(`format ${JSON.stringify(state.format)} is not ${STATE_FORMAT}`);
-  if (typeof state.lastListPosition !== "number" || !Number.isSafeInteger(state.lastListPosition)) return fail("lastListPosition is not an integer");
+  if (typeof state.lastListPosition !== "number" || !Number.isSafeInteger(state.lastListPosition))
+    return fail("lastListPosition is not an integer");
   if (typeof state.volumes !== "object" || state.volumes === null) return fail("volumes is not an object");
   if (typeof state.snapshots !== "object" || state.snapshots === null) return fail("snapshots is not an object");
   for (const [id, v] of Object.entries(state.volumes)) {
-    if (v.id !== id || typeof v.name !== "string" || typeof v.sizeBytes !== "number" || !Array.isArray(v.attachments)) return fail(`volume ${id} is malformed`);
+    if (v.id !== id || typeof v.name !== "string" || typeof v.sizeBytes !== "number" || !Array.isArray(v.attachments))
+      return fail(`volume ${id} is malformed`);
   }
   for (const [id, s] of Object.entries(state.snapshots)) {
-    if (s.id !== id || typeof s.name !== "string" || typeof s.sourceVolumeId !== "string" || typeof s.sizeBytes !== "number") return fail(`snapshot ${id} is malformed`);
+    if (s.id !== id || typeof s.name !== "string" || typeof s.sourceVolumeId !== "string" || typeof s.sizeBytes !== "number")
+      return fail(`snapshot ${id} is malformed`);
   }
   return state as LocalState;
 }

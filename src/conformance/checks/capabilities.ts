@@ -64,9 +64,21 @@ const CAPABILITY_RPCS: readonly CapabilityRpcs[] = [
       ctl("DeleteSnapshot", (r) => r.controller.deleteSnapshot({}, r.call())),
     ],
   },
-  { service: "controller", cap: ControllerCap.LIST_SNAPSHOTS, probes: [ctl("ListSnapshots", (r) => r.controller.listSnapshots({}, r.call()))] },
-  { service: "controller", cap: ControllerCap.EXPAND_VOLUME, probes: [ctl("ControllerExpandVolume", (r) => r.controller.controllerExpandVolume({}, r.call()))] },
-  { service: "controller", cap: ControllerCap.GET_VOLUME, probes: [ctl("ControllerGetVolume", (r) => r.controller.controllerGetVolume({}, r.call()))] },
+  {
+    service: "controller",
+    cap: ControllerCap.LIST_SNAPSHOTS,
+    probes: [ctl("ListSnapshots", (r) => r.controller.listSnapshots({}, r.call()))],
+  },
+  {
+    service: "controller",
+    cap: ControllerCap.EXPAND_VOLUME,
+    probes: [ctl("ControllerExpandVolume", (r) => r.controller.controllerExpandVolume({}, r.call()))],
+  },
+  {
+    service: "controller",
+    cap: ControllerCap.GET_VOLUME,
+    probes: [ctl("ControllerGetVolume", (r) => r.controller.controllerGetVolume({}, r.call()))],
+  },
   {
     service: "controller",
     cap: ControllerCap.MODIFY_VOLUME,
@@ -173,12 +185,18 @@ export const capabilityChecks: Check[] = [
       const dup = duplicates(types);
       verify(dup.length === 0, `listed more than once: ${dup.map(controllerCapName).join(", ")}`);
       if (types.includes(ControllerCap.LIST_VOLUMES_PUBLISHED_NODES)) {
-        verify(types.includes(ControllerCap.PUBLISH_UNPUBLISH_VOLUME), "LIST_VOLUMES_PUBLISHED_NODES is advertised without PUBLISH_UNPUBLISH_VOLUME");
+        verify(
+          types.includes(ControllerCap.PUBLISH_UNPUBLISH_VOLUME),
+          "LIST_VOLUMES_PUBLISHED_NODES is advertised without PUBLISH_UNPUBLISH_VOLUME",
+        );
       }
       for (let i = 1; i < run.options.idempotentCount; i++) {
         const again = await expectOk("ControllerGetCapabilities (repeated)", run.controller.controllerGetCapabilities({}, run.call()));
         const list = again.capabilities.map((c) => (c.type.case === "rpc" ? c.type.value.type : 0));
-        verify([...list].sort().join(",") === [...types].sort().join(","), "ControllerGetCapabilities answers differently when called again");
+        verify(
+          [...list].sort().join(",") === [...types].sort().join(","),
+          "ControllerGetCapabilities answers differently when called again",
+        );
       }
     },
   },
@@ -234,9 +252,13 @@ export const capabilityChecks: Check[] = [
     title: "GroupControllerGetCapabilities lists known capabilities, and their RPCs are implemented",
     level: "MUST",
     rule: "A Plugin that implements GroupController MUST implement GroupControllerGetCapabilities; CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT obliges the group snapshot RPCs",
-    skipUnless: (p) => (p.pluginServices.has(PluginService.GROUP_CONTROLLER_SERVICE) ? undefined : "GROUP_CONTROLLER_SERVICE is not advertised"),
+    skipUnless: (p) =>
+      p.pluginServices.has(PluginService.GROUP_CONTROLLER_SERVICE) ? undefined : "GROUP_CONTROLLER_SERVICE is not advertised",
     async run(run) {
-      const caps = await expectOk("GroupControllerGetCapabilities", run.clients.groupController.groupControllerGetCapabilities({}, run.call()));
+      const caps = await expectOk(
+        "GroupControllerGetCapabilities",
+        run.clients.groupController.groupControllerGetCapabilities({}, run.call()),
+      );
       const types = caps.capabilities.map((c) => (c.type.case === "rpc" ? c.type.value.type : 0));
       const unknown = types.filter((t) => t === GroupCap.UNKNOWN || GroupCap[t] === undefined);
       verify(unknown.length === 0, `unknown group controller capability value(s): ${unknown.join(", ")}`);
@@ -259,9 +281,14 @@ export const capabilityChecks: Check[] = [
     title: "GroupControllerGetCapabilities answers UNIMPLEMENTED since GROUP_CONTROLLER_SERVICE is not advertised",
     level: "SHOULD",
     rule: "Unsupported RPCs SHOULD return an appropriate error code that indicates such (12 UNIMPLEMENTED)",
-    skipUnless: (p) => (p.pluginServices.has(PluginService.GROUP_CONTROLLER_SERVICE) ? "GROUP_CONTROLLER_SERVICE is advertised" : undefined),
+    skipUnless: (p) =>
+      p.pluginServices.has(PluginService.GROUP_CONTROLLER_SERVICE) ? "GROUP_CONTROLLER_SERVICE is advertised" : undefined,
     async run(run) {
-      await expectCode("GroupControllerGetCapabilities", run.clients.groupController.groupControllerGetCapabilities({}, run.call()), Code.Unimplemented);
+      await expectCode(
+        "GroupControllerGetCapabilities",
+        run.clients.groupController.groupControllerGetCapabilities({}, run.call()),
+        Code.Unimplemented,
+      );
     },
   },
   {
@@ -270,7 +297,8 @@ export const capabilityChecks: Check[] = [
     title: "SnapshotMetadata RPCs answer UNIMPLEMENTED since SNAPSHOT_METADATA_SERVICE is not advertised",
     level: "SHOULD",
     rule: "Unsupported RPCs SHOULD return an appropriate error code that indicates such (12 UNIMPLEMENTED)",
-    skipUnless: (p) => (p.pluginServices.has(PluginService.SNAPSHOT_METADATA_SERVICE) ? "SNAPSHOT_METADATA_SERVICE is advertised" : undefined),
+    skipUnless: (p) =>
+      p.pluginServices.has(PluginService.SNAPSHOT_METADATA_SERVICE) ? "SNAPSHOT_METADATA_SERVICE is advertised" : undefined,
     async run(run) {
       const sm = run.clients.snapshotMetadata;
       run.step("GetMetadataAllocated with an empty request");
@@ -285,15 +313,22 @@ export const capabilityChecks: Check[] = [
     title: "SnapshotMetadata RPCs reject requests without their required fields",
     level: "MUST",
     rule: "Missing required field: 3 INVALID_ARGUMENT",
-    skipUnless: (p) => (p.pluginServices.has(PluginService.SNAPSHOT_METADATA_SERVICE) ? undefined : "SNAPSHOT_METADATA_SERVICE is not advertised"),
+    skipUnless: (p) =>
+      p.pluginServices.has(PluginService.SNAPSHOT_METADATA_SERVICE) ? undefined : "SNAPSHOT_METADATA_SERVICE is not advertised",
     async run(run) {
       const sm = run.clients.snapshotMetadata;
       run.step("GetMetadataAllocated with an empty request");
       const allocated = await outcome(drain(sm.getMetadataAllocated({}, run.call())));
-      verify(!allocated.ok && allocated.code === Code.InvalidArgument, `GetMetadataAllocated with an empty request: expected INVALID_ARGUMENT, got ${allocated.ok ? "OK" : codeName(allocated.code)}`);
+      verify(
+        !allocated.ok && allocated.code === Code.InvalidArgument,
+        `GetMetadataAllocated with an empty request: expected INVALID_ARGUMENT, got ${allocated.ok ? "OK" : codeName(allocated.code)}`,
+      );
       run.step("GetMetadataDelta with an empty request");
       const delta = await outcome(drain(sm.getMetadataDelta({}, run.call())));
-      verify(!delta.ok && delta.code === Code.InvalidArgument, `GetMetadataDelta with an empty request: expected INVALID_ARGUMENT, got ${delta.ok ? "OK" : codeName(delta.code)}`);
+      verify(
+        !delta.ok && delta.code === Code.InvalidArgument,
+        `GetMetadataDelta with an empty request: expected INVALID_ARGUMENT, got ${delta.ok ? "OK" : codeName(delta.code)}`,
+      );
     },
   },
 ];

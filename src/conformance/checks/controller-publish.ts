@@ -9,7 +9,10 @@ import { unknownNodeId, unknownVolumeId } from "./shared.js";
 const needPublish = needs.controller(ControllerCap.PUBLISH_UNPUBLISH_VOLUME);
 const needPublishCreate = needs.controller(ControllerCap.PUBLISH_UNPUBLISH_VOLUME, ControllerCap.CREATE_DELETE_VOLUME);
 
-function publish(run: CheckRun, request: { volumeId?: string; nodeId?: string; withCapability?: boolean; readonly?: boolean; volumeContext?: Record<string, string> }) {
+function publish(
+  run: CheckRun,
+  request: { volumeId?: string; nodeId?: string; withCapability?: boolean; readonly?: boolean; volumeContext?: Record<string, string> },
+) {
   return run.controller.controllerPublishVolume(
     {
       volumeId: request.volumeId ?? "",
@@ -32,7 +35,8 @@ async function listedNodes(run: CheckRun, volumeId: string): Promise<readonly st
   const { entries } = await run.listAllVolumes();
   const entry = entries.find((e) => e.volume?.volumeId === volumeId);
   if (entry === undefined) return undefined;
-  if (entry.status === undefined) fail(`ListVolumes entry of ${volumeId} has no status although LIST_VOLUMES_PUBLISHED_NODES is advertised`);
+  if (entry.status === undefined)
+    fail(`ListVolumes entry of ${volumeId} has no status although LIST_VOLUMES_PUBLISHED_NODES is advertised`);
   return entry.status.publishedNodeIds;
 }
 
@@ -45,7 +49,11 @@ export const controllerPublishChecks: Check[] = [
     rule: "ControllerPublishVolumeRequest.volume_id is REQUIRED",
     skipUnless: needPublish,
     async run(run) {
-      await expectCode("ControllerPublishVolume without volume_id", publish(run, { nodeId: run.profile.nodeInfo?.nodeId ?? unknownNodeId() }), Code.InvalidArgument);
+      await expectCode(
+        "ControllerPublishVolume without volume_id",
+        publish(run, { nodeId: run.profile.nodeInfo?.nodeId ?? unknownNodeId() }),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -56,7 +64,11 @@ export const controllerPublishChecks: Check[] = [
     rule: "node_id is REQUIRED; a missing required field is INVALID_ARGUMENT",
     skipUnless: needPublish,
     async run(run) {
-      await expectCode("ControllerPublishVolume of an unknown volume without node_id", publish(run, { volumeId: unknownVolumeId() }), Code.InvalidArgument);
+      await expectCode(
+        "ControllerPublishVolume of an unknown volume without node_id",
+        publish(run, { volumeId: unknownVolumeId() }),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -82,7 +94,11 @@ export const controllerPublishChecks: Check[] = [
     rule: "Volume does not exist: 5 NOT_FOUND",
     skipUnless: needPublish,
     async run(run) {
-      await expectCode("ControllerPublishVolume of an unknown volume", publish(run, { volumeId: unknownVolumeId(), nodeId: run.nodeId }), Code.NotFound);
+      await expectCode(
+        "ControllerPublishVolume of an unknown volume",
+        publish(run, { volumeId: unknownVolumeId(), nodeId: run.nodeId }),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -131,7 +147,11 @@ export const controllerPublishChecks: Check[] = [
     title: "ControllerPublishVolume with readonly succeeds when PUBLISH_READONLY is advertised",
     level: "MUST",
     rule: "PUBLISH_READONLY: the SP supports ControllerPublishVolume.readonly",
-    skipUnless: needs.controller(ControllerCap.PUBLISH_UNPUBLISH_VOLUME, ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.PUBLISH_READONLY),
+    skipUnless: needs.controller(
+      ControllerCap.PUBLISH_UNPUBLISH_VOLUME,
+      ControllerCap.CREATE_DELETE_VOLUME,
+      ControllerCap.PUBLISH_READONLY,
+    ),
     async run(run) {
       const volume = await run.createTestVolume("ro");
       run.step("ControllerPublishVolume readonly");
@@ -146,13 +166,21 @@ export const controllerPublishChecks: Check[] = [
     title: "ControllerPublishVolume of a published volume with another readonly flag fails with ALREADY_EXISTS",
     level: "MUST",
     rule: "Volume published but is incompatible with the specified volume_capability or readonly flag: 6 ALREADY_EXISTS",
-    skipUnless: needs.controller(ControllerCap.PUBLISH_UNPUBLISH_VOLUME, ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.PUBLISH_READONLY),
+    skipUnless: needs.controller(
+      ControllerCap.PUBLISH_UNPUBLISH_VOLUME,
+      ControllerCap.CREATE_DELETE_VOLUME,
+      ControllerCap.PUBLISH_READONLY,
+    ),
     async run(run) {
       const volume = await run.createTestVolume("incompat");
       run.step("ControllerPublishVolume read-write");
       await run.controllerPublish(volume, run.mountCapability(), false);
       run.step("ControllerPublishVolume readonly to the same node");
-      await expectCode("ControllerPublishVolume again with readonly", publish(run, { volumeId: volume.volumeId, nodeId: run.nodeId, readonly: true, volumeContext: volume.volumeContext }), Code.AlreadyExists);
+      await expectCode(
+        "ControllerPublishVolume again with readonly",
+        publish(run, { volumeId: volume.volumeId, nodeId: run.nodeId, readonly: true, volumeContext: volume.volumeContext }),
+        Code.AlreadyExists,
+      );
     },
   },
   {
@@ -187,7 +215,11 @@ export const controllerPublishChecks: Check[] = [
     rule: "ControllerUnpublishVolumeRequest.volume_id is REQUIRED",
     skipUnless: needPublish,
     async run(run) {
-      await expectCode("ControllerUnpublishVolume without volume_id", unpublish(run, "", run.profile.nodeInfo?.nodeId ?? unknownNodeId()), Code.InvalidArgument);
+      await expectCode(
+        "ControllerUnpublishVolume without volume_id",
+        unpublish(run, "", run.profile.nodeInfo?.nodeId ?? unknownNodeId()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -258,7 +290,10 @@ export const controllerPublishChecks: Check[] = [
         verify(nodes === undefined || nodes.length === 0, `ListVolumes still reports the volume published to ${JSON.stringify(nodes)}`);
       } else if (run.hasControllerCap(ControllerCap.GET_VOLUME) && run.hasControllerCap(ControllerCap.LIST_VOLUMES_PUBLISHED_NODES)) {
         const answer = await expectOk("ControllerGetVolume", run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()));
-        verify((answer.status?.publishedNodeIds.length ?? 0) === 0, `ControllerGetVolume still reports the volume published to ${JSON.stringify(answer.status?.publishedNodeIds)}`);
+        verify(
+          (answer.status?.publishedNodeIds.length ?? 0) === 0,
+          `ControllerGetVolume still reports the volume published to ${JSON.stringify(answer.status?.publishedNodeIds)}`,
+        );
       } else {
         run.note("the driver does not report published nodes; only the OK answer was checked");
       }
@@ -270,7 +305,12 @@ export const controllerPublishChecks: Check[] = [
     title: "ListVolumes reports the nodes a volume is published to, and stops after unpublishing",
     level: "MUST",
     rule: "LIST_VOLUMES_PUBLISHED_NODES: ListVolumesResponse.Entry.status MUST be specified with published_node_ids",
-    skipUnless: needs.controller(ControllerCap.PUBLISH_UNPUBLISH_VOLUME, ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES, ControllerCap.LIST_VOLUMES_PUBLISHED_NODES),
+    skipUnless: needs.controller(
+      ControllerCap.PUBLISH_UNPUBLISH_VOLUME,
+      ControllerCap.CREATE_DELETE_VOLUME,
+      ControllerCap.LIST_VOLUMES,
+      ControllerCap.LIST_VOLUMES_PUBLISHED_NODES,
+    ),
     async run(run) {
       const volume = await run.createTestVolume("pubnodes");
       run.step("ListVolumes before publishing");
@@ -280,7 +320,10 @@ export const controllerPublishChecks: Check[] = [
       run.step("ControllerPublishVolume");
       await run.controllerPublish(volume, run.mountCapability());
       const during = await listedNodes(run, volume.volumeId);
-      verify(during?.includes(run.nodeId) === true, `after ControllerPublishVolume, published_node_ids is ${JSON.stringify(during)}, without ${run.nodeId}`);
+      verify(
+        during?.includes(run.nodeId) === true,
+        `after ControllerPublishVolume, published_node_ids is ${JSON.stringify(during)}, without ${run.nodeId}`,
+      );
       run.step("ControllerUnpublishVolume");
       await run.controllerUnpublish(volume.volumeId);
       const after = await listedNodes(run, volume.volumeId);

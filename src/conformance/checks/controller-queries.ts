@@ -12,7 +12,13 @@ const needCreate = needs.controller(ControllerCap.CREATE_DELETE_VOLUME);
 
 function validate(run: CheckRun, volumeId: string, volumeCapabilities: VolumeCapabilityInit[], volumeContext: Record<string, string> = {}) {
   return run.controller.validateVolumeCapabilities(
-    { volumeId, volumeCapabilities, volumeContext, parameters: { ...run.options.parameters }, secrets: run.secrets("ValidateVolumeCapabilities") },
+    {
+      volumeId,
+      volumeCapabilities,
+      volumeContext,
+      parameters: { ...run.options.parameters },
+      secrets: run.secrets("ValidateVolumeCapabilities"),
+    },
     run.call(),
   );
 }
@@ -42,7 +48,11 @@ export const validateChecks: Check[] = [
     rule: "volume_capabilities is REQUIRED; a missing required field is INVALID_ARGUMENT (checked before the volume is looked up)",
     skipUnless: needController,
     async run(run) {
-      await expectCode("ValidateVolumeCapabilities of an unknown volume without capabilities", validate(run, unknownVolumeId(), []), Code.InvalidArgument);
+      await expectCode(
+        "ValidateVolumeCapabilities of an unknown volume without capabilities",
+        validate(run, unknownVolumeId(), []),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -53,7 +63,11 @@ export const validateChecks: Check[] = [
     rule: "Volume does not exist: 5 NOT_FOUND",
     skipUnless: needController,
     async run(run) {
-      await expectCode("ValidateVolumeCapabilities of an unknown volume", validate(run, unknownVolumeId(), [run.mountCapability()]), Code.NotFound);
+      await expectCode(
+        "ValidateVolumeCapabilities of an unknown volume",
+        validate(run, unknownVolumeId(), [run.mountCapability()]),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -70,7 +84,10 @@ export const validateChecks: Check[] = [
         run.step(`ValidateVolumeCapabilities (call ${i})`);
         const answer = await expectOk("ValidateVolumeCapabilities", validate(run, volume.volumeId, requested, volume.volumeContext));
         const confirmed = answer.confirmed;
-        verify(confirmed !== undefined, `the capabilities the volume was created with are not confirmed (message: ${JSON.stringify(answer.message)})`);
+        verify(
+          confirmed !== undefined,
+          `the capabilities the volume was created with are not confirmed (message: ${JSON.stringify(answer.message)})`,
+        );
         verify(confirmed.volumeCapabilities.length > 0, "confirmed.volume_capabilities is empty (REQUIRED)");
         const wanted = new Set(requested.map(capabilityKey));
         const extra = confirmed.volumeCapabilities.filter((c) => !wanted.has(capabilityKey(c)));
@@ -100,7 +117,10 @@ export const validateChecks: Check[] = [
         run.step(`ValidateVolumeCapabilities with ${label}`);
         const result = await outcome(validate(run, volume.volumeId, [...caps], volume.volumeContext));
         if (!result.ok) {
-          verify(result.code === Code.InvalidArgument, `ValidateVolumeCapabilities with ${label}: expected OK without confirmed (or INVALID_ARGUMENT), got ${describeOutcome(result)}`);
+          verify(
+            result.code === Code.InvalidArgument,
+            `ValidateVolumeCapabilities with ${label}: expected OK without confirmed (or INVALID_ARGUMENT), got ${describeOutcome(result)}`,
+          );
           continue;
         }
         verify(result.value.confirmed === undefined, `ValidateVolumeCapabilities confirmed ${label}`);
@@ -137,14 +157,24 @@ export const capacityChecks: Check[] = [
     async run(run) {
       const capabilities = run.options.accessTypes.map((t) => run.capability(t));
       run.step("GetCapacity with capabilities and parameters");
-      const answer = await expectOk("GetCapacity with capabilities and parameters", run.controller.getCapacity({ volumeCapabilities: capabilities, parameters: { ...run.options.parameters } }, run.call()));
+      const answer = await expectOk(
+        "GetCapacity with capabilities and parameters",
+        run.controller.getCapacity({ volumeCapabilities: capabilities, parameters: { ...run.options.parameters } }, run.call()),
+      );
       verify(answer.availableCapacity >= 0n, `available_capacity ${answer.availableCapacity} is negative`);
       const segments = run.profile.nodeInfo?.accessibleTopology?.segments;
-      if (run.profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS) && segments !== undefined && Object.keys(segments).length > 0) {
+      if (
+        run.profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS) &&
+        segments !== undefined &&
+        Object.keys(segments).length > 0
+      ) {
         run.step("GetCapacity in the node's topology");
         const inTopology = await expectOk(
           "GetCapacity with accessible_topology",
-          run.controller.getCapacity({ volumeCapabilities: capabilities, parameters: { ...run.options.parameters }, accessibleTopology: { segments } }, run.call()),
+          run.controller.getCapacity(
+            { volumeCapabilities: capabilities, parameters: { ...run.options.parameters }, accessibleTopology: { segments } },
+            run.call(),
+          ),
         );
         verify(inTopology.availableCapacity >= 0n, `available_capacity ${inTopology.availableCapacity} is negative`);
       }
@@ -174,7 +204,11 @@ export const getVolumeChecks: Check[] = [
     rule: "Volume does not exist: 5 NOT_FOUND",
     skipUnless: needGetVolume,
     async run(run) {
-      await expectCode("ControllerGetVolume of an unknown volume", run.controller.controllerGetVolume({ volumeId: unknownVolumeId() }, run.call()), Code.NotFound);
+      await expectCode(
+        "ControllerGetVolume of an unknown volume",
+        run.controller.controllerGetVolume({ volumeId: unknownVolumeId() }, run.call()),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -191,21 +225,39 @@ export const getVolumeChecks: Check[] = [
       verify(answer.volume !== undefined, "the response has no volume (REQUIRED)");
       verify(answer.volume.volumeId === volume.volumeId, `the response describes volume ${answer.volume.volumeId}, not ${volume.volumeId}`);
       verify(answer.status !== undefined, "the response has no status (REQUIRED)");
-      verify(answer.volume.capacityBytes === volume.capacityBytes, `capacity_bytes ${answer.volume.capacityBytes} differs from CreateVolume's ${volume.capacityBytes}`);
+      verify(
+        answer.volume.capacityBytes === volume.capacityBytes,
+        `capacity_bytes ${answer.volume.capacityBytes} differs from CreateVolume's ${volume.capacityBytes}`,
+      );
       if (run.hasControllerCap(ControllerCap.VOLUME_CONDITION)) {
         const condition = answer.status.volumeCondition;
-        verify(condition !== undefined && condition.message !== "", "volume_condition is missing or has no message although VOLUME_CONDITION is advertised");
+        verify(
+          condition !== undefined && condition.message !== "",
+          "volume_condition is missing or has no message although VOLUME_CONDITION is advertised",
+        );
         verify(!condition.abnormal, `a new volume is reported abnormal: ${condition.message}`);
       }
       if (run.hasControllerCap(ControllerCap.LIST_VOLUMES_PUBLISHED_NODES) && run.profile.nodeInfo !== undefined) {
         run.step("ControllerPublishVolume, then ControllerGetVolume");
         await run.controllerPublish(volume, run.mountCapability());
-        const published = await expectOk("ControllerGetVolume of a published volume", run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()));
-        verify(published.status?.publishedNodeIds.includes(run.nodeId) === true, `published_node_ids ${JSON.stringify(published.status?.publishedNodeIds)} lacks node ${run.nodeId}`);
+        const published = await expectOk(
+          "ControllerGetVolume of a published volume",
+          run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()),
+        );
+        verify(
+          published.status?.publishedNodeIds.includes(run.nodeId) === true,
+          `published_node_ids ${JSON.stringify(published.status?.publishedNodeIds)} lacks node ${run.nodeId}`,
+        );
         run.step("ControllerUnpublishVolume, then ControllerGetVolume");
         await run.controllerUnpublish(volume.volumeId);
-        const unpublished = await expectOk("ControllerGetVolume of an unpublished volume", run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()));
-        verify(unpublished.status?.publishedNodeIds.includes(run.nodeId) !== true, `published_node_ids still lists node ${run.nodeId} after ControllerUnpublishVolume`);
+        const unpublished = await expectOk(
+          "ControllerGetVolume of an unpublished volume",
+          run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()),
+        );
+        verify(
+          unpublished.status?.publishedNodeIds.includes(run.nodeId) !== true,
+          `published_node_ids still lists node ${run.nodeId} after ControllerUnpublishVolume`,
+        );
       }
     },
   },
@@ -222,7 +274,11 @@ export const modifyVolumeChecks: Check[] = [
     rule: "ControllerModifyVolumeRequest.volume_id is REQUIRED",
     skipUnless: needModify,
     async run(run) {
-      await expectCode("ControllerModifyVolume without volume_id", run.controller.controllerModifyVolume({ mutableParameters: { a: "b" } }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "ControllerModifyVolume without volume_id",
+        run.controller.controllerModifyVolume({ mutableParameters: { a: "b" } }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -233,7 +289,11 @@ export const modifyVolumeChecks: Check[] = [
     rule: "mutable_parameters is REQUIRED (a REQUIRED map MUST contain at least 1 element)",
     skipUnless: needModify,
     async run(run) {
-      await expectCode("ControllerModifyVolume without mutable_parameters", run.controller.controllerModifyVolume({ volumeId: unknownVolumeId() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "ControllerModifyVolume without mutable_parameters",
+        run.controller.controllerModifyVolume({ volumeId: unknownVolumeId() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -244,10 +304,18 @@ export const modifyVolumeChecks: Check[] = [
     rule: "Volume does not exist: 5 NOT_FOUND",
     skipUnless: needModify,
     async run(run) {
-      if (Object.keys(run.options.mutableParameters).length === 0) skip("no --mutable-parameters given (needed for a request the driver accepts)");
+      if (Object.keys(run.options.mutableParameters).length === 0)
+        skip("no --mutable-parameters given (needed for a request the driver accepts)");
       await expectCode(
         "ControllerModifyVolume of an unknown volume",
-        run.controller.controllerModifyVolume({ volumeId: unknownVolumeId(), mutableParameters: { ...run.options.mutableParameters }, secrets: run.secrets("ControllerModifyVolume") }, run.call()),
+        run.controller.controllerModifyVolume(
+          {
+            volumeId: unknownVolumeId(),
+            mutableParameters: { ...run.options.mutableParameters },
+            secrets: run.secrets("ControllerModifyVolume"),
+          },
+          run.call(),
+        ),
         Code.NotFound,
       );
     },
@@ -264,7 +332,11 @@ export const modifyVolumeChecks: Check[] = [
       await expectCode(
         "ControllerModifyVolume with an unknown key",
         run.controller.controllerModifyVolume(
-          { volumeId: volume.volumeId, mutableParameters: { "csi-conformance.invalid/no-such-key": "x" }, secrets: run.secrets("ControllerModifyVolume") },
+          {
+            volumeId: volume.volumeId,
+            mutableParameters: { "csi-conformance.invalid/no-such-key": "x" },
+            secrets: run.secrets("ControllerModifyVolume"),
+          },
           run.call(),
         ),
         Code.InvalidArgument,
@@ -285,11 +357,21 @@ export const modifyVolumeChecks: Check[] = [
         run.step(`ControllerModifyVolume (call ${i})`);
         await expectOk(
           "ControllerModifyVolume",
-          run.controller.controllerModifyVolume({ volumeId: volume.volumeId, mutableParameters: { ...run.options.mutableParameters }, secrets: run.secrets("ControllerModifyVolume") }, run.call()),
+          run.controller.controllerModifyVolume(
+            {
+              volumeId: volume.volumeId,
+              mutableParameters: { ...run.options.mutableParameters },
+              secrets: run.secrets("ControllerModifyVolume"),
+            },
+            run.call(),
+          ),
         );
       }
       if (run.hasControllerCap(ControllerCap.GET_VOLUME)) {
-        const answer = await expectOk("ControllerGetVolume after modification", run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()));
+        const answer = await expectOk(
+          "ControllerGetVolume after modification",
+          run.controller.controllerGetVolume({ volumeId: volume.volumeId }, run.call()),
+        );
         if (answer.volume === undefined) fail("ControllerGetVolume returned no volume");
       }
     },

@@ -53,8 +53,14 @@ async function expandPublished(run: CheckRun, p: ProvisionedVolume, size: bigint
   let nodeExpansion = true;
   if (run.hasControllerCap(ControllerCap.EXPAND_VOLUME)) {
     run.step(`ControllerExpandVolume to ${size} bytes while published`);
-    const answer: ControllerExpandVolumeResponse = await expectOk("ControllerExpandVolume of a published volume", controllerExpand(run, p.volume.volumeId, size, p.accessType));
-    verify(answer.capacityBytes >= size, `ControllerExpandVolume reports capacity_bytes ${answer.capacityBytes}, below the requested ${size}`);
+    const answer: ControllerExpandVolumeResponse = await expectOk(
+      "ControllerExpandVolume of a published volume",
+      controllerExpand(run, p.volume.volumeId, size, p.accessType),
+    );
+    verify(
+      answer.capacityBytes >= size,
+      `ControllerExpandVolume reports capacity_bytes ${answer.capacityBytes}, below the requested ${size}`,
+    );
     nodeExpansion = answer.nodeExpansionRequired;
   }
   if (nodeExpansion && run.hasNodeCap(NodeCap.EXPAND_VOLUME)) {
@@ -74,7 +80,10 @@ async function expandPublished(run: CheckRun, p: ProvisionedVolume, size: bigint
           run.call(),
         ),
       );
-      verify(answer.capacityBytes === 0n || answer.capacityBytes >= size, `NodeExpandVolume reports capacity_bytes ${answer.capacityBytes}, below the requested ${size}`);
+      verify(
+        answer.capacityBytes === 0n || answer.capacityBytes >= size,
+        `NodeExpandVolume reports capacity_bytes ${answer.capacityBytes}, below the requested ${size}`,
+      );
     }
   } else if (nodeExpansion) {
     run.note("node_expansion_required is true but the node does not advertise EXPAND_VOLUME");
@@ -85,9 +94,15 @@ async function verifyGrown(run: CheckRun, p: ProvisionedVolume, before: bigint, 
   const after = await visibleSize(p.targetPath, p.accessType);
   verify(after > before, `the ${p.accessType === "block" ? "device" : "filesystem"} at the target is still ${after} bytes (was ${before})`);
   const floor = p.accessType === "block" ? size : (size * 7n) / 10n;
-  verify(after >= floor, `the ${p.accessType === "block" ? "device" : "filesystem"} at the target has ${after} bytes after expanding to ${size}`);
+  verify(
+    after >= floor,
+    `the ${p.accessType === "block" ? "device" : "filesystem"} at the target has ${after} bytes after expanding to ${size}`,
+  );
   if (run.hasNodeCap(NodeCap.GET_VOLUME_STATS)) {
-    const stats = await expectOk("NodeGetVolumeStats after expansion", run.node.nodeGetVolumeStats({ volumeId: p.volume.volumeId, volumePath: p.targetPath, stagingTargetPath: p.stagingPath }, run.call()));
+    const stats = await expectOk(
+      "NodeGetVolumeStats after expansion",
+      run.node.nodeGetVolumeStats({ volumeId: p.volume.volumeId, volumePath: p.targetPath, stagingTargetPath: p.stagingPath }, run.call()),
+    );
     // The capacity is compared below with the right margin; 0 leaves it out here.
     const problems = statsProblems(run, stats, p.accessType, 0n);
     verify(problems.length === 0, `NodeGetVolumeStats after expansion: ${problems.join("; ")}`);
@@ -107,7 +122,12 @@ function onlineCheck(accessType: AccessType): Check {
       const base = needs.all(needs.node(), needs.controller(ControllerCap.CREATE_DELETE_VOLUME))(profile);
       if (base !== undefined) return base;
       if (!profile.volumeExpansion.has(ExpansionType.ONLINE)) return "VolumeExpansion ONLINE is not advertised";
-      if (!profile.controller.available || (!profile.controller.caps.has(ControllerCap.EXPAND_VOLUME) && !(profile.node.available && profile.node.caps.has(NodeCap.EXPAND_VOLUME)))) return "no EXPAND_VOLUME capability";
+      if (
+        !profile.controller.available ||
+        (!profile.controller.caps.has(ControllerCap.EXPAND_VOLUME) &&
+          !(profile.node.available && profile.node.caps.has(NodeCap.EXPAND_VOLUME)))
+      )
+        return "no EXPAND_VOLUME capability";
       return undefined;
     },
     async run(run) {
@@ -132,7 +152,11 @@ export const expansionChecks: Check[] = [
     rule: "ControllerExpandVolumeRequest.volume_id is REQUIRED",
     skipUnless: needExpand,
     async run(run) {
-      await expectCode("ControllerExpandVolume without volume_id", controllerExpand(run, "", run.options.testVolumeExpandSize), Code.InvalidArgument);
+      await expectCode(
+        "ControllerExpandVolume without volume_id",
+        controllerExpand(run, "", run.options.testVolumeExpandSize),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -158,7 +182,11 @@ export const expansionChecks: Check[] = [
     rule: "Volume does not exist: 5 NOT_FOUND",
     skipUnless: needExpand,
     async run(run) {
-      await expectCode("ControllerExpandVolume of an unknown volume", controllerExpand(run, unknownVolumeId(), run.options.testVolumeExpandSize), Code.NotFound);
+      await expectCode(
+        "ControllerExpandVolume of an unknown volume",
+        controllerExpand(run, unknownVolumeId(), run.options.testVolumeExpandSize),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -202,7 +230,8 @@ export const expansionChecks: Check[] = [
       const smaller = current / 2n;
       run.step(`ControllerExpandVolume to a smaller size ${smaller}`);
       const result = await outcome(controllerExpand(run, volume.volumeId, smaller, "mount"));
-      if (!result.ok) fail(`ControllerExpandVolume to ${smaller} bytes of a ${current}-byte volume: expected OK, got ${describeOutcome(result)}`);
+      if (!result.ok)
+        fail(`ControllerExpandVolume to ${smaller} bytes of a ${current}-byte volume: expected OK, got ${describeOutcome(result)}`);
       verify(result.value.capacityBytes >= current, `a smaller request shrank the reported capacity to ${result.value.capacityBytes}`);
     },
   },
@@ -228,7 +257,14 @@ export const expansionChecks: Check[] = [
           await expectOk(
             "NodeExpandVolume of a staged volume",
             run.node.nodeExpandVolume(
-              { volumeId: volume.volumeId, volumePath: p.stagingPath, stagingTargetPath: p.stagingPath, capacityRange: { requiredBytes: size }, volumeCapability: p.capability, secrets: run.secrets("NodeExpandVolume") },
+              {
+                volumeId: volume.volumeId,
+                volumePath: p.stagingPath,
+                stagingTargetPath: p.stagingPath,
+                capacityRange: { requiredBytes: size },
+                volumeCapability: p.capability,
+                secrets: run.secrets("NodeExpandVolume"),
+              },
               run.call(),
             ),
           );
@@ -239,7 +275,16 @@ export const expansionChecks: Check[] = [
           run.step("NodeExpandVolume on the published path");
           await expectOk(
             "NodeExpandVolume of a published volume",
-            run.node.nodeExpandVolume({ volumeId: volume.volumeId, volumePath: p.targetPath, capacityRange: { requiredBytes: size }, volumeCapability: p.capability, secrets: run.secrets("NodeExpandVolume") }, run.call()),
+            run.node.nodeExpandVolume(
+              {
+                volumeId: volume.volumeId,
+                volumePath: p.targetPath,
+                capacityRange: { requiredBytes: size },
+                volumeCapability: p.capability,
+                secrets: run.secrets("NodeExpandVolume"),
+              },
+              run.call(),
+            ),
           );
         }
       } else {
@@ -257,7 +302,10 @@ export const expansionChecks: Check[] = [
     level: "MUST",
     rule: "Volume in use (published, no ONLINE expansion capability): 9 FAILED_PRECONDITION",
     skipUnless(profile) {
-      const base = needs.all(needs.node(), needs.controller(ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.EXPAND_VOLUME, ControllerCap.PUBLISH_UNPUBLISH_VOLUME))(profile);
+      const base = needs.all(
+        needs.node(),
+        needs.controller(ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.EXPAND_VOLUME, ControllerCap.PUBLISH_UNPUBLISH_VOLUME),
+      )(profile);
       if (base !== undefined) return base;
       if (profile.volumeExpansion.has(ExpansionType.ONLINE)) return "VolumeExpansion ONLINE is advertised";
       if (!profile.volumeExpansion.has(ExpansionType.OFFLINE)) return "VolumeExpansion OFFLINE is not advertised";
@@ -265,7 +313,11 @@ export const expansionChecks: Check[] = [
     },
     async run(run) {
       const p = await run.provision("offlineonly", "mount");
-      await expectCode("ControllerExpandVolume of a published volume", controllerExpand(run, p.volume.volumeId, run.options.testVolumeExpandSize, "mount"), Code.FailedPrecondition);
+      await expectCode(
+        "ControllerExpandVolume of a published volume",
+        controllerExpand(run, p.volume.volumeId, run.options.testVolumeExpandSize, "mount"),
+        Code.FailedPrecondition,
+      );
     },
   },
 ];

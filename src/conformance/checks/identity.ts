@@ -34,15 +34,20 @@ export const identityChecks: Check[] = [
     rule: "All instances of the same version of the Plugin SHALL return the same set of capabilities, regardless of which RPCs an instance is serving",
     async run(run) {
       const endpoints = [{ label: run.clients.endpoint, client: run.identity }];
-      if (run.clients.controllerEndpoint !== run.clients.endpoint) endpoints.push({ label: run.clients.controllerEndpoint, client: run.clients.controllerIdentity });
+      if (run.clients.controllerEndpoint !== run.clients.endpoint)
+        endpoints.push({ label: run.clients.controllerEndpoint, client: run.clients.controllerIdentity });
       let reference: { label: string; text: string } | undefined;
       for (const { label, client } of endpoints) {
         for (let i = 0; i < run.options.idempotentCount; i++) {
           run.step(`GetPluginInfo and GetPluginCapabilities at ${label} (call ${i + 1})`);
           const info = await expectOk(`GetPluginInfo at ${label}`, client.getPluginInfo({}, run.call()));
           const caps = await expectOk(`GetPluginCapabilities at ${label}`, client.getPluginCapabilities({}, run.call()));
-          const services = caps.capabilities.flatMap((c) => (c.type.case === "service" ? [pluginServiceName(c.type.value.type)] : [])).sort();
-          const expansion = caps.capabilities.flatMap((c) => (c.type.case === "volumeExpansion" ? [expansionName(c.type.value.type)] : [])).sort();
+          const services = caps.capabilities
+            .flatMap((c) => (c.type.case === "service" ? [pluginServiceName(c.type.value.type)] : []))
+            .sort();
+          const expansion = caps.capabilities
+            .flatMap((c) => (c.type.case === "volumeExpansion" ? [expansionName(c.type.value.type)] : []))
+            .sort();
           const text = `name=${info.name} version=${info.vendorVersion} services=[${services.join(",")}] expansion=[${expansion.join(",")}]`;
           if (reference === undefined) reference = { label, text };
           else verify(reference.text === text, `${label} answered ${text}, but ${reference.label} answered ${reference.text}`);
@@ -90,7 +95,9 @@ export const identityChecks: Check[] = [
         if (!profile.controller.available && !profile.node.available) fail("neither service is reachable");
         return;
       }
-      fail(`the plugin advertises VolumeExpansion ${[...profile.volumeExpansion].map(expansionName).join(", ")} but neither ControllerGetCapabilities nor NodeGetCapabilities lists EXPAND_VOLUME`);
+      fail(
+        `the plugin advertises VolumeExpansion ${[...profile.volumeExpansion].map(expansionName).join(", ")} but neither ControllerGetCapabilities nor NodeGetCapabilities lists EXPAND_VOLUME`,
+      );
     },
   },
   {

@@ -6,7 +6,15 @@ import { expansionChecks } from "./expansion.js";
 import { identityChecks } from "./identity.js";
 import { lifecycleChecks } from "./lifecycle.js";
 import { listSnapshotsChecks, listVolumesChecks } from "./listing.js";
-import { nodeExpandChecks, nodeInfoChecks, nodePublishChecks, nodeStageChecks, nodeStatsChecks, nodeUnpublishChecks, nodeUnstageChecks } from "./node.js";
+import {
+  nodeExpandChecks,
+  nodeInfoChecks,
+  nodePublishChecks,
+  nodeStageChecks,
+  nodeStatsChecks,
+  nodeUnpublishChecks,
+  nodeUnstageChecks,
+} from "./node.js";
 import { snapshotChecks } from "./snapshots.js";
 import { createVolumeChecks, deleteVolumeChecks } from "./volumes.js";
 

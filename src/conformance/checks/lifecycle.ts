@@ -23,7 +23,10 @@ async function verifyTarget(run: CheckRun, p: ProvisionedVolume): Promise<void> 
   const kind = await pathKind(p.targetPath);
   if (p.accessType === "mount") {
     verify(kind === "directory", `the target path is ${kind}, not a directory`);
-    verify((await mountsAt(p.targetPath)).length > 0, "nothing is mounted at the target path (the SP SHALL place the mounted directory there)");
+    verify(
+      (await mountsAt(p.targetPath)).length > 0,
+      "nothing is mounted at the target path (the SP SHALL place the mounted directory there)",
+    );
   } else {
     verify(kind === "block-device", `the target path is ${kind}, not a block device`);
     const size = await blockDeviceSize(p.targetPath);
@@ -44,7 +47,12 @@ async function writeData(p: ProvisionedVolume): Promise<Written> {
   if (p.accessType === "mount") return { accessType: "mount", marker: await writeMarker(p.targetPath) };
   const size = Number(await blockDeviceSize(p.targetPath));
   const tailOffset = size - BLOCK_PATTERN_BYTES;
-  return { accessType: "block", head: await writeBlockPattern(p.targetPath, 0), tail: await writeBlockPattern(p.targetPath, tailOffset), tailOffset };
+  return {
+    accessType: "block",
+    head: await writeBlockPattern(p.targetPath, 0),
+    tail: await writeBlockPattern(p.targetPath, tailOffset),
+    tailOffset,
+  };
 }
 
 async function dataPresent(p: ProvisionedVolume, written: Written): Promise<boolean> {
@@ -93,12 +101,23 @@ function roundTrip(accessType: AccessType): Check {
       }
       if (run.hasNodeCap(NodeCap.GET_VOLUME_STATS)) {
         run.step("NodeGetVolumeStats on the target path");
-        const stats = await expectOk("NodeGetVolumeStats", run.node.nodeGetVolumeStats({ volumeId: volume.volumeId, volumePath: paths.targetPath, stagingTargetPath: staged ? paths.stagingPath : "" }, run.call()));
+        const stats = await expectOk(
+          "NodeGetVolumeStats",
+          run.node.nodeGetVolumeStats(
+            { volumeId: volume.volumeId, volumePath: paths.targetPath, stagingTargetPath: staged ? paths.stagingPath : "" },
+            run.call(),
+          ),
+        );
         const problems = statsProblems(run, stats, accessType, volume.capacityBytes);
         verify(problems.length === 0, `NodeGetVolumeStats: ${problems.join("; ")}`);
         if (staged && accessType === "mount") {
           run.step("NodeGetVolumeStats on the staging path");
-          const staging = await outcome(run.node.nodeGetVolumeStats({ volumeId: volume.volumeId, volumePath: paths.stagingPath, stagingTargetPath: paths.stagingPath }, run.call()));
+          const staging = await outcome(
+            run.node.nodeGetVolumeStats(
+              { volumeId: volume.volumeId, volumePath: paths.stagingPath, stagingTargetPath: paths.stagingPath },
+              run.call(),
+            ),
+          );
           if (!staging.ok) run.note(`NodeGetVolumeStats on the staging path: ${describeOutcome(staging)}`);
         }
       }
@@ -106,7 +125,10 @@ function roundTrip(accessType: AccessType): Check {
         run.step(`NodeUnpublishVolume (call ${i})`);
         await run.unpublish(volume.volumeId, paths.targetPath);
         const kind = await pathKind(paths.targetPath);
-        verify(kind === "missing", `after NodeUnpublishVolume the target path is still there (${kind}); the SP MUST delete the file or directory it created`);
+        verify(
+          kind === "missing",
+          `after NodeUnpublishVolume the target path is still there (${kind}); the SP MUST delete the file or directory it created`,
+        );
       }
       for (let i = 1; staged && i <= n; i++) {
         run.step(`NodeUnstageVolume (call ${i})`);
@@ -196,7 +218,13 @@ export const lifecycleChecks: Check[] = [
         let publishContext: Record<string, string> = {};
         if (run.hasControllerCap(ControllerCap.PUBLISH_UNPUBLISH_VOLUME)) publishContext = await run.controllerPublish(fresh, capability);
         const paths = await run.workPaths(`stagedeadline${round}`);
-        const request = { volumeId: fresh.volumeId, stagingTargetPath: paths.stagingPath, volumeCapability: capability, publishContext, volumeContext: fresh.volumeContext };
+        const request = {
+          volumeId: fresh.volumeId,
+          stagingTargetPath: paths.stagingPath,
+          volumeCapability: capability,
+          publishContext,
+          volumeContext: fresh.volumeContext,
+        };
         run.registerStage(fresh.volumeId, paths.stagingPath);
         run.step(`volume ${round}: NodeStageVolume with deadlines of 2 ms and up until one completes`);
         const { cut } = await sweepDeadlines((timeoutMs) => run.node.nodeStageVolume(request, run.call(timeoutMs)));
@@ -232,7 +260,10 @@ export const lifecycleChecks: Check[] = [
       verify(code === "EROFS" || code === "EACCES" || code === "EPERM", `writing failed with ${code}, not with a read-only error`);
       const mounts = await mountsAt(p.targetPath);
       const top = mounts[mounts.length - 1];
-      verify(top !== undefined && top.options.includes("ro"), `the target's mount options are ${top?.options.join(",") ?? "(not mounted)"}, without ro`);
+      verify(
+        top !== undefined && top.options.includes("ro"),
+        `the target's mount options are ${top?.options.join(",") ?? "(not mounted)"}, without ro`,
+      );
     },
   },
   {
@@ -271,7 +302,13 @@ export const lifecycleChecks: Check[] = [
       const size = run.options.testVolumeExpandSize;
       run.step(`CreateVolume from the snapshot with required_bytes ${size}`);
       const result = await outcome(
-        run.controller.createVolume(run.volumeRequest(run.uniqueName("grown"), "mount", { capacityRange: { requiredBytes: size }, volumeContentSource: { type: { case: "snapshot", value: { snapshotId: snapshot.snapshotId } } } }), run.call()),
+        run.controller.createVolume(
+          run.volumeRequest(run.uniqueName("grown"), "mount", {
+            capacityRange: { requiredBytes: size },
+            volumeContentSource: { type: { case: "snapshot", value: { snapshotId: snapshot.snapshotId } } },
+          }),
+          run.call(),
+        ),
       );
       if (!result.ok) {
         if (result.code === Code.OutOfRange) skip("the driver does not restore into larger volumes (OUT_OF_RANGE)");
@@ -299,7 +336,11 @@ export const lifecycleChecks: Check[] = [
       const source = await run.provision("clonesrc", "mount");
       const written = await writeData(source);
       run.step("CreateVolume from the published source");
-      const clone = await run.createVolume(run.volumeRequest(run.uniqueName("clone"), "mount", { volumeContentSource: { type: { case: "volume", value: { volumeId: source.volume.volumeId } } } }));
+      const clone = await run.createVolume(
+        run.volumeRequest(run.uniqueName("clone"), "mount", {
+          volumeContentSource: { type: { case: "volume", value: { volumeId: source.volume.volumeId } } },
+        }),
+      );
       const p = await run.provision("clone", "mount", { volume: clone });
       verify(await dataPresent(p, written), "the clone does not hold its source's data");
       run.step("write to the clone; the source must not change");

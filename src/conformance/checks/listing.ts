@@ -9,7 +9,11 @@ import { snapshotProblems, unknownSnapshotId, unknownVolumeId } from "./shared.j
 const needList = needs.controller(ControllerCap.LIST_VOLUMES);
 const needListCreate = needs.controller(ControllerCap.LIST_VOLUMES, ControllerCap.CREATE_DELETE_VOLUME);
 const needListSnapshots = needs.controller(ControllerCap.LIST_SNAPSHOTS);
-const needListSnapshotsCreate = needs.controller(ControllerCap.LIST_SNAPSHOTS, ControllerCap.CREATE_DELETE_SNAPSHOT, ControllerCap.CREATE_DELETE_VOLUME);
+const needListSnapshotsCreate = needs.controller(
+  ControllerCap.LIST_SNAPSHOTS,
+  ControllerCap.CREATE_DELETE_SNAPSHOT,
+  ControllerCap.CREATE_DELETE_VOLUME,
+);
 
 /** How many items the paging checks make sure exist, and the page size they use. */
 const PAGING_ITEMS = 5;
@@ -47,8 +51,16 @@ export const listVolumesChecks: Check[] = [
         verify(entry.volume !== undefined, "an entry has no volume (REQUIRED)");
         const problem = identifierProblem("volume_id", entry.volume.volumeId);
         verify(problem === undefined, `an entry's ${problem}`);
-        if (published) verify(entry.status !== undefined, `the entry of ${entry.volume.volumeId} has no status although LIST_VOLUMES_PUBLISHED_NODES is advertised`);
-        if (condition) verify(entry.status?.volumeCondition !== undefined, `the entry of ${entry.volume.volumeId} has no volume_condition although VOLUME_CONDITION is advertised`);
+        if (published)
+          verify(
+            entry.status !== undefined,
+            `the entry of ${entry.volume.volumeId} has no status although LIST_VOLUMES_PUBLISHED_NODES is advertised`,
+          );
+        if (condition)
+          verify(
+            entry.status?.volumeCondition !== undefined,
+            `the entry of ${entry.volume.volumeId} has no volume_condition although VOLUME_CONDITION is advertised`,
+          );
       }
       const dup = duplicatesOf(entries.map((e) => e.volume?.volumeId ?? ""));
       verify(dup.length === 0, `volumes listed more than once: ${dup.join(", ")}`);
@@ -62,7 +74,11 @@ export const listVolumesChecks: Check[] = [
     rule: "Invalid starting_token: 10 ABORTED",
     skipUnless: needList,
     async run(run) {
-      await expectCode("ListVolumes with starting_token \"csi-conformance-invalid-token\"", run.controller.listVolumes({ startingToken: "csi-conformance-invalid-token" }, run.call()), Code.Aborted);
+      await expectCode(
+        'ListVolumes with starting_token "csi-conformance-invalid-token"',
+        run.controller.listVolumes({ startingToken: "csi-conformance-invalid-token" }, run.call()),
+        Code.Aborted,
+      );
     },
   },
   {
@@ -89,12 +105,18 @@ export const listVolumesChecks: Check[] = [
       const after = await run.listAllVolumes();
       const entry = after.entries.find((e) => e.volume?.volumeId === volume.volumeId);
       verify(entry !== undefined, `ListVolumes does not list new volume ${volume.volumeId}`);
-      verify(entry.volume?.capacityBytes === volume.capacityBytes, `ListVolumes reports capacity ${entry.volume?.capacityBytes}, CreateVolume ${volume.capacityBytes}`);
+      verify(
+        entry.volume?.capacityBytes === volume.capacityBytes,
+        `ListVolumes reports capacity ${entry.volume?.capacityBytes}, CreateVolume ${volume.capacityBytes}`,
+      );
       run.step("DeleteVolume");
       await run.deleteVolume(volume.volumeId);
       run.step("ListVolumes after DeleteVolume");
       const gone = await run.listAllVolumes();
-      verify(!gone.entries.some((e) => e.volume?.volumeId === volume.volumeId), `ListVolumes still lists deleted volume ${volume.volumeId}`);
+      verify(
+        !gone.entries.some((e) => e.volume?.volumeId === volume.volumeId),
+        `ListVolumes still lists deleted volume ${volume.volumeId}`,
+      );
     },
   },
   {
@@ -119,10 +141,19 @@ export const listVolumesChecks: Check[] = [
       const unpaged = new Set(all.entries.map((e) => e.volume?.volumeId ?? ""));
       const lost = [...unpaged].filter((id) => !ids.includes(id));
       verify(lost.length === 0, `volumes listed without paging but not with it: ${lost.join(", ")}`);
-      verify(paged.pages.length >= Math.ceil(unpaged.size / PAGE_SIZE), `${unpaged.size} volumes came in only ${paged.pages.length} pages of at most ${PAGE_SIZE}`);
+      verify(
+        paged.pages.length >= Math.ceil(unpaged.size / PAGE_SIZE),
+        `${unpaged.size} volumes came in only ${paged.pages.length} pages of at most ${PAGE_SIZE}`,
+      );
       run.step(`ListVolumes with max_entries ${unpaged.size + 10}`);
-      const whole = await expectOk("ListVolumes with a large max_entries", run.controller.listVolumes({ maxEntries: unpaged.size + 10 }, run.call()));
-      verify(whole.nextToken === "", `with max_entries above the number of volumes, next_token is ${JSON.stringify(whole.nextToken)} instead of empty`);
+      const whole = await expectOk(
+        "ListVolumes with a large max_entries",
+        run.controller.listVolumes({ maxEntries: unpaged.size + 10 }, run.call()),
+      );
+      verify(
+        whole.nextToken === "",
+        `with max_entries above the number of volumes, next_token is ${JSON.stringify(whole.nextToken)} instead of empty`,
+      );
     },
   },
   {
@@ -137,7 +168,10 @@ export const listVolumesChecks: Check[] = [
       run.step("page through ListVolumes twice");
       const first = (await run.listAllVolumes(PAGE_SIZE)).entries.map((e) => e.volume?.volumeId ?? "");
       const second = (await run.listAllVolumes(PAGE_SIZE)).entries.map((e) => e.volume?.volumeId ?? "");
-      verify(first.join(",") === second.join(","), `two paginations returned different orders: [${first.join(", ")}] and [${second.join(", ")}]`);
+      verify(
+        first.join(",") === second.join(","),
+        `two paginations returned different orders: [${first.join(", ")}] and [${second.join(", ")}]`,
+      );
     },
   },
 ];
@@ -170,7 +204,7 @@ export const listSnapshotsChecks: Check[] = [
     skipUnless: needListSnapshots,
     async run(run) {
       await expectCode(
-        "ListSnapshots with starting_token \"csi-conformance-invalid-token\"",
+        'ListSnapshots with starting_token "csi-conformance-invalid-token"',
         run.controller.listSnapshots({ startingToken: "csi-conformance-invalid-token", secrets: run.secrets("ListSnapshots") }, run.call()),
         Code.Aborted,
       );
@@ -184,7 +218,11 @@ export const listSnapshotsChecks: Check[] = [
     rule: "max_entries: the value of this field MUST NOT be negative (an invalid field is INVALID_ARGUMENT)",
     skipUnless: needListSnapshots,
     async run(run) {
-      await expectCode("ListSnapshots with max_entries -1", run.controller.listSnapshots({ maxEntries: -1, secrets: run.secrets("ListSnapshots") }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "ListSnapshots with max_entries -1",
+        run.controller.listSnapshots({ maxEntries: -1, secrets: run.secrets("ListSnapshots") }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -196,10 +234,16 @@ export const listSnapshotsChecks: Check[] = [
     skipUnless: needListSnapshots,
     async run(run) {
       run.step("ListSnapshots by an unknown snapshot_id");
-      const byId = await expectOk("ListSnapshots by an unknown snapshot_id", run.controller.listSnapshots({ snapshotId: unknownSnapshotId(), secrets: run.secrets("ListSnapshots") }, run.call()));
+      const byId = await expectOk(
+        "ListSnapshots by an unknown snapshot_id",
+        run.controller.listSnapshots({ snapshotId: unknownSnapshotId(), secrets: run.secrets("ListSnapshots") }, run.call()),
+      );
       verify(byId.entries.length === 0, `ListSnapshots by an unknown snapshot_id returned ${byId.entries.length} entries`);
       run.step("ListSnapshots by an unknown source_volume_id");
-      const bySource = await expectOk("ListSnapshots by an unknown source_volume_id", run.controller.listSnapshots({ sourceVolumeId: unknownVolumeId(), secrets: run.secrets("ListSnapshots") }, run.call()));
+      const bySource = await expectOk(
+        "ListSnapshots by an unknown source_volume_id",
+        run.controller.listSnapshots({ sourceVolumeId: unknownVolumeId(), secrets: run.secrets("ListSnapshots") }, run.call()),
+      );
       verify(bySource.entries.length === 0, `ListSnapshots by an unknown source_volume_id returned ${bySource.entries.length} entries`);
     },
   },
@@ -217,17 +261,32 @@ export const listSnapshotsChecks: Check[] = [
       const wanted = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), target.volumeId));
       const unrelated = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), other.volumeId));
       run.step("ListSnapshots by snapshot_id");
-      const byId = await expectOk("ListSnapshots by snapshot_id", run.controller.listSnapshots({ snapshotId: wanted.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()));
+      const byId = await expectOk(
+        "ListSnapshots by snapshot_id",
+        run.controller.listSnapshots({ snapshotId: wanted.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()),
+      );
       verify(byId.entries.length === 1, `ListSnapshots by snapshot_id returned ${byId.entries.length} entries, not 1`);
-      verify(byId.entries[0]?.snapshot?.snapshotId === wanted.snapshotId, `ListSnapshots by snapshot_id returned ${byId.entries[0]?.snapshot?.snapshotId}`);
+      verify(
+        byId.entries[0]?.snapshot?.snapshotId === wanted.snapshotId,
+        `ListSnapshots by snapshot_id returned ${byId.entries[0]?.snapshot?.snapshotId}`,
+      );
       const problems = snapshotProblems(byId.entries[0].snapshot, target.volumeId);
       verify(problems.length === 0, problems.join("; "));
       run.step("ListSnapshots by source_volume_id");
       const bySource = await run.listAllSnapshots({ sourceVolumeId: target.volumeId });
-      verify(bySource.entries.some((e) => e.snapshot?.snapshotId === wanted.snapshotId), `ListSnapshots by source_volume_id does not list ${wanted.snapshotId}`);
+      verify(
+        bySource.entries.some((e) => e.snapshot?.snapshotId === wanted.snapshotId),
+        `ListSnapshots by source_volume_id does not list ${wanted.snapshotId}`,
+      );
       const foreign = bySource.entries.filter((e) => e.snapshot?.sourceVolumeId !== target.volumeId);
-      verify(foreign.length === 0, `ListSnapshots by source_volume_id returned snapshots of other volumes: ${foreign.map((e) => e.snapshot?.snapshotId).join(", ")}`);
-      verify(!bySource.entries.some((e) => e.snapshot?.snapshotId === unrelated.snapshotId), "ListSnapshots by source_volume_id returned the other volume's snapshot");
+      verify(
+        foreign.length === 0,
+        `ListSnapshots by source_volume_id returned snapshots of other volumes: ${foreign.map((e) => e.snapshot?.snapshotId).join(", ")}`,
+      );
+      verify(
+        !bySource.entries.some((e) => e.snapshot?.snapshotId === unrelated.snapshotId),
+        "ListSnapshots by source_volume_id returned the other volume's snapshot",
+      );
     },
   },
   {
@@ -243,12 +302,18 @@ export const listSnapshotsChecks: Check[] = [
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), volume.volumeId));
       run.step("ListSnapshots");
       const listed = await run.listAllSnapshots();
-      verify(listed.entries.some((e) => e.snapshot?.snapshotId === snapshot.snapshotId), `ListSnapshots does not list new snapshot ${snapshot.snapshotId}`);
+      verify(
+        listed.entries.some((e) => e.snapshot?.snapshotId === snapshot.snapshotId),
+        `ListSnapshots does not list new snapshot ${snapshot.snapshotId}`,
+      );
       run.step("DeleteSnapshot");
       await run.deleteSnapshot(snapshot.snapshotId);
       run.step("ListSnapshots after DeleteSnapshot");
       const after = await run.listAllSnapshots();
-      verify(!after.entries.some((e) => e.snapshot?.snapshotId === snapshot.snapshotId), `ListSnapshots still lists deleted snapshot ${snapshot.snapshotId}`);
+      verify(
+        !after.entries.some((e) => e.snapshot?.snapshotId === snapshot.snapshotId),
+        `ListSnapshots still lists deleted snapshot ${snapshot.snapshotId}`,
+      );
     },
   },
   {
@@ -262,7 +327,8 @@ export const listSnapshotsChecks: Check[] = [
       const volume = await run.createTestVolume("pagesrc");
       run.step(`CreateSnapshot ${PAGING_ITEMS} times`);
       const ours: string[] = [];
-      for (let i = 0; i < PAGING_ITEMS; i++) ours.push((await run.createSnapshot(run.snapshotRequest(run.uniqueName(`page${i}`), volume.volumeId))).snapshotId);
+      for (let i = 0; i < PAGING_ITEMS; i++)
+        ours.push((await run.createSnapshot(run.snapshotRequest(run.uniqueName(`page${i}`), volume.volumeId))).snapshotId);
       run.step("ListSnapshots without max_entries");
       const all = await run.listAllSnapshots();
       run.step(`ListSnapshots with max_entries ${PAGE_SIZE}`);
@@ -277,10 +343,16 @@ export const listSnapshotsChecks: Check[] = [
       run.step("ListSnapshots by source_volume_id with max_entries 1");
       const filtered = await run.listAllSnapshots({ sourceVolumeId: volume.volumeId, maxEntries: 1 });
       const filteredIds = filtered.entries.map((e) => e.snapshot?.snapshotId ?? "");
-      verify(duplicatesOf(filteredIds).length === 0, `filtered paging returned snapshots more than once: ${duplicatesOf(filteredIds).join(", ")}`);
+      verify(
+        duplicatesOf(filteredIds).length === 0,
+        `filtered paging returned snapshots more than once: ${duplicatesOf(filteredIds).join(", ")}`,
+      );
       const filteredMissing = ours.filter((id) => !filteredIds.includes(id));
       verify(filteredMissing.length === 0, `filtered paging never returned snapshots ${filteredMissing.join(", ")}`);
-      verify(filtered.entries.every((e) => e.snapshot?.sourceVolumeId === volume.volumeId), "filtered paging returned snapshots of other volumes");
+      verify(
+        filtered.entries.every((e) => e.snapshot?.sourceVolumeId === volume.volumeId),
+        "filtered paging returned snapshots of other volumes",
+      );
     },
   },
 ];

@@ -20,11 +20,13 @@ export function statsProblems(run: CheckRun, stats: NodeGetVolumeStatsResponse, 
   const problems: string[] = [];
   if (stats.usage.length === 0) problems.push("usage is empty");
   const units = stats.usage.map((u) => u.unit);
-  if (units.some((u) => u === Unit.UNKNOWN || Unit[u] === undefined)) problems.push(`usage has an entry of unknown unit (${units.join(", ")})`);
+  if (units.some((u) => u === Unit.UNKNOWN || Unit[u] === undefined))
+    problems.push(`usage has an entry of unknown unit (${units.join(", ")})`);
   if (new Set(units).size !== units.length) problems.push(`usage repeats a unit (${units.map((u) => Unit[u] ?? u).join(", ")})`);
   for (const usage of stats.usage) {
     const unit = Unit[usage.unit] ?? String(usage.unit);
-    if (usage.total < 0n || usage.used < 0n || usage.available < 0n) problems.push(`${unit}: negative value (total ${usage.total}, used ${usage.used}, available ${usage.available})`);
+    if (usage.total < 0n || usage.used < 0n || usage.available < 0n)
+      problems.push(`${unit}: negative value (total ${usage.total}, used ${usage.used}, available ${usage.available})`);
     if (usage.total === 0n) problems.push(`${unit}: total is 0 (REQUIRED)`);
     if (usage.used > usage.total) problems.push(`${unit}: used ${usage.used} exceeds total ${usage.total}`);
     if (usage.available > usage.total) problems.push(`${unit}: available ${usage.available} exceeds total ${usage.total}`);
@@ -38,7 +40,8 @@ export function statsProblems(run: CheckRun, stats: NodeGetVolumeStatsResponse, 
     if (bytes.total < floor) problems.push(`BYTES total ${bytes.total} is far below the volume's capacity ${capacity}`);
   }
   if (run.hasNodeCap(NodeCap.VOLUME_CONDITION)) {
-    if (stats.volumeCondition === undefined || stats.volumeCondition.message === "") problems.push("volume_condition is missing or has no message although VOLUME_CONDITION is advertised");
+    if (stats.volumeCondition === undefined || stats.volumeCondition.message === "")
+      problems.push("volume_condition is missing or has no message although VOLUME_CONDITION is advertised");
     else if (stats.volumeCondition.abnormal) problems.push(`the volume is reported abnormal: ${stats.volumeCondition.message}`);
   }
   return problems;
@@ -58,8 +61,11 @@ async function plainDir(run: CheckRun, label: string): Promise<string> {
  * with PUBLISH_UNPUBLISH_VOLUME needs the publish_context to even find a
  * volume on the node). Without CreateVolume, an id that never existed.
  */
-async function deletedVolume(run: CheckRun): Promise<{ volumeId: string; publishContext: Record<string, string>; volumeContext: Record<string, string> }> {
-  if (!run.hasControllerCap(ControllerCap.CREATE_DELETE_VOLUME)) return { volumeId: unknownVolumeId(), publishContext: {}, volumeContext: {} };
+async function deletedVolume(
+  run: CheckRun,
+): Promise<{ volumeId: string; publishContext: Record<string, string>; volumeContext: Record<string, string> }> {
+  if (!run.hasControllerCap(ControllerCap.CREATE_DELETE_VOLUME))
+    return { volumeId: unknownVolumeId(), publishContext: {}, volumeContext: {} };
   const volume = await run.createTestVolume("gone");
   let publishContext: Record<string, string> = {};
   if (run.hasControllerCap(ControllerCap.PUBLISH_UNPUBLISH_VOLUME)) {
@@ -87,7 +93,10 @@ export const nodeInfoChecks: Check[] = [
       verify(first.maxVolumesPerNode >= 0n, `max_volumes_per_node ${first.maxVolumesPerNode} is negative`);
       const segments = first.accessibleTopology?.segments;
       if (segments !== undefined && Object.keys(segments).length > 0) {
-        verify(run.profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS), "accessible_topology is set but VOLUME_ACCESSIBILITY_CONSTRAINTS is not advertised");
+        verify(
+          run.profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS),
+          "accessible_topology is set but VOLUME_ACCESSIBILITY_CONSTRAINTS is not advertised",
+        );
         const problems = [...topologyProblems(segments), topologyPrefixProblem([segments]) ?? ""].filter((p) => p !== "");
         verify(problems.length === 0, problems.join("; "));
       }
@@ -109,7 +118,11 @@ export const nodeStageChecks: Check[] = [
     skipUnless: needStage,
     async run(run) {
       const { stagingPath } = await run.workPaths();
-      await expectCode("NodeStageVolume without volume_id", run.node.nodeStageVolume({ stagingTargetPath: stagingPath, volumeCapability: run.mountCapability() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeStageVolume without volume_id",
+        run.node.nodeStageVolume({ stagingTargetPath: stagingPath, volumeCapability: run.mountCapability() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -120,7 +133,11 @@ export const nodeStageChecks: Check[] = [
     rule: "staging_target_path is REQUIRED; a missing required field is INVALID_ARGUMENT",
     skipUnless: needStage,
     async run(run) {
-      await expectCode("NodeStageVolume of an unknown volume without staging_target_path", run.node.nodeStageVolume({ volumeId: unknownVolumeId(), volumeCapability: run.mountCapability() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeStageVolume of an unknown volume without staging_target_path",
+        run.node.nodeStageVolume({ volumeId: unknownVolumeId(), volumeCapability: run.mountCapability() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -132,7 +149,11 @@ export const nodeStageChecks: Check[] = [
     skipUnless: needStage,
     async run(run) {
       const { stagingPath } = await run.workPaths();
-      await expectCode("NodeStageVolume of an unknown volume without volume_capability", run.node.nodeStageVolume({ volumeId: unknownVolumeId(), stagingTargetPath: stagingPath }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeStageVolume of an unknown volume without volume_capability",
+        run.node.nodeStageVolume({ volumeId: unknownVolumeId(), stagingTargetPath: stagingPath }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -146,7 +167,14 @@ export const nodeStageChecks: Check[] = [
       const { stagingPath } = await run.workPaths();
       await expectCode(
         "NodeStageVolume with a capability without access_type",
-        run.node.nodeStageVolume({ volumeId: unknownVolumeId(), stagingTargetPath: stagingPath, volumeCapability: { accessMode: { mode: run.mountCapability().accessMode?.mode ?? 1 } } }, run.call()),
+        run.node.nodeStageVolume(
+          {
+            volumeId: unknownVolumeId(),
+            stagingTargetPath: stagingPath,
+            volumeCapability: { accessMode: { mode: run.mountCapability().accessMode?.mode ?? 1 } },
+          },
+          run.call(),
+        ),
         Code.InvalidArgument,
       );
     },
@@ -165,7 +193,16 @@ export const nodeStageChecks: Check[] = [
       run.step("NodeStageVolume of the deleted volume, with the publish_context it had");
       await expectCode(
         "NodeStageVolume of a volume that does not exist",
-        run.node.nodeStageVolume({ volumeId: gone.volumeId, stagingTargetPath: stagingPath, volumeCapability: run.mountCapability(), publishContext: gone.publishContext, volumeContext: gone.volumeContext }, run.call()),
+        run.node.nodeStageVolume(
+          {
+            volumeId: gone.volumeId,
+            stagingTargetPath: stagingPath,
+            volumeCapability: run.mountCapability(),
+            publishContext: gone.publishContext,
+            volumeContext: gone.volumeContext,
+          },
+          run.call(),
+        ),
         Code.NotFound,
       );
     },
@@ -182,12 +219,21 @@ export const nodeStageChecks: Check[] = [
       run.step("NodeStageVolume again at the same path with a block capability");
       const result = await outcome(
         run.node.nodeStageVolume(
-          { volumeId: provisioned.volume.volumeId, stagingTargetPath: provisioned.stagingPath, volumeCapability: run.blockCapability(), publishContext: provisioned.publishContext, volumeContext: provisioned.volume.volumeContext },
+          {
+            volumeId: provisioned.volume.volumeId,
+            stagingTargetPath: provisioned.stagingPath,
+            volumeCapability: run.blockCapability(),
+            publishContext: provisioned.publishContext,
+            volumeContext: provisioned.volume.volumeContext,
+          },
           run.call(),
         ),
       );
       verify(!result.ok, "staging a mount-staged volume again as block at the same path succeeded");
-      verify(result.code === Code.AlreadyExists || result.code === Code.FailedPrecondition, `expected ALREADY_EXISTS or FAILED_PRECONDITION, got ${describeOutcome(result)}`);
+      verify(
+        result.code === Code.AlreadyExists || result.code === Code.FailedPrecondition,
+        `expected ALREADY_EXISTS or FAILED_PRECONDITION, got ${describeOutcome(result)}`,
+      );
     },
   },
 ];
@@ -202,7 +248,11 @@ export const nodeUnstageChecks: Check[] = [
     skipUnless: needStage,
     async run(run) {
       const { stagingPath } = await run.workPaths();
-      await expectCode("NodeUnstageVolume without volume_id", run.node.nodeUnstageVolume({ stagingTargetPath: stagingPath }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeUnstageVolume without volume_id",
+        run.node.nodeUnstageVolume({ stagingTargetPath: stagingPath }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -213,7 +263,11 @@ export const nodeUnstageChecks: Check[] = [
     rule: "NodeUnstageVolumeRequest.staging_target_path is REQUIRED",
     skipUnless: needStage,
     async run(run) {
-      await expectCode("NodeUnstageVolume without staging_target_path", run.node.nodeUnstageVolume({ volumeId: unknownVolumeId() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeUnstageVolume without staging_target_path",
+        run.node.nodeUnstageVolume({ volumeId: unknownVolumeId() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -226,9 +280,15 @@ export const nodeUnstageChecks: Check[] = [
     async run(run) {
       const volume = await run.createTestVolume("notstaged");
       const { stagingPath } = await run.workPaths();
-      await expectOk("NodeUnstageVolume of a volume never staged", run.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: stagingPath }, run.call()));
+      await expectOk(
+        "NodeUnstageVolume of a volume never staged",
+        run.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: stagingPath }, run.call()),
+      );
       run.step("NodeUnstageVolume at a path that does not exist");
-      await expectOk("NodeUnstageVolume at a missing path", run.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: join(stagingPath, "missing") }, run.call()));
+      await expectOk(
+        "NodeUnstageVolume at a missing path",
+        run.node.nodeUnstageVolume({ volumeId: volume.volumeId, stagingTargetPath: join(stagingPath, "missing") }, run.call()),
+      );
     },
   },
 ];
@@ -245,7 +305,10 @@ export const nodePublishChecks: Check[] = [
       const paths = await run.workPaths();
       await expectCode(
         "NodePublishVolume without volume_id",
-        run.node.nodePublishVolume({ stagingTargetPath: paths.stagingPath, targetPath: paths.targetPath, volumeCapability: run.mountCapability() }, run.call()),
+        run.node.nodePublishVolume(
+          { stagingTargetPath: paths.stagingPath, targetPath: paths.targetPath, volumeCapability: run.mountCapability() },
+          run.call(),
+        ),
         Code.InvalidArgument,
       );
     },
@@ -261,7 +324,10 @@ export const nodePublishChecks: Check[] = [
       const paths = await run.workPaths();
       await expectCode(
         "NodePublishVolume of an unknown volume without target_path",
-        run.node.nodePublishVolume({ volumeId: unknownVolumeId(), stagingTargetPath: paths.stagingPath, volumeCapability: run.mountCapability() }, run.call()),
+        run.node.nodePublishVolume(
+          { volumeId: unknownVolumeId(), stagingTargetPath: paths.stagingPath, volumeCapability: run.mountCapability() },
+          run.call(),
+        ),
         Code.InvalidArgument,
       );
     },
@@ -277,7 +343,10 @@ export const nodePublishChecks: Check[] = [
       const paths = await run.workPaths();
       await expectCode(
         "NodePublishVolume of an unknown volume without volume_capability",
-        run.node.nodePublishVolume({ volumeId: unknownVolumeId(), stagingTargetPath: paths.stagingPath, targetPath: paths.targetPath }, run.call()),
+        run.node.nodePublishVolume(
+          { volumeId: unknownVolumeId(), stagingTargetPath: paths.stagingPath, targetPath: paths.targetPath },
+          run.call(),
+        ),
         Code.InvalidArgument,
       );
     },
@@ -292,7 +361,9 @@ export const nodePublishChecks: Check[] = [
       // With staging, the CO never publishes a volume it could not stage: NodeStageVolume's NOT_FOUND covers it.
       const base = needNode(profile);
       if (base !== undefined) return base;
-      return profile.node.available && profile.node.caps.has(NodeCap.STAGE_UNSTAGE_VOLUME) ? "STAGE_UNSTAGE_VOLUME is advertised (node-stage.not-found applies)" : undefined;
+      return profile.node.available && profile.node.caps.has(NodeCap.STAGE_UNSTAGE_VOLUME)
+        ? "STAGE_UNSTAGE_VOLUME is advertised (node-stage.not-found applies)"
+        : undefined;
     },
     async run(run) {
       const gone = await deletedVolume(run);
@@ -302,7 +373,13 @@ export const nodePublishChecks: Check[] = [
       await expectCode(
         "NodePublishVolume of a volume that does not exist",
         run.node.nodePublishVolume(
-          { volumeId: gone.volumeId, targetPath: paths.targetPath, volumeCapability: run.mountCapability(), publishContext: gone.publishContext, volumeContext: gone.volumeContext },
+          {
+            volumeId: gone.volumeId,
+            targetPath: paths.targetPath,
+            volumeCapability: run.mountCapability(),
+            publishContext: gone.publishContext,
+            volumeContext: gone.volumeContext,
+          },
           run.call(),
         ),
         Code.NotFound,
@@ -323,7 +400,13 @@ export const nodePublishChecks: Check[] = [
       await expectCode(
         "NodePublishVolume without staging_target_path",
         run.node.nodePublishVolume(
-          { volumeId: provisioned.volume.volumeId, targetPath: provisioned.targetPath, volumeCapability: provisioned.capability, publishContext: provisioned.publishContext, volumeContext: provisioned.volume.volumeContext },
+          {
+            volumeId: provisioned.volume.volumeId,
+            targetPath: provisioned.targetPath,
+            volumeCapability: provisioned.capability,
+            publishContext: provisioned.publishContext,
+            volumeContext: provisioned.volume.volumeContext,
+          },
           run.call(),
         ),
         Code.FailedPrecondition,
@@ -375,7 +458,10 @@ function secondTargetCheck(mode: "single" | "multi"): Check {
         : "A second NodePublishVolume of a SINGLE_NODE_MULTI_WRITER volume to another target succeeds",
     level: "SHOULD",
     rule: `With SINGLE_NODE_MULTI_WRITER support, a second NodePublishVolume (T1!=T2, P1=P2) of a ${name} volume SHOULD return ${mode === "single" ? "FAILED_PRECONDITION" : "OK"}`,
-    skipUnless: needs.all(needs.node(NodeCap.SINGLE_NODE_MULTI_WRITER), needs.controller(ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.SINGLE_NODE_MULTI_WRITER)),
+    skipUnless: needs.all(
+      needs.node(NodeCap.SINGLE_NODE_MULTI_WRITER),
+      needs.controller(ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.SINGLE_NODE_MULTI_WRITER),
+    ),
     async run(run) {
       const first = await run.provision(`${mode}writer`, "mount", { mode: accessMode });
       const second = await run.workPaths("second");
@@ -408,7 +494,11 @@ export const nodeUnpublishChecks: Check[] = [
     skipUnless: needNode,
     async run(run) {
       const { targetPath } = await run.workPaths();
-      await expectCode("NodeUnpublishVolume without volume_id", run.node.nodeUnpublishVolume({ targetPath }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeUnpublishVolume without volume_id",
+        run.node.nodeUnpublishVolume({ targetPath }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -419,7 +509,11 @@ export const nodeUnpublishChecks: Check[] = [
     rule: "NodeUnpublishVolumeRequest.target_path is REQUIRED",
     skipUnless: needNode,
     async run(run) {
-      await expectCode("NodeUnpublishVolume without target_path", run.node.nodeUnpublishVolume({ volumeId: unknownVolumeId() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeUnpublishVolume without target_path",
+        run.node.nodeUnpublishVolume({ volumeId: unknownVolumeId() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -432,7 +526,10 @@ export const nodeUnpublishChecks: Check[] = [
     async run(run) {
       const volume = await run.createTestVolume("notpublished");
       const { targetPath } = await run.workPaths();
-      await expectOk("NodeUnpublishVolume of a volume never published", run.node.nodeUnpublishVolume({ volumeId: volume.volumeId, targetPath }, run.call()));
+      await expectOk(
+        "NodeUnpublishVolume of a volume never published",
+        run.node.nodeUnpublishVolume({ volumeId: volume.volumeId, targetPath }, run.call()),
+      );
     },
   },
 ];
@@ -447,7 +544,11 @@ export const nodeStatsChecks: Check[] = [
     skipUnless: needStats,
     async run(run) {
       const dir = await plainDir(run, "stats");
-      await expectCode("NodeGetVolumeStats without volume_id", run.node.nodeGetVolumeStats({ volumePath: dir }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeGetVolumeStats without volume_id",
+        run.node.nodeGetVolumeStats({ volumePath: dir }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -458,7 +559,11 @@ export const nodeStatsChecks: Check[] = [
     rule: "NodeGetVolumeStatsRequest.volume_path is REQUIRED",
     skipUnless: needStats,
     async run(run) {
-      await expectCode("NodeGetVolumeStats of an unknown volume without volume_path", run.node.nodeGetVolumeStats({ volumeId: unknownVolumeId() }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeGetVolumeStats of an unknown volume without volume_path",
+        run.node.nodeGetVolumeStats({ volumeId: unknownVolumeId() }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -470,7 +575,11 @@ export const nodeStatsChecks: Check[] = [
     skipUnless: needStats,
     async run(run) {
       const dir = await plainDir(run, "stats");
-      await expectCode("NodeGetVolumeStats of an unknown volume", run.node.nodeGetVolumeStats({ volumeId: unknownVolumeId(), volumePath: dir }, run.call()), Code.NotFound);
+      await expectCode(
+        "NodeGetVolumeStats of an unknown volume",
+        run.node.nodeGetVolumeStats({ volumeId: unknownVolumeId(), volumePath: dir }, run.call()),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -483,7 +592,11 @@ export const nodeStatsChecks: Check[] = [
     async run(run) {
       const provisioned = await run.provision("stats", "mount");
       const dir = await plainDir(run, "elsewhere");
-      await expectCode("NodeGetVolumeStats at a path without the volume", run.node.nodeGetVolumeStats({ volumeId: provisioned.volume.volumeId, volumePath: dir }, run.call()), Code.NotFound);
+      await expectCode(
+        "NodeGetVolumeStats at a path without the volume",
+        run.node.nodeGetVolumeStats({ volumeId: provisioned.volume.volumeId, volumePath: dir }, run.call()),
+        Code.NotFound,
+      );
     },
   },
 ];
@@ -498,7 +611,11 @@ export const nodeExpandChecks: Check[] = [
     skipUnless: needNodeExpand,
     async run(run) {
       const dir = await plainDir(run, "expand");
-      await expectCode("NodeExpandVolume without volume_id", run.node.nodeExpandVolume({ volumePath: dir, capacityRange: { requiredBytes: run.options.testVolumeExpandSize } }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "NodeExpandVolume without volume_id",
+        run.node.nodeExpandVolume({ volumePath: dir, capacityRange: { requiredBytes: run.options.testVolumeExpandSize } }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -511,7 +628,10 @@ export const nodeExpandChecks: Check[] = [
     async run(run) {
       await expectCode(
         "NodeExpandVolume of an unknown volume without volume_path",
-        run.node.nodeExpandVolume({ volumeId: unknownVolumeId(), capacityRange: { requiredBytes: run.options.testVolumeExpandSize } }, run.call()),
+        run.node.nodeExpandVolume(
+          { volumeId: unknownVolumeId(), capacityRange: { requiredBytes: run.options.testVolumeExpandSize } },
+          run.call(),
+        ),
         Code.InvalidArgument,
       );
     },
@@ -525,7 +645,14 @@ export const nodeExpandChecks: Check[] = [
     skipUnless: needNodeExpand,
     async run(run) {
       const dir = await plainDir(run, "expand");
-      await expectCode("NodeExpandVolume of an unknown volume", run.node.nodeExpandVolume({ volumeId: unknownVolumeId(), volumePath: dir, capacityRange: { requiredBytes: run.options.testVolumeExpandSize } }, run.call()), Code.NotFound);
+      await expectCode(
+        "NodeExpandVolume of an unknown volume",
+        run.node.nodeExpandVolume(
+          { volumeId: unknownVolumeId(), volumePath: dir, capacityRange: { requiredBytes: run.options.testVolumeExpandSize } },
+          run.call(),
+        ),
+        Code.NotFound,
+      );
     },
   },
 ];

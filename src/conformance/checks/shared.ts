@@ -34,8 +34,10 @@ export function volumeProblems(run: CheckRun, request: CreateVolumeRequestInit, 
   const required = request.capacityRange?.requiredBytes ?? 0n;
   const limit = request.capacityRange?.limitBytes ?? 0n;
   if (capacity < 0n) problems.push(`capacity_bytes ${capacity} is negative`);
-  if (capacity > 0n && BigInt(required) > 0n && capacity < BigInt(required)) problems.push(`capacity_bytes ${capacity} is less than required_bytes ${required}`);
-  if (capacity > 0n && BigInt(limit) > 0n && capacity > BigInt(limit)) problems.push(`capacity_bytes ${capacity} is more than limit_bytes ${limit}`);
+  if (capacity > 0n && BigInt(required) > 0n && capacity < BigInt(required))
+    problems.push(`capacity_bytes ${capacity} is less than required_bytes ${required}`);
+  if (capacity > 0n && BigInt(limit) > 0n && capacity > BigInt(limit))
+    problems.push(`capacity_bytes ${capacity} is more than limit_bytes ${limit}`);
   const context = mapProblem("volume_context", volume.volumeContext);
   if (context !== undefined) problems.push(context);
 
@@ -52,10 +54,12 @@ export function volumeProblems(run: CheckRun, request: CreateVolumeRequestInit, 
     if (requisite.length > 0) {
       if (topologies.length <= requisite.length) {
         const outside = topologies.filter((t) => !requisite.some((r) => topologyAdmits(t, r)));
-        if (outside.length > 0) problems.push(`accessible_topology ${JSON.stringify(outside)} is outside the requisite topologies ${JSON.stringify(requisite)}`);
+        if (outside.length > 0)
+          problems.push(`accessible_topology ${JSON.stringify(outside)} is outside the requisite topologies ${JSON.stringify(requisite)}`);
       } else {
         const missing = requisite.filter((r) => !topologies.some((t) => topologyAdmits(t, r)));
-        if (missing.length > 0) problems.push(`accessible_topology has more entries than the requisite list but misses requisite ${JSON.stringify(missing)}`);
+        if (missing.length > 0)
+          problems.push(`accessible_topology has more entries than the requisite list but misses requisite ${JSON.stringify(missing)}`);
       }
     }
   }
@@ -63,7 +67,8 @@ export function volumeProblems(run: CheckRun, request: CreateVolumeRequestInit, 
   const source = volume.contentSource?.type;
   const requested = request.volumeContentSource?.type;
   if (source !== undefined && source.case !== undefined) {
-    if (requested === undefined || requested.case === undefined) problems.push("content_source is set on a volume created without a source");
+    if (requested === undefined || requested.case === undefined)
+      problems.push("content_source is set on a volume created without a source");
     else if (requested.case !== source.case) problems.push(`content_source is a ${source.case}, the request's a ${requested.case}`);
     else {
       const want = requested.case === "snapshot" ? requested.value.snapshotId : requested.value.volumeId;
@@ -80,7 +85,8 @@ export function snapshotProblems(snapshot: Snapshot, sourceVolumeId: string | un
   const id = identifierProblem("snapshot_id", snapshot.snapshotId);
   if (id !== undefined) problems.push(id);
   if (snapshot.sourceVolumeId === "") problems.push("source_volume_id is empty (REQUIRED)");
-  else if (sourceVolumeId !== undefined && snapshot.sourceVolumeId !== sourceVolumeId) problems.push(`source_volume_id is ${snapshot.sourceVolumeId}, not ${sourceVolumeId}`);
+  else if (sourceVolumeId !== undefined && snapshot.sourceVolumeId !== sourceVolumeId)
+    problems.push(`source_volume_id is ${snapshot.sourceVolumeId}, not ${sourceVolumeId}`);
   if (snapshot.creationTime === undefined) problems.push("creation_time is not set (REQUIRED)");
   else if (snapshot.creationTime.seconds <= 0n) problems.push(`creation_time ${snapshot.creationTime.seconds}s is not a plausible time`);
   if (snapshot.sizeBytes < 0n) problems.push(`size_bytes ${snapshot.sizeBytes} is negative`);

@@ -40,7 +40,9 @@ async function expectCreateRefused(run: CheckRun, what: string, request: CreateV
   const result = await outcome(run.controller.createVolume(request, run.call()));
   if (result.ok) {
     if (result.value.volume !== undefined && result.value.volume.volumeId !== "") run.registerVolume(result.value.volume.volumeId);
-    fail(`${what}: expected ${codes.map(codeName).join(" or ")}, got OK (${result.value.volume !== undefined ? describeVolume(result.value.volume) : "no volume"})`);
+    fail(
+      `${what}: expected ${codes.map(codeName).join(" or ")}, got OK (${result.value.volume !== undefined ? describeVolume(result.value.volume) : "no volume"})`,
+    );
   }
   await expectCode(what, Promise.reject(result.error), ...codes);
 }
@@ -54,7 +56,11 @@ export const snapshotChecks: Check[] = [
     rule: "CreateSnapshotRequest.name is REQUIRED",
     skipUnless: needSnapshots,
     async run(run) {
-      await expectCode("CreateSnapshot without a name", run.controller.createSnapshot(run.snapshotRequest("", unknownVolumeId()), run.call()), Code.InvalidArgument);
+      await expectCode(
+        "CreateSnapshot without a name",
+        run.controller.createSnapshot(run.snapshotRequest("", unknownVolumeId()), run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -65,7 +71,11 @@ export const snapshotChecks: Check[] = [
     rule: "CreateSnapshotRequest.source_volume_id is REQUIRED",
     skipUnless: needSnapshots,
     async run(run) {
-      await expectCode("CreateSnapshot without source_volume_id", run.controller.createSnapshot(run.snapshotRequest(run.uniqueName("nosrc"), ""), run.call()), Code.InvalidArgument);
+      await expectCode(
+        "CreateSnapshot without source_volume_id",
+        run.controller.createSnapshot(run.snapshotRequest(run.uniqueName("nosrc"), ""), run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -95,8 +105,12 @@ export const snapshotChecks: Check[] = [
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), volume.volumeId));
       const problems = snapshotProblems(snapshot, volume.volumeId);
       verify(problems.length === 0, problems.join("; "));
-      verify(snapshot.groupSnapshotId === "", `group_snapshot_id ${JSON.stringify(snapshot.groupSnapshotId)} is set on a snapshot not made as part of a group`);
-      if (volume.capacityBytes > 0n && snapshot.sizeBytes > volume.capacityBytes) run.note(`size_bytes ${snapshot.sizeBytes} exceeds the source's capacity ${volume.capacityBytes}`);
+      verify(
+        snapshot.groupSnapshotId === "",
+        `group_snapshot_id ${JSON.stringify(snapshot.groupSnapshotId)} is set on a snapshot not made as part of a group`,
+      );
+      if (volume.capacityBytes > 0n && snapshot.sizeBytes > volume.capacityBytes)
+        run.note(`size_bytes ${snapshot.sizeBytes} exceeds the source's capacity ${volume.capacityBytes}`);
     },
   },
   {
@@ -115,7 +129,10 @@ export const snapshotChecks: Check[] = [
         run.step(`CreateSnapshot (call ${i})`);
         const again = await run.createSnapshot(request);
         verify(again.snapshotId === first.snapshotId, `call ${i} returned snapshot ${again.snapshotId}, the first ${first.snapshotId}`);
-        verify(timestampText(again) === timestampText(first), `call ${i} reports creation_time ${timestampText(again)}, the first ${timestampText(first)}`);
+        verify(
+          timestampText(again) === timestampText(first),
+          `call ${i} reports creation_time ${timestampText(again)}, the first ${timestampText(first)}`,
+        );
       }
     },
   },
@@ -153,7 +170,10 @@ export const snapshotChecks: Check[] = [
       const first = await run.createSnapshot(request);
       run.step("CreateSnapshot with the same name again");
       const again = await run.createSnapshot(request);
-      verify(again.snapshotId === first.snapshotId, `the repeated call returned snapshot ${again.snapshotId}, the first ${first.snapshotId}`);
+      verify(
+        again.snapshotId === first.snapshotId,
+        `the repeated call returned snapshot ${again.snapshotId}, the first ${first.snapshotId}`,
+      );
     },
   },
   {
@@ -164,7 +184,11 @@ export const snapshotChecks: Check[] = [
     rule: "DeleteSnapshotRequest.snapshot_id is REQUIRED",
     skipUnless: needSnapshots,
     async run(run) {
-      await expectCode("DeleteSnapshot without snapshot_id", run.controller.deleteSnapshot({ secrets: run.secrets("DeleteSnapshot") }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "DeleteSnapshot without snapshot_id",
+        run.controller.deleteSnapshot({ secrets: run.secrets("DeleteSnapshot") }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -175,7 +199,10 @@ export const snapshotChecks: Check[] = [
     rule: "If a snapshot corresponding to the specified snapshot_id does not exist, the Plugin MUST reply 0 OK",
     skipUnless: needSnapshots,
     async run(run) {
-      await expectOk("DeleteSnapshot of an unknown snapshot", run.controller.deleteSnapshot({ snapshotId: unknownSnapshotId(), secrets: run.secrets("DeleteSnapshot") }, run.call()));
+      await expectOk(
+        "DeleteSnapshot of an unknown snapshot",
+        run.controller.deleteSnapshot({ snapshotId: unknownSnapshotId(), secrets: run.secrets("DeleteSnapshot") }, run.call()),
+      );
     },
   },
   {
@@ -193,10 +220,18 @@ export const snapshotChecks: Check[] = [
         run.step(`DeleteSnapshot (call ${i})`);
         await run.deleteSnapshot(snapshot.snapshotId, `DeleteSnapshot (call ${i})`);
       }
-      await expectCreateRefused(run, "CreateVolume from the deleted snapshot", run.volumeRequest(run.uniqueName("fromdeleted"), "mount", snapshotSource(snapshot.snapshotId)), Code.NotFound);
+      await expectCreateRefused(
+        run,
+        "CreateVolume from the deleted snapshot",
+        run.volumeRequest(run.uniqueName("fromdeleted"), "mount", snapshotSource(snapshot.snapshotId)),
+        Code.NotFound,
+      );
       if (run.hasControllerCap(ControllerCap.LIST_SNAPSHOTS)) {
         run.step("ListSnapshots by the deleted snapshot's id");
-        const listed = await expectOk("ListSnapshots by snapshot_id", run.controller.listSnapshots({ snapshotId: snapshot.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()));
+        const listed = await expectOk(
+          "ListSnapshots by snapshot_id",
+          run.controller.listSnapshots({ snapshotId: snapshot.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()),
+        );
         verify(listed.entries.length === 0, `ListSnapshots still lists deleted snapshot ${snapshot.snapshotId}`);
       }
     },
@@ -209,7 +244,11 @@ export const snapshotChecks: Check[] = [
     rule: "GetSnapshotRequest.snapshot_id is REQUIRED",
     skipUnless: needs.controller(ControllerCap.GET_SNAPSHOT),
     async run(run) {
-      await expectCode("GetSnapshot without snapshot_id", run.controller.getSnapshot({ secrets: run.secrets("GetSnapshot") }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "GetSnapshot without snapshot_id",
+        run.controller.getSnapshot({ secrets: run.secrets("GetSnapshot") }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -220,7 +259,11 @@ export const snapshotChecks: Check[] = [
     rule: "Snapshot does not exist: 5 NOT_FOUND",
     skipUnless: needs.controller(ControllerCap.GET_SNAPSHOT),
     async run(run) {
-      await expectCode("GetSnapshot of an unknown snapshot", run.controller.getSnapshot({ snapshotId: unknownSnapshotId(), secrets: run.secrets("GetSnapshot") }, run.call()), Code.NotFound);
+      await expectCode(
+        "GetSnapshot of an unknown snapshot",
+        run.controller.getSnapshot({ snapshotId: unknownSnapshotId(), secrets: run.secrets("GetSnapshot") }, run.call()),
+        Code.NotFound,
+      );
     },
   },
   {
@@ -234,12 +277,18 @@ export const snapshotChecks: Check[] = [
       const volume = await run.createTestVolume("snapsrc");
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), volume.volumeId));
       run.step("GetSnapshot");
-      const answer = await expectOk("GetSnapshot", run.controller.getSnapshot({ snapshotId: snapshot.snapshotId, secrets: run.secrets("GetSnapshot") }, run.call()));
+      const answer = await expectOk(
+        "GetSnapshot",
+        run.controller.getSnapshot({ snapshotId: snapshot.snapshotId, secrets: run.secrets("GetSnapshot") }, run.call()),
+      );
       verify(answer.snapshot !== undefined, "the response has no snapshot (REQUIRED)");
       verify(answer.snapshot.snapshotId === snapshot.snapshotId, `GetSnapshot returned snapshot ${answer.snapshot.snapshotId}`);
       const problems = snapshotProblems(answer.snapshot, volume.volumeId);
       verify(problems.length === 0, problems.join("; "));
-      verify(timestampText(answer.snapshot) === timestampText(snapshot), `creation_time ${timestampText(answer.snapshot)} differs from CreateSnapshot's ${timestampText(snapshot)}`);
+      verify(
+        timestampText(answer.snapshot) === timestampText(snapshot),
+        `creation_time ${timestampText(answer.snapshot)} differs from CreateSnapshot's ${timestampText(snapshot)}`,
+      );
     },
   },
   {
@@ -254,7 +303,10 @@ export const snapshotChecks: Check[] = [
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), source.volumeId));
       const request = run.volumeRequest(run.uniqueName("restore"), "mount", snapshotSource(snapshot.snapshotId));
       const restored = await createFromSource(run, request, "CreateVolume from the snapshot");
-      verify(restored.capacityBytes === 0n || restored.capacityBytes >= snapshot.sizeBytes, `the restored volume has ${restored.capacityBytes} bytes, less than the snapshot's ${snapshot.sizeBytes}`);
+      verify(
+        restored.capacityBytes === 0n || restored.capacityBytes >= snapshot.sizeBytes,
+        `the restored volume has ${restored.capacityBytes} bytes, less than the snapshot's ${snapshot.sizeBytes}`,
+      );
     },
   },
   {
@@ -268,7 +320,10 @@ export const snapshotChecks: Check[] = [
       const source = await run.createTestVolume("snapsrc");
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), source.volumeId));
       const required = run.options.testVolumeExpandSize;
-      const request = run.volumeRequest(run.uniqueName("restorebig"), "mount", { ...snapshotSource(snapshot.snapshotId), capacityRange: { requiredBytes: required } });
+      const request = run.volumeRequest(run.uniqueName("restorebig"), "mount", {
+        ...snapshotSource(snapshot.snapshotId),
+        capacityRange: { requiredBytes: required },
+      });
       run.step(`CreateVolume from the snapshot with required_bytes ${required}`);
       const result = await outcome(run.controller.createVolume(request, run.call()));
       if (!result.ok) {
@@ -302,7 +357,10 @@ export const snapshotChecks: Check[] = [
       await expectCreateRefused(
         run,
         `CreateVolume from a ${size}-byte snapshot with limit_bytes ${limit}`,
-        run.volumeRequest(run.uniqueName("restoresmall"), "mount", { ...snapshotSource(snapshot.snapshotId), capacityRange: { requiredBytes: limit, limitBytes: limit } }),
+        run.volumeRequest(run.uniqueName("restoresmall"), "mount", {
+          ...snapshotSource(snapshot.snapshotId),
+          capacityRange: { requiredBytes: limit, limitBytes: limit },
+        }),
         Code.OutOfRange,
       );
     },
@@ -321,7 +379,12 @@ export const snapshotChecks: Check[] = [
       const name = run.uniqueName("restore");
       run.step("CreateVolume from the first snapshot");
       await run.createVolume(run.volumeRequest(name, "mount", snapshotSource(first.snapshotId)));
-      await expectCreateRefused(run, "CreateVolume with the same name from the second snapshot", run.volumeRequest(name, "mount", snapshotSource(second.snapshotId)), Code.AlreadyExists);
+      await expectCreateRefused(
+        run,
+        "CreateVolume with the same name from the second snapshot",
+        run.volumeRequest(name, "mount", snapshotSource(second.snapshotId)),
+        Code.AlreadyExists,
+      );
       await expectCreateRefused(run, "CreateVolume with the same name and no source", run.volumeRequest(name), Code.AlreadyExists);
     },
   },
@@ -336,13 +399,21 @@ export const snapshotChecks: Check[] = [
       const source = await run.createTestVolume("snapsrc");
       const snapshot = await run.createSnapshot(run.snapshotRequest(run.uniqueName("snap"), source.volumeId));
       run.step("DeleteVolume of the snapshot's source");
-      const result = await outcome(run.controller.deleteVolume({ volumeId: source.volumeId, secrets: run.secrets("DeleteVolume") }, run.call()));
+      const result = await outcome(
+        run.controller.deleteVolume({ volumeId: source.volumeId, secrets: run.secrets("DeleteVolume") }, run.call()),
+      );
       if (!result.ok) {
-        verify(result.code === Code.FailedPrecondition, `DeleteVolume of a volume with snapshots: expected OK or FAILED_PRECONDITION, got ${describeOutcome(result)}`);
+        verify(
+          result.code === Code.FailedPrecondition,
+          `DeleteVolume of a volume with snapshots: expected OK or FAILED_PRECONDITION, got ${describeOutcome(result)}`,
+        );
         run.step("ValidateVolumeCapabilities of the volume that was not deleted");
         await expectOk(
           "ValidateVolumeCapabilities after a refused DeleteVolume",
-          run.controller.validateVolumeCapabilities({ volumeId: source.volumeId, volumeCapabilities: [run.mountCapability()], secrets: run.secrets("ValidateVolumeCapabilities") }, run.call()),
+          run.controller.validateVolumeCapabilities(
+            { volumeId: source.volumeId, volumeCapabilities: [run.mountCapability()], secrets: run.secrets("ValidateVolumeCapabilities") },
+            run.call(),
+          ),
         );
         run.note("the driver does not delete volumes that have snapshots (FAILED_PRECONDITION)");
         // The snapshot must go first for the cleanup to delete the volume.
@@ -352,10 +423,17 @@ export const snapshotChecks: Check[] = [
       run.cleanup.release(`volume:${source.volumeId}`);
       if (run.hasControllerCap(ControllerCap.LIST_SNAPSHOTS)) {
         run.step("ListSnapshots by snapshot_id");
-        const listed = await expectOk("ListSnapshots by snapshot_id", run.controller.listSnapshots({ snapshotId: snapshot.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()));
+        const listed = await expectOk(
+          "ListSnapshots by snapshot_id",
+          run.controller.listSnapshots({ snapshotId: snapshot.snapshotId, secrets: run.secrets("ListSnapshots") }, run.call()),
+        );
         verify(listed.entries.length === 1, `the snapshot of a deleted volume is no longer listed (${listed.entries.length} entries)`);
       }
-      await createFromSource(run, run.volumeRequest(run.uniqueName("orphanrestore"), "mount", snapshotSource(snapshot.snapshotId)), "CreateVolume from the snapshot of a deleted volume");
+      await createFromSource(
+        run,
+        run.volumeRequest(run.uniqueName("orphanrestore"), "mount", snapshotSource(snapshot.snapshotId)),
+        "CreateVolume from the snapshot of a deleted volume",
+      );
     },
   },
   {
@@ -367,8 +445,15 @@ export const snapshotChecks: Check[] = [
     skipUnless: needClone,
     async run(run) {
       const source = await run.createTestVolume("clonesrc");
-      const clone = await createFromSource(run, run.volumeRequest(run.uniqueName("clone"), "mount", volumeSource(source.volumeId)), "CreateVolume from the volume");
-      verify(clone.capacityBytes === 0n || clone.capacityBytes >= source.capacityBytes, `the clone has ${clone.capacityBytes} bytes, less than its source's ${source.capacityBytes}`);
+      const clone = await createFromSource(
+        run,
+        run.volumeRequest(run.uniqueName("clone"), "mount", volumeSource(source.volumeId)),
+        "CreateVolume from the volume",
+      );
+      verify(
+        clone.capacityBytes === 0n || clone.capacityBytes >= source.capacityBytes,
+        `the clone has ${clone.capacityBytes} bytes, less than its source's ${source.capacityBytes}`,
+      );
       verify(clone.volumeId !== source.volumeId, "the clone has the source's volume_id");
     },
   },
@@ -386,7 +471,10 @@ export const snapshotChecks: Check[] = [
       await expectCreateRefused(
         run,
         `CreateVolume from a ${size}-byte volume with limit_bytes ${limit}`,
-        run.volumeRequest(run.uniqueName("clonesmall"), "mount", { ...volumeSource(source.volumeId), capacityRange: { requiredBytes: limit, limitBytes: limit } }),
+        run.volumeRequest(run.uniqueName("clonesmall"), "mount", {
+          ...volumeSource(source.volumeId),
+          capacityRange: { requiredBytes: limit, limitBytes: limit },
+        }),
         Code.OutOfRange,
       );
     },

@@ -12,7 +12,8 @@ const needCreate = needs.controller(ControllerCap.CREATE_DELETE_VOLUME);
 async function expectRejected(run: CheckRun, what: string, request: CreateVolumeRequestInit, ...codes: Code[]): Promise<void> {
   run.step(what);
   const result = await outcome(run.controller.createVolume(request, run.call()));
-  if (result.ok && result.value.volume !== undefined && result.value.volume.volumeId !== "") run.registerVolume(result.value.volume.volumeId);
+  if (result.ok && result.value.volume !== undefined && result.value.volume.volumeId !== "")
+    run.registerVolume(result.value.volume.volumeId);
   if (result.ok) fail(`${what}: expected ${codes.map(codeName).join(" or ")}, got OK`);
   await expectCode(what, Promise.reject(result.error), ...codes);
 }
@@ -50,7 +51,12 @@ export const createVolumeChecks: Check[] = [
     rule: "volume_capabilities is REQUIRED (a REQUIRED repeated field MUST contain at least 1 element)",
     skipUnless: needCreate,
     async run(run) {
-      await expectRejected(run, "CreateVolume without volume_capabilities", run.volumeRequest(run.uniqueName("nocaps"), "mount", { volumeCapabilities: [] }), Code.InvalidArgument);
+      await expectRejected(
+        run,
+        "CreateVolume without volume_capabilities",
+        run.volumeRequest(run.uniqueName("nocaps"), "mount", { volumeCapabilities: [] }),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -62,11 +68,18 @@ export const createVolumeChecks: Check[] = [
     skipUnless: needCreate,
     async run(run) {
       const mount = { case: "mount" as const, value: { fsType: run.options.fsType } };
-      await expectRejected(run, "CreateVolume with a capability without access_mode", run.volumeRequest(run.uniqueName("nomode"), "mount", { volumeCapabilities: [{ accessType: mount }] }), Code.InvalidArgument);
+      await expectRejected(
+        run,
+        "CreateVolume with a capability without access_mode",
+        run.volumeRequest(run.uniqueName("nomode"), "mount", { volumeCapabilities: [{ accessType: mount }] }),
+        Code.InvalidArgument,
+      );
       await expectRejected(
         run,
         "CreateVolume with access mode UNKNOWN",
-        run.volumeRequest(run.uniqueName("unknownmode"), "mount", { volumeCapabilities: [{ accessType: mount, accessMode: { mode: AccessMode.UNKNOWN } }] }),
+        run.volumeRequest(run.uniqueName("unknownmode"), "mount", {
+          volumeCapabilities: [{ accessType: mount, accessMode: { mode: AccessMode.UNKNOWN } }],
+        }),
         Code.InvalidArgument,
       );
     },
@@ -82,7 +95,9 @@ export const createVolumeChecks: Check[] = [
       await expectRejected(
         run,
         "CreateVolume with a capability without access_type",
-        run.volumeRequest(run.uniqueName("notype"), "mount", { volumeCapabilities: [{ accessMode: { mode: AccessMode.SINGLE_NODE_WRITER } }] }),
+        run.volumeRequest(run.uniqueName("notype"), "mount", {
+          volumeCapabilities: [{ accessMode: { mode: AccessMode.SINGLE_NODE_WRITER } }],
+        }),
         Code.InvalidArgument,
       );
     },
@@ -95,8 +110,20 @@ export const createVolumeChecks: Check[] = [
     rule: "CapacityRange: the value of required_bytes / limit_bytes MUST NOT be negative (invalid field: INVALID_ARGUMENT; unsupported range: OUT_OF_RANGE)",
     skipUnless: needCreate,
     async run(run) {
-      await expectRejected(run, "CreateVolume with required_bytes -1", run.volumeRequest(run.uniqueName("negreq"), "mount", { capacityRange: { requiredBytes: -1n } }), Code.InvalidArgument, Code.OutOfRange);
-      await expectRejected(run, "CreateVolume with limit_bytes -1", run.volumeRequest(run.uniqueName("neglim"), "mount", { capacityRange: { limitBytes: -1n } }), Code.InvalidArgument, Code.OutOfRange);
+      await expectRejected(
+        run,
+        "CreateVolume with required_bytes -1",
+        run.volumeRequest(run.uniqueName("negreq"), "mount", { capacityRange: { requiredBytes: -1n } }),
+        Code.InvalidArgument,
+        Code.OutOfRange,
+      );
+      await expectRejected(
+        run,
+        "CreateVolume with limit_bytes -1",
+        run.volumeRequest(run.uniqueName("neglim"), "mount", { capacityRange: { limitBytes: -1n } }),
+        Code.InvalidArgument,
+        Code.OutOfRange,
+      );
     },
   },
   {
@@ -127,7 +154,12 @@ export const createVolumeChecks: Check[] = [
     async run(run) {
       for (const ch of ["\u0001", "\u001b", "\u007f", "\u0085"]) {
         const name = `${run.uniqueName("ctl")}${ch}x`;
-        await expectRejected(run, `CreateVolume with U+${ch.charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()} in the name`, run.volumeRequest(name), Code.InvalidArgument);
+        await expectRejected(
+          run,
+          `CreateVolume with U+${ch.charCodeAt(0).toString(16).padStart(4, "0").toUpperCase()} in the name`,
+          run.volumeRequest(name),
+          Code.InvalidArgument,
+        );
       }
     },
   },
@@ -220,7 +252,10 @@ export const createVolumeChecks: Check[] = [
       for (let i = 2; i <= run.options.idempotentCount; i++) {
         run.step(`CreateVolume (call ${i})`);
         const again = await run.createVolume(request, `CreateVolume (call ${i})`);
-        verify(describeVolume(again) === describeVolume(first), `call ${i} returned ${describeVolume(again)}, the first ${describeVolume(first)}`);
+        verify(
+          describeVolume(again) === describeVolume(first),
+          `call ${i} returned ${describeVolume(again)}, the first ${describeVolume(first)}`,
+        );
       }
     },
   },
@@ -304,7 +339,10 @@ export const createVolumeChecks: Check[] = [
         run.step(`CreateVolume ${JSON.stringify(name)}`);
         const volume = await run.createVolume(run.volumeRequest(name));
         const earlier = ids.get(volume.volumeId);
-        verify(earlier === undefined, `names ${JSON.stringify(earlier)} and ${JSON.stringify(name)} returned the same volume ${volume.volumeId}`);
+        verify(
+          earlier === undefined,
+          `names ${JSON.stringify(earlier)} and ${JSON.stringify(name)} returned the same volume ${volume.volumeId}`,
+        );
         ids.set(volume.volumeId, name);
       }
     },
@@ -317,7 +355,12 @@ export const createVolumeChecks: Check[] = [
     rule: "VolumeContentSource: one of the type fields MUST be specified",
     skipUnless: needCreate,
     async run(run) {
-      await expectRejected(run, "CreateVolume with an empty volume_content_source", run.volumeRequest(run.uniqueName("emptysrc"), "mount", { volumeContentSource: {} }), Code.InvalidArgument);
+      await expectRejected(
+        run,
+        "CreateVolume with an empty volume_content_source",
+        run.volumeRequest(run.uniqueName("emptysrc"), "mount", { volumeContentSource: {} }),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -331,7 +374,9 @@ export const createVolumeChecks: Check[] = [
       await expectRejected(
         run,
         "CreateVolume from an unknown snapshot",
-        run.volumeRequest(run.uniqueName("nosnap"), "mount", { volumeContentSource: { type: { case: "snapshot", value: { snapshotId: unknownSnapshotId() } } } }),
+        run.volumeRequest(run.uniqueName("nosnap"), "mount", {
+          volumeContentSource: { type: { case: "snapshot", value: { snapshotId: unknownSnapshotId() } } },
+        }),
         Code.NotFound,
       );
     },
@@ -347,7 +392,9 @@ export const createVolumeChecks: Check[] = [
       await expectRejected(
         run,
         "CreateVolume from an unknown volume",
-        run.volumeRequest(run.uniqueName("novol"), "mount", { volumeContentSource: { type: { case: "volume", value: { volumeId: unknownVolumeId() } } } }),
+        run.volumeRequest(run.uniqueName("novol"), "mount", {
+          volumeContentSource: { type: { case: "volume", value: { volumeId: unknownVolumeId() } } },
+        }),
         Code.NotFound,
       );
     },
@@ -361,7 +408,8 @@ export const createVolumeChecks: Check[] = [
     skipUnless(profile) {
       const base = needCreate(profile);
       if (base !== undefined) return base;
-      if (!profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS)) return "VOLUME_ACCESSIBILITY_CONSTRAINTS is not advertised";
+      if (!profile.pluginServices.has(PluginService.VOLUME_ACCESSIBILITY_CONSTRAINTS))
+        return "VOLUME_ACCESSIBILITY_CONSTRAINTS is not advertised";
       const segments = profile.nodeInfo?.accessibleTopology?.segments;
       return segments === undefined || Object.keys(segments).length === 0 ? "NodeGetInfo reports no topology" : undefined;
     },
@@ -375,7 +423,10 @@ export const createVolumeChecks: Check[] = [
         return;
       }
       const admits = volume.accessibleTopology.some((t) => Object.entries(t.segments).every(([k, v]) => node[k] === v));
-      verify(admits, `no accessible_topology of the volume (${JSON.stringify(volume.accessibleTopology.map((t) => t.segments))}) matches the node's ${JSON.stringify(node)}`);
+      verify(
+        admits,
+        `no accessible_topology of the volume (${JSON.stringify(volume.accessibleTopology.map((t) => t.segments))}) matches the node's ${JSON.stringify(node)}`,
+      );
     },
   },
   {
@@ -403,7 +454,8 @@ export const createVolumeChecks: Check[] = [
       });
       run.note(`${cut} attempt(s) were cut by their deadline`);
       run.step("CreateVolume without a short deadline, twice");
-      const first = (await settle("CreateVolume after attempts cut by deadlines", () => run.controller.createVolume(request, run.call()))).volume;
+      const first = (await settle("CreateVolume after attempts cut by deadlines", () => run.controller.createVolume(request, run.call())))
+        .volume;
       remember(first?.volumeId);
       const second = (await settle("CreateVolume once more", () => run.controller.createVolume(request, run.call()))).volume;
       remember(second?.volumeId);
@@ -412,8 +464,13 @@ export const createVolumeChecks: Check[] = [
       if (returned.size > 1) problems.push(`the calls returned ${returned.size} different volumes: ${[...returned].join(", ")}`);
       if (listing) {
         // A volume made by a cut attempt that no answer named is left behind for good: the CO never learns its id.
-        const unnamed = (await run.listAllVolumes()).entries.map((e) => e.volume?.volumeId ?? "").filter((id) => !before.has(id) && !returned.has(id));
-        if (unnamed.length > 0) problems.push(`volumes no answer returned appeared (leaked by the cut attempts; the suite cannot delete them): ${unnamed.join(", ")}`);
+        const unnamed = (await run.listAllVolumes()).entries
+          .map((e) => e.volume?.volumeId ?? "")
+          .filter((id) => !before.has(id) && !returned.has(id));
+        if (unnamed.length > 0)
+          problems.push(
+            `volumes no answer returned appeared (leaked by the cut attempts; the suite cannot delete them): ${unnamed.join(", ")}`,
+          );
       }
       verify(problems.length === 0, problems.join("; "));
     },
@@ -456,7 +513,11 @@ export const deleteVolumeChecks: Check[] = [
     rule: "DeleteVolumeRequest.volume_id is REQUIRED",
     skipUnless: needCreate,
     async run(run) {
-      await expectCode("DeleteVolume without volume_id", run.controller.deleteVolume({ secrets: run.secrets("DeleteVolume") }, run.call()), Code.InvalidArgument);
+      await expectCode(
+        "DeleteVolume without volume_id",
+        run.controller.deleteVolume({ secrets: run.secrets("DeleteVolume") }, run.call()),
+        Code.InvalidArgument,
+      );
     },
   },
   {
@@ -467,7 +528,10 @@ export const deleteVolumeChecks: Check[] = [
     rule: "If a volume corresponding to the specified volume_id does not exist, the Plugin MUST reply 0 OK",
     skipUnless: needCreate,
     async run(run) {
-      await expectOk("DeleteVolume of an unknown volume", run.controller.deleteVolume({ volumeId: unknownVolumeId(), secrets: run.secrets("DeleteVolume") }, run.call()));
+      await expectOk(
+        "DeleteVolume of an unknown volume",
+        run.controller.deleteVolume({ volumeId: unknownVolumeId(), secrets: run.secrets("DeleteVolume") }, run.call()),
+      );
     },
   },
   {
@@ -486,7 +550,10 @@ export const deleteVolumeChecks: Check[] = [
       run.step("ValidateVolumeCapabilities of the deleted volume");
       await expectCode(
         "ValidateVolumeCapabilities of a deleted volume",
-        run.controller.validateVolumeCapabilities({ volumeId: volume.volumeId, volumeCapabilities: [run.mountCapability()], secrets: run.secrets("ValidateVolumeCapabilities") }, run.call()),
+        run.controller.validateVolumeCapabilities(
+          { volumeId: volume.volumeId, volumeCapabilities: [run.mountCapability()], secrets: run.secrets("ValidateVolumeCapabilities") },
+          run.call(),
+        ),
         Code.NotFound,
       );
       if (run.hasControllerCap(ControllerCap.LIST_VOLUMES)) {

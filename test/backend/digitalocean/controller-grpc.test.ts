@@ -1,7 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ControllerServiceCapability_RPC_Type as Rpc, PluginCapability_Service_Type as ServiceType } from "../../../src/gen/csi/v1/csi_pb.js";
+import {
+  ControllerServiceCapability_RPC_Type as Rpc,
+  PluginCapability_Service_Type as ServiceType,
+} from "../../../src/gen/csi/v1/csi_pb.js";
 import { DoSimulator } from "../../fixtures/do-simulator/simulator.js";
 import { makeTestDir, removeTestDir } from "../../support/test-dir.js";
 import { blockCapability, Mode, mountCapability, simFlags, startDriver, type RunningDriver } from "./driver-harness.js";
@@ -18,7 +21,16 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     dir = await makeTestDir("do-grpc-controller");
     sim = await DoSimulator.start({ localDropletId: DROPLET, region: "lon1" });
     // The metadata URL points nowhere: controller mode with --region must not need it.
-    driver = await startDriver(dir, ["--token", "secret-token", "--region", "lon1", "--url", sim.url, "--metadata-url", "http://127.0.0.1:9/metadata/v1/"]);
+    driver = await startDriver(dir, [
+      "--token",
+      "secret-token",
+      "--region",
+      "lon1",
+      "--url",
+      sim.url,
+      "--metadata-url",
+      "http://127.0.0.1:9/metadata/v1/",
+    ]);
   });
   afterAll(async () => {
     await driver.stop();
@@ -46,8 +58,19 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     const services = caps.capabilities.flatMap((c) => (c.type.case === "service" ? [c.type.value.type] : []));
     expect(services).toContain(ServiceType.CONTROLLER_SERVICE);
     expect(services).toContain(ServiceType.VOLUME_ACCESSIBILITY_CONSTRAINTS);
-    const rpcs = (await driver.clients.controller.controllerGetCapabilities({})).capabilities.flatMap((c) => (c.type.case === "rpc" ? [c.type.value.type] : []));
-    for (const rpc of [Rpc.CREATE_DELETE_VOLUME, Rpc.PUBLISH_UNPUBLISH_VOLUME, Rpc.LIST_VOLUMES, Rpc.CREATE_DELETE_SNAPSHOT, Rpc.LIST_SNAPSHOTS, Rpc.CLONE_VOLUME, Rpc.EXPAND_VOLUME, Rpc.LIST_VOLUMES_PUBLISHED_NODES]) {
+    const rpcs = (await driver.clients.controller.controllerGetCapabilities({})).capabilities.flatMap((c) =>
+      c.type.case === "rpc" ? [c.type.value.type] : [],
+    );
+    for (const rpc of [
+      Rpc.CREATE_DELETE_VOLUME,
+      Rpc.PUBLISH_UNPUBLISH_VOLUME,
+      Rpc.LIST_VOLUMES,
+      Rpc.CREATE_DELETE_SNAPSHOT,
+      Rpc.LIST_SNAPSHOTS,
+      Rpc.CLONE_VOLUME,
+      Rpc.EXPAND_VOLUME,
+      Rpc.LIST_VOLUMES_PUBLISHED_NODES,
+    ]) {
       expect(rpcs).toContain(rpc);
     }
     expect(rpcs).not.toContain(Rpc.GET_CAPACITY);
@@ -98,7 +121,10 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
   it("ValidateVolumeCapabilities confirms single-node mount and block access, and nothing else", async () => {
     const { volume } = await create("pvc-validate", GIB);
     const volumeId = volume?.volumeId ?? "";
-    const ok = await driver.clients.controller.validateVolumeCapabilities({ volumeId, volumeCapabilities: [mountCapability(), blockCapability()] });
+    const ok = await driver.clients.controller.validateVolumeCapabilities({
+      volumeId,
+      volumeCapabilities: [mountCapability(), blockCapability()],
+    });
     expect(ok.confirmed?.volumeCapabilities.length).toBe(2);
     const multi = await driver.clients.controller.validateVolumeCapabilities({
       volumeId,
@@ -124,17 +150,33 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     });
     expect(contradicting.confirmed).toBeUndefined();
     expect(contradicting.message).toMatch(/contradicts/);
-    await expectCode(driver.clients.controller.validateVolumeCapabilities({ volumeId: "no-such-volume", volumeCapabilities: [mountCapability()] }), Code.NotFound);
+    await expectCode(
+      driver.clients.controller.validateVolumeCapabilities({ volumeId: "no-such-volume", volumeCapabilities: [mountCapability()] }),
+      Code.NotFound,
+    );
   });
 
   it("maps errors: attached delete -> FAILED_PRECONDITION, snapshot of a missing volume -> NOT_FOUND, unknown node -> NOT_FOUND", async () => {
     const { volume } = await create("pvc-attached", GIB);
     const volumeId = volume?.volumeId ?? "";
-    await driver.clients.controller.controllerPublishVolume({ volumeId, nodeId: String(DROPLET), volumeCapability: mountCapability(), volumeContext: volume?.volumeContext });
+    await driver.clients.controller.controllerPublishVolume({
+      volumeId,
+      nodeId: String(DROPLET),
+      volumeCapability: mountCapability(),
+      volumeContext: volume?.volumeContext,
+    });
     await expectCode(driver.clients.controller.deleteVolume({ volumeId }), Code.FailedPrecondition);
-    await expectCode(driver.clients.controller.createSnapshot({ name: "snap-of-nothing", sourceVolumeId: "no-such-volume" }), Code.NotFound);
     await expectCode(
-      driver.clients.controller.controllerPublishVolume({ volumeId, nodeId: "424242", volumeCapability: mountCapability(), volumeContext: volume?.volumeContext }),
+      driver.clients.controller.createSnapshot({ name: "snap-of-nothing", sourceVolumeId: "no-such-volume" }),
+      Code.NotFound,
+    );
+    await expectCode(
+      driver.clients.controller.controllerPublishVolume({
+        volumeId,
+        nodeId: "424242",
+        volumeCapability: mountCapability(),
+        volumeContext: volume?.volumeContext,
+      }),
       Code.NotFound,
     );
     await driver.clients.controller.controllerUnpublishVolume({ volumeId, nodeId: String(DROPLET) });
@@ -155,7 +197,9 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     sim.faults.snapshotDelayMs = 0;
     const listed = await driver.clients.controller.listSnapshots({ snapshotId: snapshot?.snapshotId ?? "" });
     expect(listed.entries.map((e) => e.snapshot?.readyToUse)).toEqual([true]);
-    const restored = await create("pvc-restored", 2 * GIB, { volumeContentSource: { type: { case: "snapshot", value: { snapshotId: snapshot?.snapshotId ?? "" } } } });
+    const restored = await create("pvc-restored", 2 * GIB, {
+      volumeContentSource: { type: { case: "snapshot", value: { snapshotId: snapshot?.snapshotId ?? "" } } },
+    });
     expect(restored.volume?.contentSource?.type.case).toBe("snapshot");
     const clone = await create("pvc-cloned", 3 * GIB, { volumeContentSource: { type: { case: "volume", value: { volumeId } } } });
     expect(clone.volume?.contentSource?.type).toEqual({ case: "volume", value: expect.objectContaining({ volumeId }) as unknown });
@@ -175,7 +219,10 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
       seen.push(...page.entries.map((e) => e.volume?.volumeId ?? ""));
       startingToken = page.nextToken;
     } while (startingToken !== "");
-    const expected = sim.volumes().filter((v) => v.region === "lon1").map((v) => v.id);
+    const expected = sim
+      .volumes()
+      .filter((v) => v.region === "lon1")
+      .map((v) => v.id);
     expect(seen).toEqual(expected);
     const all = await driver.clients.controller.listVolumes({});
     const first = all.entries.find((e) => e.volume?.volumeId === sim.volumes().find((v) => v.name === "grpc-list-0")?.id);
@@ -186,20 +233,34 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
   it("expands a volume and gives up on a slow action at the call's deadline, a retry then succeeding", async () => {
     const { volume } = await create("pvc-expand", GIB);
     const volumeId = volume?.volumeId ?? "";
-    const grown = await driver.clients.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: BigInt(3 * GIB), limitBytes: 0n } });
+    const grown = await driver.clients.controller.controllerExpandVolume({
+      volumeId,
+      capacityRange: { requiredBytes: BigInt(3 * GIB), limitBytes: 0n },
+    });
     expect(grown.capacityBytes).toBe(BigInt(3 * GIB));
     expect(grown.nodeExpansionRequired).toBe(true);
     sim.faults.actionDelayMs = 1_000;
     const started = Date.now();
     const err = await driver.clients.controller
-      .controllerPublishVolume({ volumeId, nodeId: String(DROPLET), volumeCapability: mountCapability(), volumeContext: volume?.volumeContext }, { timeoutMs: 300 })
-      .then(() => undefined, (e: unknown) => e);
+      .controllerPublishVolume(
+        { volumeId, nodeId: String(DROPLET), volumeCapability: mountCapability(), volumeContext: volume?.volumeContext },
+        { timeoutMs: 300 },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.DeadlineExceeded);
     expect(Date.now() - started).toBeLessThan(900);
     await new Promise((r) => setTimeout(r, 900));
     sim.faults.actionDelayMs = 0;
-    const retry = await driver.clients.controller.controllerPublishVolume({ volumeId, nodeId: String(DROPLET), volumeCapability: mountCapability(), volumeContext: volume?.volumeContext });
+    const retry = await driver.clients.controller.controllerPublishVolume({
+      volumeId,
+      nodeId: String(DROPLET),
+      volumeCapability: mountCapability(),
+      volumeContext: volume?.volumeContext,
+    });
     expect(retry.publishContext).toEqual({ [KEY]: "pvc-expand" });
   });
 
@@ -207,7 +268,12 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     sim.faults.tooManyRequests = 4;
     sim.faults.serverErrors = 3;
     const { volume } = await create("pvc-storm", GIB);
-    await driver.clients.controller.controllerPublishVolume({ volumeId: volume?.volumeId ?? "", nodeId: String(DROPLET), volumeCapability: mountCapability(), volumeContext: volume?.volumeContext });
+    await driver.clients.controller.controllerPublishVolume({
+      volumeId: volume?.volumeId ?? "",
+      nodeId: String(DROPLET),
+      volumeCapability: mountCapability(),
+      volumeContext: volume?.volumeContext,
+    });
     expect(sim.volume(volume?.volumeId ?? "")?.dropletIds).toEqual([DROPLET]);
   });
 });
@@ -223,7 +289,10 @@ describe("DigitalOcean driver over gRPC: configuration mistakes", () => {
     const driver = await startDriver(dir, ["--token", "wrong", "--region", "nyc1", ...simFlags(sim, join(dir, "by-id"))]);
     try {
       await expectCode(driver.clients.identity.probe({}), Code.FailedPrecondition, /authenticate/);
-      await expectCode(driver.clients.controller.createVolume({ name: "x", volumeCapabilities: [mountCapability()] }), Code.Unauthenticated);
+      await expectCode(
+        driver.clients.controller.createVolume({ name: "x", volumeCapabilities: [mountCapability()] }),
+        Code.Unauthenticated,
+      );
     } finally {
       await driver.stop();
       await sim.stop();

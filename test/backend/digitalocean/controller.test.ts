@@ -12,7 +12,17 @@ const DROPLET = 424242;
 const KEY = "dobs.csi.digitalocean.com/volume-name";
 
 function newVolume(name: string, sizeBytes = GIB, extra: Partial<NewVolume> = {}): NewVolume {
-  return { name, sizeBytes, accessTypes: ["mount"], fsType: "ext4", parameters: {}, mutableParameters: {}, requisite: [], preferred: [], ...extra };
+  return {
+    name,
+    sizeBytes,
+    accessTypes: ["mount"],
+    fsType: "ext4",
+    parameters: {},
+    mutableParameters: {},
+    requisite: [],
+    preferred: [],
+    ...extra,
+  };
 }
 
 function publish(volumeId: string, volumeContext: Record<string, string>, nodeId = String(DROPLET)): PublishRequest {
@@ -35,7 +45,12 @@ describe("DigitalOcean controller backend", () => {
     const started = Date.now();
     expect(await backend.findVolumeByName("pvc-life", deadline())).toBeUndefined();
     const volume = await backend.createVolume(newVolume("pvc-life", 5 * GIB), deadline());
-    expect(volume).toMatchObject({ name: "pvc-life", capacityBytes: 5 * GIB, accessibleTopology: [{ region: "nyc1" }], context: { [KEY]: "pvc-life" } });
+    expect(volume).toMatchObject({
+      name: "pvc-life",
+      capacityBytes: 5 * GIB,
+      accessibleTopology: [{ region: "nyc1" }],
+      context: { [KEY]: "pvc-life" },
+    });
     const context = await backend.publishVolume(publish(volume.id, { ...volume.context }), deadline());
     expect(context).toEqual({ [KEY]: "pvc-life" });
     expect(sim.volume(volume.id)?.dropletIds).toEqual([DROPLET]);
@@ -58,7 +73,12 @@ describe("DigitalOcean controller backend", () => {
   it("creates volumes with the Go driver's description, region and --do-tag", async () => {
     const tagged = simController(sim, { tag: "k8s-cluster" });
     const volume = await tagged.createVolume(newVolume("pvc-tagged", 2 * GIB), deadline());
-    expect(sim.volume(volume.id)).toMatchObject({ description: "Created by DigitalOcean CSI driver", region: "nyc1", tags: ["k8s-cluster"], sizeGigabytes: 2 });
+    expect(sim.volume(volume.id)).toMatchObject({
+      description: "Created by DigitalOcean CSI driver",
+      region: "nyc1",
+      tags: ["k8s-cluster"],
+      sizeGigabytes: 2,
+    });
     sim.resetCounters();
     await tagged.publishVolume(publish(volume.id, { ...volume.context }), deadline());
     expect(sim.count("POST /v2/tags/{tag}/resources")).toBe(0); // tagged at creation: nothing more to do
@@ -98,7 +118,11 @@ describe("DigitalOcean controller backend", () => {
   });
 
   it("refuses a requisite topology in another region with RESOURCE_EXHAUSTED", async () => {
-    await expectCode(backend.createVolume(newVolume("pvc-far", GIB, { requisite: [{ region: "fra1" }] }), deadline()), Code.ResourceExhausted, /nyc1/);
+    await expectCode(
+      backend.createVolume(newVolume("pvc-far", GIB, { requisite: [{ region: "fra1" }] }), deadline()),
+      Code.ResourceExhausted,
+      /nyc1/,
+    );
     const ok = await backend.createVolume(newVolume("pvc-near", GIB, { requisite: [{ region: "fra1" }, { region: "nyc1" }] }), deadline());
     expect(ok.accessibleTopology).toEqual([{ region: "nyc1" }]);
   });
@@ -128,11 +152,19 @@ describe("DigitalOcean controller backend", () => {
     expect(await backend.publishVolume(publish(volume.id, { ...volume.context }), deadline())).toEqual({ [KEY]: "pvc-twice" });
     expect(sim.apiRequests()).toBe(2);
     sim.addDroplet(5);
-    await expectCode(backend.publishVolume(publish(volume.id, { ...volume.context }, "5"), deadline()), Code.FailedPrecondition, /attached to droplet 424242/);
+    await expectCode(
+      backend.publishVolume(publish(volume.id, { ...volume.context }, "5"), deadline()),
+      Code.FailedPrecondition,
+      /attached to droplet 424242/,
+    );
   });
 
   it("maps publish failures: unknown volume or node -> NOT_FOUND, 8th volume -> RESOURCE_EXHAUSTED, pending event -> ABORTED", async () => {
-    await expectCode(backend.publishVolume(publish("no-such-volume", { [KEY]: "ghost" }), deadline()), Code.NotFound, /volume no-such-volume/);
+    await expectCode(
+      backend.publishVolume(publish("no-such-volume", { [KEY]: "ghost" }), deadline()),
+      Code.NotFound,
+      /volume no-such-volume/,
+    );
     const volume = await backend.createVolume(newVolume("pvc-lonely"), deadline());
     await expectCode(backend.publishVolume(publish(volume.id, { ...volume.context }, "999"), deadline()), Code.NotFound, /droplet 999/);
     await expectCode(backend.publishVolume(publish(volume.id, { ...volume.context }, "not-a-droplet"), deadline()), Code.NotFound);
@@ -199,7 +231,12 @@ describe("DigitalOcean controller backend", () => {
       ids.push(...page.items.map((v) => v.id));
       token = page.nextToken;
     } while (token !== "");
-    expect(ids).toEqual(sim.volumes().filter((v) => v.region === "nyc1").map((v) => v.id));
+    expect(ids).toEqual(
+      sim
+        .volumes()
+        .filter((v) => v.region === "nyc1")
+        .map((v) => v.id),
+    );
     const all = await backend.listVolumes(0, "", deadline());
     expect(all.items.find((v) => v.name === "list-3")?.publishedNodeIds).toEqual([String(DROPLET)]);
     await expectCode(backend.listVolumes(5, "page-2", deadline()), Code.Aborted);
@@ -227,7 +264,10 @@ describe("DigitalOcean controller backend", () => {
     // A retried create (the name exists on the same volume) returns the snapshot.
     expect((await backend.createSnapshot({ name: "snap-1", sourceVolumeId: a.id, parameters: {} }, deadline())).id).toBe(snapshot.id);
     await expectCode(backend.createSnapshot({ name: "snap-1", sourceVolumeId: b.id, parameters: {} }, deadline()), Code.AlreadyExists);
-    await expectCode(backend.createSnapshot({ name: "snap-2", sourceVolumeId: "no-such-volume", parameters: {} }, deadline()), Code.NotFound);
+    await expectCode(
+      backend.createSnapshot({ name: "snap-2", sourceVolumeId: "no-such-volume", parameters: {} }, deadline()),
+      Code.NotFound,
+    );
     expect(await backend.getSnapshot("no-such-snapshot", deadline())).toBeUndefined();
     await backend.deleteSnapshot(snapshot.id, deadline());
     await backend.deleteSnapshot(snapshot.id, deadline());
@@ -270,21 +310,36 @@ describe("DigitalOcean controller backend", () => {
   it("restores from a snapshot (NOT_FOUND when missing, OUT_OF_RANGE when too small) and clones via snapshot + restore", async () => {
     const source = await backend.createVolume(newVolume("pvc-origin", 4 * GIB), deadline());
     const snapshot = await backend.createSnapshot({ name: "origin-snap", sourceVolumeId: source.id, parameters: {} }, deadline());
-    const restored = await backend.createVolume(newVolume("pvc-restored", 4 * GIB, { source: { kind: "snapshot", id: snapshot.id } }), deadline());
+    const restored = await backend.createVolume(
+      newVolume("pvc-restored", 4 * GIB, { source: { kind: "snapshot", id: snapshot.id } }),
+      deadline(),
+    );
     expect(restored).toMatchObject({ capacityBytes: 4 * GIB, source: { kind: "snapshot", id: snapshot.id } });
     expect((await backend.findVolumeByName("pvc-restored", deadline()))?.source).toEqual({ kind: "snapshot", id: snapshot.id });
-    await expectCode(backend.createVolume(newVolume("pvc-r2", 4 * GIB, { source: { kind: "snapshot", id: "missing" } }), deadline()), Code.NotFound);
-    await expectCode(backend.createVolume(newVolume("pvc-r3", 2 * GIB, { source: { kind: "snapshot", id: snapshot.id } }), deadline()), Code.OutOfRange);
+    await expectCode(
+      backend.createVolume(newVolume("pvc-r2", 4 * GIB, { source: { kind: "snapshot", id: "missing" } }), deadline()),
+      Code.NotFound,
+    );
+    await expectCode(
+      backend.createVolume(newVolume("pvc-r3", 2 * GIB, { source: { kind: "snapshot", id: snapshot.id } }), deadline()),
+      Code.OutOfRange,
+    );
 
     sim.faults.snapshotDelayMs = 100;
     const clone = await backend.createVolume(newVolume("pvc-clone", 6 * GIB, { source: { kind: "volume", id: source.id } }), deadline());
     expect(clone).toMatchObject({ capacityBytes: 6 * GIB, source: { kind: "volume", id: source.id } });
     expect(sim.snapshots().map((s) => s.name)).toEqual(["origin-snap"]); // the clone's snapshot is gone
-    await expectCode(backend.createVolume(newVolume("pvc-c2", 6 * GIB, { source: { kind: "volume", id: "missing" } }), deadline()), Code.NotFound);
+    await expectCode(
+      backend.createVolume(newVolume("pvc-c2", 6 * GIB, { source: { kind: "volume", id: "missing" } }), deadline()),
+      Code.NotFound,
+    );
   });
 
   it("validates StorageClass parameters: the Go driver's keys pass, unknown ones and LUKS are refused", () => {
-    backend.validateParameters({ fstype: "xfs", "csi.storage.k8s.io/pvc/name": "data", "dobs.csi.digitalocean.com/luks-encrypted": "false" }, {});
+    backend.validateParameters(
+      { fstype: "xfs", "csi.storage.k8s.io/pvc/name": "data", "dobs.csi.digitalocean.com/luks-encrypted": "false" },
+      {},
+    );
     expect(() => backend.validateParameters({ "dobs.csi.digitalocean.com/luks-encrypted": "true" }, {})).toThrow(/LUKS/);
     expect(() => backend.validateParameters({ iops: "3000" }, {})).toThrow(/unknown parameter iops/);
     expect(() => backend.validateParameters({}, { size: "1" })).toThrow(/mutable/);
@@ -334,7 +389,11 @@ describe("opening the DigitalOcean controller", () => {
       const { config } = parseCommandLine(["--token", "t", "--url", sim.url, "--metadata-url", sim.metadataUrl], {}, "test");
       const backend = await openDigitalOceanController(config, silentLogger);
       expect((await backend.createVolume(newVolume("pvc-meta"), deadline())).accessibleTopology).toEqual([{ region: "sgp1" }]);
-      const { config: lost } = parseCommandLine(["--token", "t", "--url", sim.url, "--metadata-url", "http://127.0.0.1:9/metadata/v1/"], {}, "test");
+      const { config: lost } = parseCommandLine(
+        ["--token", "t", "--url", sim.url, "--metadata-url", "http://127.0.0.1:9/metadata/v1/"],
+        {},
+        "test",
+      );
       await expect(openDigitalOceanController(lost, silentLogger)).rejects.toThrow(/droplet.*--region/);
     } finally {
       await sim.stop();

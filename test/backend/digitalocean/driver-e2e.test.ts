@@ -68,7 +68,11 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
     await mkdir(join(dir, "pods", "restored"), { recursive: true });
 
     sim.resetCounters();
-    const { volume } = await controller.createVolume({ name: "pvc-e2e-main", capacityRange: { requiredBytes: BigInt(GIB), limitBytes: 0n }, volumeCapabilities: [mountCapability(fs)] });
+    const { volume } = await controller.createVolume({
+      name: "pvc-e2e-main",
+      capacityRange: { requiredBytes: BigInt(GIB), limitBytes: 0n },
+      volumeCapabilities: [mountCapability(fs)],
+    });
     const volumeId = volume?.volumeId ?? "";
     const { publishContext } = await controller.controllerPublishVolume({
       volumeId,
@@ -79,8 +83,21 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
     expect(publishContext).toEqual({ [KEY]: "pvc-e2e-main" });
     expect(sim.apiRequests()).toBe(3);
 
-    await node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability(fs), publishContext, volumeContext: volume?.volumeContext });
-    await node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: mountCapability(fs), publishContext, volumeContext: volume?.volumeContext });
+    await node.nodeStageVolume({
+      volumeId,
+      stagingTargetPath: staging,
+      volumeCapability: mountCapability(fs),
+      publishContext,
+      volumeContext: volume?.volumeContext,
+    });
+    await node.nodePublishVolume({
+      volumeId,
+      stagingTargetPath: staging,
+      targetPath: target,
+      volumeCapability: mountCapability(fs),
+      publishContext,
+      volumeContext: volume?.volumeContext,
+    });
     const payload = `written through ${target} at ${new Date().toISOString()}\n`.repeat(1000);
     const handle = await open(join(target, "data.txt"), "w");
     await handle.writeFile(payload);
@@ -90,9 +107,19 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
     expect(before).toBeLessThanOrEqual(GIB);
 
     // Online expansion: the controller resizes the volume (the simulator grows the loop device), the node grows the filesystem.
-    const expanded = await controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: BigInt(2 * GIB), limitBytes: 0n }, volumeCapability: mountCapability(fs) });
+    const expanded = await controller.controllerExpandVolume({
+      volumeId,
+      capacityRange: { requiredBytes: BigInt(2 * GIB), limitBytes: 0n },
+      volumeCapability: mountCapability(fs),
+    });
     expect(expanded).toMatchObject({ capacityBytes: BigInt(2 * GIB), nodeExpansionRequired: true });
-    const grown = await node.nodeExpandVolume({ volumeId, volumePath: target, stagingTargetPath: staging, capacityRange: { requiredBytes: BigInt(2 * GIB), limitBytes: 0n }, volumeCapability: mountCapability(fs) });
+    const grown = await node.nodeExpandVolume({
+      volumeId,
+      volumePath: target,
+      stagingTargetPath: staging,
+      capacityRange: { requiredBytes: BigInt(2 * GIB), limitBytes: 0n },
+      volumeCapability: mountCapability(fs),
+    });
     expect(grown.capacityBytes === 0n || grown.capacityBytes >= BigInt(2 * GIB) - BigInt(64 * 1024 * 1024)).toBe(true);
     expect(await df(target)).toBeGreaterThan(before + 0.8 * GIB);
     const stats = await node.nodeGetVolumeStats({ volumeId, volumePath: target });
@@ -117,7 +144,12 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
       volumeCapability: mountCapability(fs),
       volumeContext: restored.volume?.volumeContext,
     });
-    await node.nodeStageVolume({ volumeId: restoredId, stagingTargetPath: stagingRestored, volumeCapability: mountCapability(fs), publishContext: restoredPublish.publishContext });
+    await node.nodeStageVolume({
+      volumeId: restoredId,
+      stagingTargetPath: stagingRestored,
+      volumeCapability: mountCapability(fs),
+      publishContext: restoredPublish.publishContext,
+    });
     await node.nodePublishVolume({
       volumeId: restoredId,
       stagingTargetPath: stagingRestored,
@@ -148,14 +180,29 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
 
   it("block volumes: stage and publish the raw device, stats report the device size", async () => {
     const { controller, node } = driver.clients;
-    const { volume } = await controller.createVolume({ name: "pvc-e2e-block", capacityRange: { requiredBytes: BigInt(GIB), limitBytes: 0n }, volumeCapabilities: [blockCapability()] });
+    const { volume } = await controller.createVolume({
+      name: "pvc-e2e-block",
+      capacityRange: { requiredBytes: BigInt(GIB), limitBytes: 0n },
+      volumeCapabilities: [blockCapability()],
+    });
     const volumeId = volume?.volumeId ?? "";
     const staging = join(dir, "staging", "block");
     const target = join(dir, "pods", "block", "dev");
     await mkdir(join(dir, "pods", "block"), { recursive: true });
-    const { publishContext } = await controller.controllerPublishVolume({ volumeId, nodeId: String(DROPLET), volumeCapability: blockCapability(), volumeContext: volume?.volumeContext });
+    const { publishContext } = await controller.controllerPublishVolume({
+      volumeId,
+      nodeId: String(DROPLET),
+      volumeCapability: blockCapability(),
+      volumeContext: volume?.volumeContext,
+    });
     await node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: blockCapability(), publishContext });
-    await node.nodePublishVolume({ volumeId, stagingTargetPath: staging, targetPath: target, volumeCapability: blockCapability(), publishContext });
+    await node.nodePublishVolume({
+      volumeId,
+      stagingTargetPath: staging,
+      targetPath: target,
+      volumeCapability: blockCapability(),
+      publishContext,
+    });
     const stats = await node.nodeGetVolumeStats({ volumeId, volumePath: target });
     expect(stats.usage.find((u) => u.unit === VolumeUsage_Unit.BYTES)?.total).toBe(BigInt(GIB));
     await node.nodeUnpublishVolume({ volumeId, targetPath: target });
@@ -166,7 +213,15 @@ describe("DigitalOcean driver end to end, all-in-one mode (token, on a droplet),
 
   it("NodeStageVolume without the volume name in publish_context is INVALID_ARGUMENT", async () => {
     const staging = join(dir, "staging", "bad");
-    await expectCode(driver.clients.node.nodeStageVolume({ volumeId: "v", stagingTargetPath: staging, volumeCapability: mountCapability(), publishContext: {} }), Code.InvalidArgument);
+    await expectCode(
+      driver.clients.node.nodeStageVolume({
+        volumeId: "v",
+        stagingTargetPath: staging,
+        volumeCapability: mountCapability(),
+        publishContext: {},
+      }),
+      Code.InvalidArgument,
+    );
   });
 });
 

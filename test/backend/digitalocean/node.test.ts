@@ -41,7 +41,11 @@ describe("DigitalOcean node backend", () => {
     const { config } = parseCommandLine(["--metadata-url", sim.metadataUrl, "--by-id-dir", byIdDir], {}, "test");
     expect(config.mode).toBe("node");
     const backend = await openDigitalOceanNode(config, silentLogger);
-    expect(await backend.nodeInfo(deadline())).toEqual({ nodeId: String(DROPLET), maxVolumesPerNode: 7, accessibleTopology: { region: "ams3" } });
+    expect(await backend.nodeInfo(deadline())).toEqual({
+      nodeId: String(DROPLET),
+      maxVolumesPerNode: 7,
+      accessibleTopology: { region: "ams3" },
+    });
     expect(sim.apiRequests()).toBe(0);
     const { config: custom } = parseCommandLine(["--metadata-url", sim.metadataUrl, "--node-id", "99", "--volume-limit", "3"], {}, "test");
     expect(await (await openDigitalOceanNode(custom, silentLogger)).nodeInfo(deadline())).toEqual({
@@ -59,11 +63,27 @@ describe("DigitalOcean node backend", () => {
   it("finds the attached volume's device under scsi-0DO_Volume_<name>, validating the attachment when asked", async () => {
     const controller = simController(sim, { polling: FAST_POLLING });
     const volume = await controller.createVolume(
-      { name: "pvc-device", sizeBytes: GIB, accessTypes: ["mount"], fsType: "", parameters: {}, mutableParameters: {}, requisite: [], preferred: [] },
+      {
+        name: "pvc-device",
+        sizeBytes: GIB,
+        accessTypes: ["mount"],
+        fsType: "",
+        parameters: {},
+        mutableParameters: {},
+        requisite: [],
+        preferred: [],
+      },
       deadline(),
     );
     const publishContext = await controller.publishVolume(
-      { volumeId: volume.id, nodeId: String(DROPLET), readonly: false, accessType: "mount", singleNode: true, volumeContext: volume.context },
+      {
+        volumeId: volume.id,
+        nodeId: String(DROPLET),
+        readonly: false,
+        accessType: "mount",
+        singleNode: true,
+        volumeContext: volume.context,
+      },
       deadline(),
     );
     const device = await node({ validate: true }).attachDevice(volume.id, publishContext, volume.context, deadline());
@@ -91,9 +111,16 @@ describe("DigitalOcean node backend", () => {
     await expectCode(node().attachDevice("vol-1", {}, {}, deadline()), Code.InvalidArgument, /volume-name/);
     await writeFile(join(dir, "plain-file"), "not a device");
     await symlink(join(dir, "plain-file"), join(byIdDir, "scsi-0DO_Volume_not-a-device"));
-    await expectCode(node({ timeoutMs: 150 }).attachDevice("vol-2", { [PUBLISH_KEY]: "not-a-device" }, {}, deadline()), Code.FailedPrecondition, /not a block device/);
+    await expectCode(
+      node({ timeoutMs: 150 }).attachDevice("vol-2", { [PUBLISH_KEY]: "not-a-device" }, {}, deadline()),
+      Code.FailedPrecondition,
+      /not a block device/,
+    );
     await expectCode(node().attachDevice("vol-3", { [PUBLISH_KEY]: "../escape" }, {}, deadline()), Code.InvalidArgument);
-    await expectCode(node({ timeoutMs: 5_000 }).attachDevice("vol-4", { [PUBLISH_KEY]: "never" }, {}, deadline(200)), Code.DeadlineExceeded);
+    await expectCode(
+      node({ timeoutMs: 5_000 }).attachDevice("vol-4", { [PUBLISH_KEY]: "never" }, {}, deadline(200)),
+      Code.DeadlineExceeded,
+    );
   });
 
   it("reads the name from a custom driver name's publish_context key", async () => {

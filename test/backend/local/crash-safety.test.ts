@@ -22,10 +22,14 @@ let command: string[] = [];
 
 async function start(crashAt?: CrashPoint): Promise<CsiClients> {
   await stop();
-  driver = await startDriver(join(dir, "csi.sock"), ["--backend", "local", "--mode", "controller", "--data-dir", dataDir, "--node-id", "crash-node", "--log-level", "warn"], {
-    command,
-    env: crashAt ? { DO_CSI_TEST_CRASH_AT: crashAt } : {},
-  });
+  driver = await startDriver(
+    join(dir, "csi.sock"),
+    ["--backend", "local", "--mode", "controller", "--data-dir", dataDir, "--node-id", "crash-node", "--log-level", "warn"],
+    {
+      command,
+      env: crashAt ? { DO_CSI_TEST_CRASH_AT: crashAt } : {},
+    },
+  );
   clients = connectCsi(driver.endpoint);
   return clients;
 }
@@ -51,7 +55,12 @@ async function crashAt(point: CrashPoint, action: (c: CsiClients) => Promise<unk
 }
 
 const createVolume = (c: CsiClients, name: string, extra: Record<string, unknown> = {}) =>
-  c.controller.createVolume({ name, volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: BigInt(64 * MiB) }, ...extra });
+  c.controller.createVolume({
+    name,
+    volumeCapabilities: [mountCapability()],
+    capacityRange: { requiredBytes: BigInt(64 * MiB) },
+    ...extra,
+  });
 
 /** A volume with data at a few offsets, made on a healthy driver. */
 async function volumeWithData(): Promise<{ volumeId: string; digest: string }> {
@@ -80,7 +89,8 @@ describe("kill -9 during CreateVolume", () => {
       const { volumeId: sourceId, digest } = await volumeWithData();
       const before = await expectConsistent(await start(), dataDir);
       const name = `clone-${point}`;
-      const clone = (c: CsiClients) => createVolume(c, name, { volumeContentSource: { type: { case: "volume", value: { volumeId: sourceId } } } });
+      const clone = (c: CsiClients) =>
+        createVolume(c, name, { volumeContentSource: { type: { case: "volume", value: { volumeId: sourceId } } } });
       await crashAt(point, clone);
 
       const c = await start();
@@ -101,7 +111,13 @@ describe("kill -9 during CreateVolume", () => {
 });
 
 describe("kill -9 during CreateSnapshot", () => {
-  const points: CrashPoint[] = ["snapshot-create:recorded", "snapshot-create:frozen", "snapshot-create:written", "snapshot-create:renamed", "snapshot-create:ready"];
+  const points: CrashPoint[] = [
+    "snapshot-create:recorded",
+    "snapshot-create:frozen",
+    "snapshot-create:written",
+    "snapshot-create:renamed",
+    "snapshot-create:ready",
+  ];
   for (const point of points) {
     it(`at ${point}: the restart reports no half-cut snapshot and the retry converges`, async () => {
       const { volumeId, digest } = await volumeWithData();

@@ -65,7 +65,9 @@ describe("two driver processes on one data dir", () => {
 
     const [node = "node", ...rest] = command;
     const second = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(node, [...rest, "--endpoint", `unix://${join(dir, "second.sock")}`, ...args(dataDir)], { stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(node, [...rest, "--endpoint", `unix://${join(dir, "second.sock")}`, ...args(dataDir)], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       let stderr = "";
       child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
       child.once("exit", (code) => resolve({ code, stderr }));

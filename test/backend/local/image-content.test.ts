@@ -19,7 +19,11 @@ afterAll(async () => {
   await removeTestDir(dir);
 });
 
-const createVolume = (name: string, sizeBytes: number, source?: { case: "snapshot"; value: { snapshotId: string } } | { case: "volume"; value: { volumeId: string } }) =>
+const createVolume = (
+  name: string,
+  sizeBytes: number,
+  source?: { case: "snapshot"; value: { snapshotId: string } } | { case: "volume"; value: { volumeId: string } },
+) =>
   h.clients.controller.createVolume({
     name,
     volumeCapabilities: [mountCapability()],
@@ -43,13 +47,19 @@ describe("content", () => {
     await writePattern(image, [0, 128 * MiB]);
     expect(await fileDigest(snapImage)).toBe(digest);
 
-    const { volume: restored } = await createVolume("content-restore", 256 * MiB, { case: "snapshot", value: { snapshotId: snapshot?.snapshotId ?? "" } });
+    const { volume: restored } = await createVolume("content-restore", 256 * MiB, {
+      case: "snapshot",
+      value: { snapshotId: snapshot?.snapshotId ?? "" },
+    });
     const restoredImage = volumeImagePath(h.dataDir, restored?.volumeId ?? "");
     expect(await fileDigest(restoredImage)).toBe(digest);
     for (const [offset, data] of written) expect((await readAt(restoredImage, offset, data.length)).equals(data)).toBe(true);
 
     // Restored into a bigger volume: the same bytes, then zeros.
-    const { volume: bigger } = await createVolume("content-restore-big", 512 * MiB, { case: "snapshot", value: { snapshotId: snapshot?.snapshotId ?? "" } });
+    const { volume: bigger } = await createVolume("content-restore-big", 512 * MiB, {
+      case: "snapshot",
+      value: { snapshotId: snapshot?.snapshotId ?? "" },
+    });
     const biggerImage = volumeImagePath(h.dataDir, bigger?.volumeId ?? "");
     expect((await stat(biggerImage)).size).toBe(512 * MiB);
     for (const [offset, data] of written) expect((await readAt(biggerImage, offset, data.length)).equals(data)).toBe(true);
@@ -92,7 +102,10 @@ describe("sparseness", () => {
     expect(snapStats.blocks * 512).toBeGreaterThanOrEqual(2 * MiB);
     expect(snapStats.blocks * 512).toBeLessThanOrEqual(sourceAllocated);
 
-    const { volume: restored } = await createVolume("sparse-restore", GiB, { case: "snapshot", value: { snapshotId: snapshot?.snapshotId ?? "" } });
+    const { volume: restored } = await createVolume("sparse-restore", GiB, {
+      case: "snapshot",
+      value: { snapshotId: snapshot?.snapshotId ?? "" },
+    });
     const restoredImage = volumeImagePath(h.dataDir, restored?.volumeId ?? "");
     expect(await allocatedBytes(restoredImage)).toBeLessThanOrEqual(sourceAllocated);
     expect(await fileDigest(restoredImage)).toBe(await fileDigest(image));

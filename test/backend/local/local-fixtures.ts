@@ -94,11 +94,21 @@ export async function expectConsistent(clients: CsiClients, dataDir: string): Pr
   const snapshotIds = snapshots.map((s) => s?.snapshotId ?? "");
   expect((await readdir(volumesDir(dataDir))).sort()).toEqual(volumeIds.map((id) => `${id}.img`).sort());
   expect((await readdir(snapshotsDir(dataDir))).sort()).toEqual(snapshotIds.map((id) => `${id}.img`).sort());
-  for (const volume of volumes) expect((await stat(join(volumesDir(dataDir), `${volume?.volumeId}.img`))).size).toBe(Number(volume?.capacityBytes));
-  for (const snapshot of snapshots) expect((await stat(join(snapshotsDir(dataDir), `${snapshot?.snapshotId}.img`))).size).toBe(Number(snapshot?.sizeBytes));
+  for (const volume of volumes)
+    expect((await stat(join(volumesDir(dataDir), `${volume?.volumeId}.img`))).size).toBe(Number(volume?.capacityBytes));
+  for (const snapshot of snapshots)
+    expect((await stat(join(snapshotsDir(dataDir), `${snapshot?.snapshotId}.img`))).size).toBe(Number(snapshot?.sizeBytes));
   const state = await readState(dataDir);
-  expect(Object.values(state.volumes).map((v) => v.phase).filter((p) => p !== "ready")).toEqual([]);
-  expect(Object.values(state.snapshots).map((s) => s.phase).filter((p) => p !== "ready")).toEqual([]);
+  expect(
+    Object.values(state.volumes)
+      .map((v) => v.phase)
+      .filter((p) => p !== "ready"),
+  ).toEqual([]);
+  expect(
+    Object.values(state.snapshots)
+      .map((s) => s.phase)
+      .filter((p) => p !== "ready"),
+  ).toEqual([]);
   expect(Object.keys(state.volumes).sort()).toEqual([...volumeIds].sort());
   expect(Object.keys(state.snapshots).sort()).toEqual([...snapshotIds].sort());
   expect((await readdir(dataDir)).filter((n) => n.includes(".tmp-"))).toEqual([]);

@@ -9,7 +9,15 @@ import { readMountInfo } from "../../../src/mounter/mountinfo.js";
 import { run } from "../../../src/util/exec.js";
 import { startDriver, type DriverProcess } from "../../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../../support/test-dir.js";
-import { Code, expectCode, MiB, mountCapability, NODE_ID, startController, type ControllerHarness } from "../../driver/controller-harness.js";
+import {
+  Code,
+  expectCode,
+  MiB,
+  mountCapability,
+  NODE_ID,
+  startController,
+  type ControllerHarness,
+} from "../../driver/controller-harness.js";
 import { copyBuiltCli, expectConsistent } from "./local-fixtures.js";
 
 // The controller with real loop devices and a mounted ext4 filesystem on this node: online expansion,
@@ -70,7 +78,13 @@ afterAll(async () => {
 });
 
 const newVolume = async (c: CsiClients, name: string, sizeBytes: number) =>
-  (await c.controller.createVolume({ name, volumeCapabilities: [mountCapability("ext4")], capacityRange: { requiredBytes: BigInt(sizeBytes) } })).volume?.volumeId ?? "";
+  (
+    await c.controller.createVolume({
+      name,
+      volumeCapabilities: [mountCapability("ext4")],
+      capacityRange: { requiredBytes: BigInt(sizeBytes) },
+    })
+  ).volume?.volumeId ?? "";
 
 describe("with the volume attached to a loop device", () => {
   it("expands online: the attached loop device grows with the image", async () => {
@@ -80,7 +94,11 @@ describe("with the volume attached to a loop device", () => {
     const device = await attachLoop(volumeImagePath(h.dataDir, volumeId));
     devices.push(device);
     expect(await blockDeviceSize(device)).toBe(32 * MiB);
-    const res = await h.clients.controller.controllerExpandVolume({ volumeId, capacityRange: { requiredBytes: BigInt(80 * MiB) }, volumeCapability: mountCapability("ext4") });
+    const res = await h.clients.controller.controllerExpandVolume({
+      volumeId,
+      capacityRange: { requiredBytes: BigInt(80 * MiB) },
+      volumeCapability: mountCapability("ext4"),
+    });
     expect(res).toMatchObject({ capacityBytes: BigInt(80 * MiB), nodeExpansionRequired: true });
     expect(await blockDeviceSize(device)).toBe(80 * MiB);
   });
@@ -130,7 +148,11 @@ describe("kill -9 while a filesystem is frozen for a snapshot", () => {
     const command = await copyBuiltCli(base);
     const start = async (env: NodeJS.ProcessEnv = {}) => {
       await driver?.stop("SIGKILL");
-      driver = await startDriver(join(base, "csi.sock"), ["--backend", "local", "--mode", "controller", "--data-dir", dataDir, "--node-id", NODE_ID, "--log-level", "warn"], { command, env });
+      driver = await startDriver(
+        join(base, "csi.sock"),
+        ["--backend", "local", "--mode", "controller", "--data-dir", dataDir, "--node-id", NODE_ID, "--log-level", "warn"],
+        { command, env },
+      );
       return connectCsi(driver.endpoint);
     };
 

@@ -61,10 +61,18 @@ describe("capacity through the controller", () => {
     expect(Math.abs(c2 - 2 * c1)).toBeLessThan(2 * GiB);
 
     const beyondDisk = BigInt(Math.floor((free * 1.25) / MiB) * MiB);
-    const thin = await two.clients.controller.createVolume({ name: "thin", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: beyondDisk } });
+    const thin = await two.clients.controller.createVolume({
+      name: "thin",
+      volumeCapabilities: [mountCapability()],
+      capacityRange: { requiredBytes: beyondDisk },
+    });
     expect(thin.volume?.capacityBytes).toBe(beyondDisk);
     await expectCode(
-      one.clients.controller.createVolume({ name: "thick", volumeCapabilities: [mountCapability()], capacityRange: { requiredBytes: beyondDisk } }),
+      one.clients.controller.createVolume({
+        name: "thick",
+        volumeCapabilities: [mountCapability()],
+        capacityRange: { requiredBytes: beyondDisk },
+      }),
       Code.ResourceExhausted,
       /overcommit ratio 1/,
     );

@@ -18,7 +18,16 @@ beforeAll(async () => {
 afterAll(() => removeTestDir(dir));
 
 const signal = new AbortController().signal;
-const spec = (name: string, sizeBytes = 4 * MiB) => ({ name, sizeBytes, accessTypes: ["mount" as const], fsType: "", parameters: {}, mutableParameters: {}, requisite: [], preferred: [] });
+const spec = (name: string, sizeBytes = 4 * MiB) => ({
+  name,
+  sizeBytes,
+  accessTypes: ["mount" as const],
+  fsType: "",
+  parameters: {},
+  mutableParameters: {},
+  requisite: [],
+  preferred: [],
+});
 
 async function open(dataDirParent: string): Promise<ControllerBackend> {
   return openLocalController(controllerConfig(dataDirParent), silentLogger);
@@ -114,7 +123,9 @@ describe("start-up checks", () => {
   it("refuses a node id that cannot be a topology value, before touching the data dir", async () => {
     const base = join(dir, "bad-node-id");
     const config = controllerConfig(base, ["--node-id", `${"n".repeat(64)}`]);
-    await expect(openLocalController(config, silentLogger)).rejects.toThrow(/cannot be the value of the topology key dobs.csi.digitalocean.com\/node/);
+    await expect(openLocalController(config, silentLogger)).rejects.toThrow(
+      /cannot be the value of the topology key dobs.csi.digitalocean.com\/node/,
+    );
     await expect(stat(join(base, "data"))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -98,7 +98,9 @@ describe("StateStore", () => {
     const parent = join(path, "..");
     execFileSync("chattr", ["+i", parent]);
     try {
-      await expect(store.update((draft) => void (draft.volumes["vol-x"] = volume("vol-x")))).rejects.toThrow(/EPERM|operation not permitted/i);
+      await expect(store.update((draft) => void (draft.volumes["vol-x"] = volume("vol-x")))).rejects.toThrow(
+        /EPERM|operation not permitted/i,
+      );
     } finally {
       execFileSync("chattr", ["-i", parent]);
     }

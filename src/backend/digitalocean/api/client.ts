@@ -1,17 +1,6 @@
 import { Internal } from "../../../csi/errors.js";
 import type { Transport } from "./transport.js";
-import type {
-  DoAccount,
-  DoAction,
-  DoDroplet,
-  DoLinks,
-  DoMeta,
-  DoPage,
-  DoSnapshot,
-  DoVolume,
-  NewDoVolume,
-  PageRequest,
-} from "./types.js";
+import type { DoAccount, DoAction, DoDroplet, DoLinks, DoMeta, DoPage, DoSnapshot, DoVolume, NewDoVolume, PageRequest } from "./types.js";
 
 export interface VolumeFilter extends PageRequest {
   readonly name?: string;
