@@ -16,7 +16,10 @@ export interface DebugServer {
  * so a plugin without --debug-addr never pays for it.
  */
 export async function startDebugServer(addr: string, readiness: Readiness, log: Logger): Promise<DebugServer> {
-  const prom = await import("prom-client");
+  // prom-client is CommonJS: its module object is the default export, both
+  // under Node's own loader and in the ESM bundle (which has no named exports
+  // for a CommonJS chunk).
+  const { default: prom } = await import("prom-client");
   const registry = new prom.Registry();
   prom.collectDefaultMetrics({ register: registry });
   const calls = new prom.Histogram({
