@@ -91,7 +91,7 @@ export class DigitalOceanController implements ControllerBackend {
     this.#o = options;
     this.#client = options.client;
     this.#polling = options.polling ?? DEFAULT_ACTION_POLLING;
-    this.health = new ApiHealth(options.client);
+    this.health = new ApiHealth(options.client, options.log);
   }
 
   get region(): string {
