@@ -84,6 +84,6 @@ export class ApiHealth implements HealthCheck {
 
 function describe(failure: Failure): string {
   return failure.problem === "unauthorised"
-    ? `cannot use the DigitalOcean API: it refuses the token (${failure.detail}); check --token and the token's scopes`
+    ? `cannot use the DigitalOcean API: it refuses the token (${failure.detail}); check --token: it may be wrong, expired or revoked`
     : `cannot use the DigitalOcean API: it is unreachable (${failure.detail}); controller calls fail until it answers`;
 }

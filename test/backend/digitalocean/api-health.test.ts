@@ -60,8 +60,10 @@ describe("DigitalOcean API health (backend level)", () => {
   it("tells a refused token from an unreachable API, and ignores answers that say nothing about the API's health", async () => {
     const log = captureLog("info");
     const backend = simController(sim, { log: log.logger });
-    // A 404 is the API answering: healthy.
+    // A 404 is the API answering: healthy. So is a 403 (a valid token lacking one scope).
     await expectCode(backend.expandVolume("no-such-volume", 2 * 1024 ** 3, deadline()), Code.NotFound);
+    sim.failNext("GET /v2/volumes", 403, "You are not authorized to perform this operation");
+    await expectCode(backend.findVolumeByName("pvc-scoped", deadline()), Code.PermissionDenied);
     // A caller that gives up says nothing about the API.
     sim.faults.latencyMs = 200;
     await expectCode(backend.findVolumeByName("pvc-slow", AbortSignal.timeout(20)), Code.DeadlineExceeded);
@@ -79,6 +81,15 @@ describe("DigitalOcean API health (backend level)", () => {
       [WARN, "unauthorised"],
     ]);
     await expect(backend.health.check(deadline())).rejects.toThrow(/refuses the token \(401 Unable to authenticate you\.\)/);
+  });
+
+  it("counts a token without the account scope as working: its own GET /v2/account answered 403 is an answer", async () => {
+    const log = captureLog("info");
+    const backend = simController(sim, { log: log.logger });
+    sim.failNext("GET /v2/account", 403, "You are not authorized to perform this operation");
+    expect(await backend.health.check(deadline())).toBe("ready");
+    expect(sim.count("GET /v2/account")).toBe(1);
+    expect(transitions(log)).toEqual([]);
   });
 });
 
