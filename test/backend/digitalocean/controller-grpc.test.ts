@@ -99,7 +99,8 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     expect(published.publishContext).toEqual({ [KEY]: "pvc-grpc-life" });
     await driver.clients.controller.controllerUnpublishVolume({ volumeId, nodeId: String(DROPLET) });
     await driver.clients.controller.deleteVolume({ volumeId });
-    expect(Date.now() - started).toBeLessThan(500);
+    // No idle wait: the Go driver sleeps 1 s before each poll. A bound, not a performance number (see bench/).
+    expect(Date.now() - started).toBeLessThan(900);
     expect(sim.apiRequests()).toBeLessThanOrEqual(6);
     expect(sim.apiRequests()).toBe(5);
   });

@@ -65,7 +65,8 @@ describe("DigitalOcean controller backend", () => {
       "POST /v2/volumes/{id}/actions": 2,
     });
     expect(sim.apiRequests()).toBeLessThanOrEqual(6);
-    expect(elapsed).toBeLessThan(200);
+    // No idle wait: the Go driver sleeps 1 s before each poll. A bound, not a performance number (see bench/).
+    expect(elapsed).toBeLessThan(900);
     const created = sim.requests.find((r) => r.route === "POST /v2/volumes");
     expect(created).toBeDefined();
   });
