@@ -11,7 +11,9 @@ export interface DebugServer {
 
 /**
  * The HTTP debug server of --debug-addr: /health answers 200 when Probe would
- * say ready (as the Go driver's does), /metrics serves Prometheus metrics with
+ * say ready (as the Go driver's does), /ready lists every check, the
+ * plugin's dependencies (the DigitalOcean API) included, as JSON (503 while one
+ * is down), /metrics serves Prometheus metrics with
  * a histogram of CSI calls by method and code. prom-client is loaded only here,
  * so a plugin without --debug-addr never pays for it.
  */
@@ -44,6 +46,14 @@ export async function startDebugServer(addr: string, readiness: Readiness, log: 
           res.end(`${err instanceof Error ? err.message : String(err)}\n`);
         },
       );
+      return;
+    }
+    if (path === "/ready") {
+      // report() never rejects: a failed check is a state in the report.
+      void readiness.report(AbortSignal.timeout(10_000)).then((report) => {
+        res.writeHead(report.ready ? 200 : 503, { "content-type": "application/json" });
+        res.end(`${JSON.stringify(report)}\n`);
+      });
       return;
     }
     if (path === "/metrics") {

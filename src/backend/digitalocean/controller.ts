@@ -38,6 +38,7 @@ import { ApiHealth } from "./health.js";
 import { MetadataClient } from "./metadata.js";
 import { CREATED_BY, doVolumeName, dropletIdOf, GIB, publishContextKey, volumeNameFrom } from "./names.js";
 import { listRange } from "./paging.js";
+import { IgnoredParameterWarnings } from "./ignored-parameters.js";
 import { validateDigitalOceanParameters } from "./parameters.js";
 
 export interface DigitalOceanControllerOptions {
@@ -86,12 +87,14 @@ export class DigitalOceanController implements ControllerBackend {
    * (the external-provisioner deletes a volume whose source it does not see).
    */
   readonly #sources = new Map<string, ContentSource>();
+  readonly #ignoredParameters: IgnoredParameterWarnings;
 
   constructor(options: DigitalOceanControllerOptions) {
     this.#o = options;
     this.#client = options.client;
     this.#polling = options.polling ?? DEFAULT_ACTION_POLLING;
-    this.health = new ApiHealth(options.client);
+    this.health = new ApiHealth(options.client, options.log);
+    this.#ignoredParameters = new IgnoredParameterWarnings(options.log);
   }
 
   get region(): string {
@@ -99,7 +102,7 @@ export class DigitalOceanController implements ControllerBackend {
   }
 
   validateParameters(parameters: StringMap, mutableParameters: StringMap): void {
-    validateDigitalOceanParameters(parameters, mutableParameters);
+    this.#ignoredParameters.note(validateDigitalOceanParameters(parameters, mutableParameters), parameters);
   }
 
   // ---------------------------------------------------------------- volumes
