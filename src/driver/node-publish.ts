@@ -77,6 +77,8 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
 
     let target = await inspectMountPoint(pub.targetPath, entries);
     if (target.kind === "corrupt") {
+      const foreign = await foreignMountAt(pub.targetPath, target, entries, await volumeDevices(env, volumeId, signal));
+      if (foreign !== undefined) throw notThisVolume("target_path", pub.targetPath, foreign, volumeId);
       log.warn(
         { volumeId, targetPath: pub.targetPath, error: target.message },
         "target path holds a broken mount; removing it before publishing",

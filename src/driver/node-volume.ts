@@ -94,6 +94,9 @@ export async function volumeDeviceNumbers(env: NodeEnv, volumeId: string, signal
   return devices === undefined ? undefined : new Set(devices.map((d) => d.number));
 }
 
+/** What stat reports on a mount whose daemon or server connection is gone for good. */
+const DEAD_CONNECTION_ERRORS: ReadonlySet<string> = new Set(["ENOTCONN", "ECONNABORTED"]);
+
 /**
  * What the mounts at `path` are when they are not the volume's (so that
  * NodeUnpublishVolume / NodeUnstageVolume must leave them alone); undefined
@@ -107,6 +110,9 @@ export async function volumeDeviceNumbers(env: NodeEnv, volumeId: string, signal
  * stage and publish ever mount. A mount whose block device no longer exists
  * is accepted either way: it holds nobody's reachable data, and refusing it
  * would keep the CO from ever cleaning up after a volume detached under it.
+ * So is a lone mount whose connection is gone (a FUSE daemon that died:
+ * ENOTCONN), for the same reasons. Any other broken mount is judged by what
+ * mountinfo says of it.
  */
 export async function foreignMountAt(
   path: string,
@@ -117,6 +123,7 @@ export async function foreignMountAt(
   const stack = mountsAt(entries, path);
   const bottom = stack[0];
   if (bottom === undefined) return undefined;
+  if (stack.length === 1 && state.kind === "corrupt" && DEAD_CONNECTION_ERRORS.has(state.code)) return undefined;
   // A device node bound from a /dev that is not devtmpfs (in some containers) is only recognisable by stat, which sees the top mount.
   const backing =
     stack.length === 1 && state.kind === "block" ? ({ kind: "device", device: state.device } as const) : await mountBacking(bottom);

@@ -6,6 +6,7 @@ import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/c
 import { CsiError, Code as StatusCode } from "../../src/csi/errors.js";
 import { answeringLongNames } from "../../src/driver/node-request.js";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
+import { mountDeadFuse } from "../mounter/broken-mounts.js";
 import { MiB, blockCapability, expectCode, mountCapability, mountEntryAt, sh, useNodeHarness } from "./node-harness.js";
 
 /**
@@ -67,6 +68,46 @@ describe("a path that holds a mount which is not the volume's is left alone", ()
       await expectTmpfsIntact(staging, file);
     } finally {
       await sh("umount", staging);
+    }
+  });
+
+  it("a broken mount stacked on a foreign mount does not license unmounting the stack", async () => {
+    const target = await h.path("stacked", "target");
+    const file = await tmpfsWithFile(target);
+    try {
+      await mountDeadFuse(target);
+      await expectCode(h.node.nodeUnpublishVolume({ volumeId: "made-up-volume", targetPath: target }), Code.FailedPrecondition);
+      expect((await mountEntryAt(target))?.fsType).toBe("fuse");
+      await sh("umount", "-l", target);
+      await expectTmpfsIntact(target, file);
+    } finally {
+      await h.cleanupHost();
+    }
+  });
+
+  it("NodePublishVolume replaces a broken target only when nothing foreign lies beneath it", async () => {
+    const id = "paths-republish";
+    const image = await h.createVolume(id, 64 * MiB);
+    const staging = await h.path(id, "staging");
+    const target = await h.path(id, "target");
+    try {
+      await h.node.nodeStageVolume({ volumeId: id, stagingTargetPath: staging, volumeCapability: cap });
+      const file = await tmpfsWithFile(target);
+      await mountDeadFuse(target);
+      const message = await expectCode(
+        h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: cap }),
+        Code.FailedPrecondition,
+      );
+      expect(message).toContain("tmpfs");
+      await sh("umount", "-l", target);
+      await expectTmpfsIntact(target, file);
+      await sh("umount", target);
+      await h.node.nodePublishVolume({ volumeId: id, stagingTargetPath: staging, targetPath: target, volumeCapability: cap });
+      await h.node.nodeUnpublishVolume({ volumeId: id, targetPath: target });
+      await h.node.nodeUnstageVolume({ volumeId: id, stagingTargetPath: staging });
+      expect(await loopDevicesFor(image)).toEqual([]);
+    } finally {
+      await h.cleanupHost();
     }
   });
 
