@@ -36,7 +36,6 @@ import {
   requirePropagation,
   stagedAt,
   volumeDeviceNumbers,
-  volumeDevices,
   type NodeEnv,
   type Staged,
 } from "./node-volume.js";
@@ -77,7 +76,7 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
 
     let target = await inspectMountPoint(pub.targetPath, entries);
     if (target.kind === "corrupt") {
-      const foreign = await foreignMountAt(pub.targetPath, target, entries, await volumeDevices(env, volumeId, signal));
+      const foreign = await foreignMountAt(pub.targetPath, target, entries, await volumeDeviceNumbers(env, volumeId, signal));
       if (foreign !== undefined) throw notThisVolume("target_path", pub.targetPath, foreign, volumeId);
       log.warn(
         { volumeId, targetPath: pub.targetPath, error: target.message },
@@ -230,7 +229,7 @@ export async function unpublishVolume(env: NodeEnv, req: NodeUnpublishVolumeRequ
     const target = await inspectMountPoint(targetPath, entries);
     if (target.kind === "missing") return;
     if (target.kind === "filesystem" || target.kind === "block" || (target.kind === "corrupt" && target.mounted)) {
-      const foreign = await foreignMountAt(targetPath, target, entries, await volumeDevices(env, volumeId, signal));
+      const foreign = await foreignMountAt(targetPath, target, entries, await volumeDeviceNumbers(env, volumeId, signal));
       if (foreign !== undefined) {
         throw notThisVolume("target_path", targetPath, foreign, volumeId);
       }

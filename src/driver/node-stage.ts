@@ -49,9 +49,7 @@ import {
   requireFilesystemTools,
   requirePropagation,
   volumeDeviceNumbers,
-  volumeDevices,
   type NodeEnv,
-  type VolumeDevice,
 } from "./node-volume.js";
 
 /** Bound on broken mounts removed one by one from a staging path. */
@@ -384,7 +382,7 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
   const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeUnstageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);
-    const devices = await volumeDevices(env, volumeId, signal);
+    const devices = await volumeDeviceNumbers(env, volumeId, signal);
     let entries = await readMountInfo();
     let device: StageDevice | undefined;
 
@@ -437,7 +435,7 @@ async function unstageBlockFile(
   volumeId: string,
   stagingPath: string,
   entries: readonly MountEntry[],
-  devices: readonly VolumeDevice[] | undefined,
+  devices: ReadonlySet<DeviceNumber> | undefined,
   signal: AbortSignal,
 ): Promise<StageDevice | undefined> {
   const file = blockStagingFile(stagingPath, volumeId);

@@ -66,32 +66,16 @@ export function requirePropagation(env: NodeEnv, path: string, entries: readonly
   if (problem !== undefined) throw FailedPrecondition("%s", problem);
 }
 
-/** One of a volume's block devices attached on this node. */
-export interface VolumeDevice {
-  readonly number: DeviceNumber;
-  readonly path: string;
-}
-
 /**
- * The volume's devices attached here, when the backend can tell without the
- * publish context (empty for a volume it does not know); undefined when it cannot.
+ * Device numbers of the volume's devices attached here, when the backend can
+ * tell without the publish context (none for a volume it does not know);
+ * undefined when it cannot.
  */
-export async function volumeDevices(env: NodeEnv, volumeId: string, signal: AbortSignal): Promise<VolumeDevice[] | undefined> {
-  if (!env.backend.attachedDevices) return undefined;
-  const paths = await env.backend.attachedDevices(volumeId, signal);
-  const devices = await Promise.all(
-    paths.map(async (path) => {
-      const number = await blockDeviceNumber(path).catch(() => undefined);
-      return number === undefined ? undefined : { number, path };
-    }),
-  );
-  return devices.filter((d): d is VolumeDevice => d !== undefined);
-}
-
-/** Device numbers of the volume's devices attached here (see volumeDevices). */
 export async function volumeDeviceNumbers(env: NodeEnv, volumeId: string, signal: AbortSignal): Promise<Set<DeviceNumber> | undefined> {
-  const devices = await volumeDevices(env, volumeId, signal);
-  return devices === undefined ? undefined : new Set(devices.map((d) => d.number));
+  if (!env.backend.attachedDevices) return undefined;
+  const devices = await env.backend.attachedDevices(volumeId, signal);
+  const numbers = await Promise.all(devices.map((d) => blockDeviceNumber(d).catch(() => undefined)));
+  return new Set(numbers.filter((n): n is DeviceNumber => n !== undefined));
 }
 
 /** What stat reports on a mount whose daemon or server connection is gone for good. */
@@ -118,7 +102,7 @@ export async function foreignMountAt(
   path: string,
   state: MountPointState,
   entries: readonly MountEntry[],
-  devices: readonly VolumeDevice[] | undefined,
+  devices: ReadonlySet<DeviceNumber> | undefined,
 ): Promise<string | undefined> {
   const stack = mountsAt(entries, path);
   const bottom = stack[0];
@@ -128,7 +112,7 @@ export async function foreignMountAt(
   const backing =
     stack.length === 1 && state.kind === "block" ? ({ kind: "device", device: state.device } as const) : await mountBacking(bottom);
   if (backing.kind === "vanished") return undefined;
-  if (backing.kind === "device" && (devices === undefined || devices.some((d) => d.number === backing.device))) return undefined;
+  if (backing.kind === "device" && (devices === undefined || devices.has(backing.device))) return undefined;
   return `a ${bottom.fsType} mount of ${bottom.source}${backing.kind === "device" ? ` (device ${backing.device})` : ""}`;
 }
 
