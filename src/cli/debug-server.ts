@@ -1,35 +1,19 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "../log/logger.js";
-import type { CallObserver } from "../csi/call-handler.js";
 import type { Readiness } from "../driver/readiness.js";
+import type { PrometheusMetrics } from "./prometheus.js";
 
 export interface DebugServer {
-  readonly observer: CallObserver;
   readonly address: string;
   close(): Promise<void>;
 }
 
 /**
  * The HTTP debug server of --debug-addr: /health answers 200 when Probe would
- * say ready (as the Go driver's does), /metrics serves Prometheus metrics with
- * a histogram of CSI calls by method and code. prom-client is loaded only here,
- * so a plugin without --debug-addr never pays for it.
+ * say ready (as the Go driver's does), /metrics serves the driver's metrics
+ * (see prometheus.ts and docs/metrics.md).
  */
-export async function startDebugServer(addr: string, readiness: Readiness, log: Logger): Promise<DebugServer> {
-  // prom-client is CommonJS: its module object is the default export, both
-  // under Node's own loader and in the ESM bundle (which has no named exports
-  // for a CommonJS chunk).
-  const { default: prom } = await import("prom-client");
-  const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry });
-  const calls = new prom.Histogram({
-    name: "csi_operations_seconds",
-    help: "Duration of CSI calls served, by gRPC method and status code.",
-    labelNames: ["method_name", "grpc_status_code"],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120],
-    registers: [registry],
-  });
-
+export async function startDebugServer(addr: string, readiness: Readiness, metrics: PrometheusMetrics, log: Logger): Promise<DebugServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/health" || path === "/healthz") {
@@ -47,9 +31,9 @@ export async function startDebugServer(addr: string, readiness: Readiness, log: 
       return;
     }
     if (path === "/metrics") {
-      registry.metrics().then(
+      metrics.render().then(
         (text) => {
-          res.writeHead(200, { "content-type": registry.contentType });
+          res.writeHead(200, { "content-type": metrics.contentType });
           res.end(text);
         },
         (err: unknown) => {
@@ -76,7 +60,6 @@ export async function startDebugServer(addr: string, readiness: Readiness, log: 
   log.info({ address }, "debug server listening (/health, /metrics)");
   return {
     address,
-    observer: { observe: (method, code, seconds) => calls.observe({ method_name: method, grpc_status_code: code }, seconds) },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -26,7 +26,8 @@ import type {
   Topology,
   Volume,
 } from "../backend.js";
-import { DEFAULT_ACTION_POLLING, waitForAction, type ActionPolling } from "./action-waiter.js";
+import { DEFAULT_ACTION_POLLING, waitForAction, type ActionPolling, type ActionWatch } from "./action-waiter.js";
+import { NO_METRICS, type DriverMetrics } from "../../util/metrics.js";
 import { DigitalOceanClient } from "./api/client.js";
 import { ALREADY_ATTACHED, ATTACHMENT_NOT_FOUND, isApiStatus, isDoApiError } from "./api/errors.js";
 import { jitter, sleep } from "./api/sleep.js";
@@ -51,6 +52,8 @@ export interface DigitalOceanControllerOptions {
   readonly defaultPageSize: number;
   readonly log: Logger;
   readonly polling?: ActionPolling;
+  /** Action waits are measured here. */
+  readonly metrics?: DriverMetrics;
 }
 
 /** Bound on the volume ids remembered (as carrying --do-tag, or with their content source). */
@@ -79,6 +82,7 @@ export class DigitalOceanController implements ControllerBackend {
   readonly #o: DigitalOceanControllerOptions;
   readonly #client: DigitalOceanClient;
   readonly #polling: ActionPolling;
+  readonly #watch: ActionWatch;
   readonly #tagged = new Set<string>();
   /**
    * What volumes created by this process were made from. DigitalOcean does not
@@ -91,6 +95,7 @@ export class DigitalOceanController implements ControllerBackend {
     this.#o = options;
     this.#client = options.client;
     this.#polling = options.polling ?? DEFAULT_ACTION_POLLING;
+    this.#watch = { log: options.log, metrics: options.metrics };
     this.health = new ApiHealth(options.client);
   }
 
@@ -212,7 +217,7 @@ export class DigitalOceanController implements ControllerBackend {
       }
       throw err;
     }
-    await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+    await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     return this.#publishContext(name);
   }
 
@@ -235,7 +240,7 @@ export class DigitalOceanController implements ControllerBackend {
         if (isApiStatus(err, 404) || isApiStatus(err, 422, ATTACHMENT_NOT_FOUND)) continue;
         throw err;
       }
-      await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+      await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     }
   }
 
@@ -266,7 +271,7 @@ export class DigitalOceanController implements ControllerBackend {
       if (isApiStatus(err, 422, /at most|maximum|exceed/i)) throw err.withCode(Code.OutOfRange, err.rawMessage);
       throw err;
     }
-    await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+    await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     return sizeGigabytes * GIB;
   }
 
@@ -501,23 +506,28 @@ export class DigitalOceanController implements ControllerBackend {
 }
 
 /** The client for a configuration: base URL, token, User-Agent, --do-api-rate-limit. */
-export function clientFor(config: Config, log: Logger): DigitalOceanClient {
+export function clientFor(config: Config, log: Logger, metrics: DriverMetrics = NO_METRICS): DigitalOceanClient {
   const transport = new Transport({
     baseUrl: config.digitalocean.apiUrl,
     token: config.digitalocean.token,
     userAgent: `do-csi-plugin/${config.version} (${config.driverName})`,
     rateLimit: config.digitalocean.apiRateLimit,
     log,
+    metrics,
   });
   return new DigitalOceanClient(transport);
 }
 
-export async function openDigitalOceanController(config: Config, log: Logger): Promise<ControllerBackend> {
+export async function openDigitalOceanController(
+  config: Config,
+  log: Logger,
+  metrics: DriverMetrics = NO_METRICS,
+): Promise<ControllerBackend> {
   if (config.digitalocean.token === "") throw new Error("the DigitalOcean controller needs --token");
   // --region makes the controller independent of the metadata service (so it runs outside a droplet).
   const region =
     config.digitalocean.region !== "" ? config.digitalocean.region : await new MetadataClient(config.digitalocean.metadataUrl).region();
-  const client = clientFor(config, log);
+  const client = clientFor(config, log, metrics);
   log.debug({ region, apiUrl: config.digitalocean.apiUrl }, "DigitalOcean controller backend ready");
   return new DigitalOceanController({
     client,
@@ -526,5 +536,6 @@ export async function openDigitalOceanController(config: Config, log: Logger): P
     tag: config.digitalocean.tag,
     defaultPageSize: config.digitalocean.defaultVolumesPageSize,
     log,
+    metrics,
   });
 }
