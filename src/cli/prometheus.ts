@@ -82,32 +82,23 @@ export async function createPrometheusMetrics(driverName: string): Promise<Prome
     registers,
   });
 
-  // The pool is measured once per scrape, whichever of its gauges asks first.
+  // Each pool is measured once per scrape, whichever of its gauges asks first.
   const pools: PoolSource[] = [];
-  let reading: Promise<PoolReading | undefined> | undefined;
+  let reading: Promise<PoolReading[]> | undefined;
   const readPools = () =>
-    (reading ??= (async () => {
-      if (pools.length === 0) return undefined;
-      const all = await Promise.all(pools.map((source) => source()));
-      return all.reduce((sum, r) => ({
-        capacityBytes: sum.capacityBytes + r.capacityBytes,
-        provisionedBytes: sum.provisionedBytes + r.provisionedBytes,
-        usedBytes: sum.usedBytes + r.usedBytes,
-        availableBytes: sum.availableBytes + r.availableBytes,
-        volumes: sum.volumes + r.volumes,
-        snapshots: sum.snapshots + r.snapshots,
-      }));
-    })().catch(() => undefined));
+    (reading ??= Promise.allSettled(pools.map((source) => source())).then((results) =>
+      results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])),
+    ));
   const poolGauge = (name: string, help: string, pick: (r: PoolReading) => number) =>
     new prom.Gauge({
       name,
       help,
+      labelNames: ["data_dir"],
       registers,
       async collect() {
-        const r = await readPools();
-        // No local backend in this process, or the data dir cannot be read: no sample rather than a wrong one.
-        if (r === undefined) this.reset();
-        else this.set(pick(r));
+        // A pool that cannot be read now (its data dir is gone) has no sample rather than a stale one.
+        this.reset();
+        for (const r of await readPools()) this.set({ data_dir: r.dataDir }, pick(r));
       },
     });
   poolGauge(

@@ -22,6 +22,8 @@ export type ActionWaitOutcome = "completed" | "errored" | "timeout" | "cancelled
 
 /** The local pool's figures, computed when metrics are scraped. */
 export interface PoolReading {
+  /** Which pool: the local backend's data directory. */
+  readonly dataDir: string;
   /** Bytes the data dir's filesystem can hold for the pool: its free space plus what the images occupy. */
   readonly capacityBytes: number;
   /** Bytes promised: the full size of every volume plus what snapshots occupy. */

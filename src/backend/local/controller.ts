@@ -338,6 +338,7 @@ export class LocalController implements ControllerBackend {
     const pool = await measurePool(this.#dataDir, state);
     const usedBytes = pool.volumeAllocatedBytes + pool.snapshotAllocatedBytes;
     return {
+      dataDir: this.#dataDir,
       capacityBytes: pool.freeBytes + usedBytes,
       provisionedBytes: pool.volumeLogicalBytes + pool.snapshotAllocatedBytes,
       usedBytes,
@@ -656,7 +657,12 @@ async function requireNoImages(dataDir: string): Promise<void> {
 /** CSI topology values: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
 const TOPOLOGY_VALUE = /^[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
 
-export async function openLocalController(config: Config, log: Logger, metrics: DriverMetrics = NO_METRICS): Promise<ControllerBackend> {
+export async function openLocalController(
+  config: Config,
+  log: Logger,
+  metrics: DriverMetrics = NO_METRICS,
+  options: { progressIntervalMs?: number } = {},
+): Promise<ControllerBackend> {
   if (!TOPOLOGY_VALUE.test(config.nodeId)) {
     throw new Error(
       `node id ${JSON.stringify(config.nodeId)} cannot be the value of the topology key ${nodeTopologyKey(config.driverName)}: ` +
@@ -680,6 +686,7 @@ export async function openLocalController(config: Config, log: Logger, metrics: 
       store,
       lock,
       log: backendLog,
+      progressIntervalMs: options.progressIntervalMs,
     });
     metrics.addPoolSource(() => controller.poolReading());
     backendLog.info(
