@@ -5,7 +5,9 @@
  *   npm run manifests              write the committed files
  *   npm run manifests -- --check   exit 1 if a committed file differs (what the tests check)
  *   npm run manifests -- --out DIR [--driver-name N] [--image I] [--name-prefix P] [--class-prefix C] [--no-default-classes]
- *                                  write a customised copy under DIR (e.g. to run beside DOKS's managed driver)
+ *                          [--no-metrics]
+ *                                  write a customised copy under DIR (e.g. to run beside DOKS's managed driver, or with
+ *                                  the image from your registry: --image registry.example.com/team/do-csi-plugin:v1.2.3)
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
       "name-prefix": { type: "string" },
       "class-prefix": { type: "string" },
       "no-default-classes": { type: "boolean", default: false },
+      "no-metrics": { type: "boolean", default: false },
     },
   });
   const customised =
@@ -61,10 +64,10 @@ async function main(): Promise<void> {
     values.image ??
     values["name-prefix"] ??
     values["class-prefix"] ??
-    (values["no-default-classes"] ? "" : undefined);
+    (values["no-default-classes"] || values["no-metrics"] ? "" : undefined);
   if (customised !== undefined && values.out === undefined) {
     throw new Error(
-      "--driver-name, --image, --name-prefix, --class-prefix and --no-default-classes need --out: the committed files always come from config.ts",
+      "--driver-name, --image, --name-prefix, --class-prefix, --no-default-classes and --no-metrics need --out: the committed files always come from config.ts",
     );
   }
   const config: DeployConfig = {
@@ -74,6 +77,7 @@ async function main(): Promise<void> {
     ...(values["name-prefix"] !== undefined ? { namePrefix: values["name-prefix"] } : {}),
     ...(values["class-prefix"] !== undefined ? { classPrefix: values["class-prefix"] } : {}),
     ...(values["no-default-classes"] ? { defaultClasses: false } : {}),
+    ...(values["no-metrics"] ? { metrics: false } : {}),
   };
   const files = generateFiles(config);
   const root = values.out !== undefined ? resolve(values.out) : REPO_ROOT;
