@@ -9,6 +9,8 @@ import { Identity } from "../../src/gen/csi/v1/csi_pb.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { createPlugin, type Plugin } from "../../src/plugin.js";
 import { controllerConfig, mountCapability, MiB } from "../driver/controller-harness.js";
+import { parseCommandLine } from "../../src/cli/options.js";
+import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
 import { serveRoutes, type ServedRoutes } from "../support/serve.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
@@ -131,6 +133,43 @@ describe("/metrics", () => {
     release();
     await call;
     expect(sample(await scrape(debug), "csi_operations_in_flight", labels)).toBe(0);
+  });
+
+  it("a DigitalOcean controller reports its API requests and action waits to the metrics it was created with", async () => {
+    const sim = await DoSimulator.start({ localDropletId: 5150, token: "metrics-token" });
+    try {
+      sim.faults.actionDelayMs = 300;
+      const { config } = parseCommandLine(
+        ["--token", "metrics-token", "--url", sim.url, "--metadata-url", sim.metadataUrl, "--mode", "controller", "--driver-name", DRIVER],
+        {},
+        "test",
+      );
+      plugin = await createPlugin(config, silentLogger, metrics.driver);
+      const routes = plugin.routes.bind(plugin);
+      served = await serveRoutes(dir, silentLogger, routes, { observer: metrics.calls });
+      debug = await startDebugServer("127.0.0.1:0", plugin.readiness, metrics, silentLogger);
+      const { volume } = await served.clients.controller.createVolume({
+        name: "metrics-do",
+        volumeCapabilities: [mountCapability("ext4")],
+        capacityRange: { requiredBytes: BigInt(1024 ** 3) },
+      });
+      await served.clients.controller.controllerPublishVolume({
+        volumeId: volume?.volumeId ?? "",
+        nodeId: "5150",
+        volumeCapability: mountCapability("ext4"),
+        volumeContext: volume?.volumeContext ?? {},
+      });
+      const text = await scrape(debug);
+      expect(sample(text, "do_csi_api_requests_total", { route: "POST /v2/volumes", status: "201" })).toBe(1);
+      expect(sample(text, "do_csi_api_requests_total", { route: "POST /v2/volumes/{id}/actions", status: "202" })).toBe(1);
+      expect(sample(text, "do_csi_action_wait_seconds_count", { action_type: "attach_volume", outcome: "completed" })).toBe(1);
+      expect(text).not.toContain(volume?.volumeId ?? "no id");
+    } finally {
+      await served?.stop();
+      await plugin?.close();
+      served = plugin = undefined;
+      await sim.stop();
+    }
   });
 
   it("serves DigitalOcean API requests by route and status, retries, 429 waits and action waits", async () => {
