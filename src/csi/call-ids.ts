@@ -1,5 +1,4 @@
 import { hasOption, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { csi_secret } from "../gen/csi/v1/csi_pb.js";
 
 /**
@@ -57,23 +56,21 @@ export function boundForLog(value: string): string {
   return value.length <= MAX_LOGGED_ID_LENGTH ? value : `${value.slice(0, MAX_LOGGED_ID_LENGTH)}...(${value.length} chars)`;
 }
 
+/** A field's value in a message (protobuf-es messages are plain objects; a oneof member sits under its oneof). */
+function valueOf(message: unknown, field: DescField): unknown {
+  if (typeof message !== "object" || message === null) return undefined;
+  const object = message as Record<string, unknown>;
+  if (field.oneof === undefined) return object[field.localName];
+  const chosen = object[field.oneof.localName] as { case?: unknown; value?: unknown } | undefined;
+  return chosen?.case === field.localName ? chosen.value : undefined;
+}
+
 /** The non-empty ids and name of a request, keyed as in the driver's other log lines (volumeId, nodeId, ...). */
 export function callIds(desc: DescMessage, request: Message): Record<string, string> {
   const ids: Record<string, string> = {};
-  const plan = planFor(desc);
-  if (plan.length === 0) return ids;
-  const root = reflect(desc, request);
-  for (const { path, key } of plan) {
-    let current: ReflectMessage | undefined = root;
-    for (const field of path.slice(0, -1)) {
-      if (!current.isSet(field) || field.fieldKind !== "message") {
-        current = undefined;
-        break;
-      }
-      current = current.get(field);
-    }
-    const last = path[path.length - 1] as DescField;
-    const value = current?.isSet(last) ? current.get(last as DescField & { fieldKind: "scalar" }) : undefined;
+  for (const { path, key } of planFor(desc)) {
+    let value: unknown = request;
+    for (const field of path) value = valueOf(value, field);
     if (typeof value === "string" && value !== "") ids[key] = boundForLog(value);
   }
   return ids;

@@ -21,7 +21,7 @@ import {
   SIDECARS,
   type DeployConfig,
 } from "../../deploy/generate/config.js";
-import { generateFiles, KUBERNETES_DIR } from "../../deploy/generate/main.js";
+import { generateFiles, KUBERNETES_DIR, registryImage } from "../../deploy/generate/main.js";
 import { findExecutable } from "../../src/mounter/host-tools.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { containers, expandedArgs, flagValues, isObject, REPO_ROOT, workloads, type JsonObject, type LoadedDoc } from "./manifests.js";
@@ -157,6 +157,21 @@ describe("image reference", () => {
           if (c.name === PLUGIN_CONTAINER || name === IMAGE_NAME) expect(c.image).toBe(DEFAULT_CONFIG.image);
         }
       }
+    }
+  });
+
+  it("a registry path given to the generator names the driver's image in every container that runs it", () => {
+    const image = registryImage("registry.example.com/team/");
+    expect(image).toBe(`registry.example.com/team/${IMAGE_NAME}:${DEFAULT_CONFIG.image.split(":")[1]}`);
+    for (const variant of VARIANTS) {
+      const all = workloads(generatedDocs({ ...DEFAULT_CONFIG, image }, variant)).flatMap((w) => [
+        ...containers(w.pod),
+        ...containers(w.pod, "initContainers"),
+      ]);
+      const driver = all.filter((c) => c.name === PLUGIN_CONTAINER || c.image === image);
+      expect(driver.length).toBe(variant === "digitalocean" ? 3 : 1);
+      for (const c of driver) expect(c.image).toBe(image);
+      expect(all.filter((c) => String(c.image).startsWith(`${IMAGE_NAME}:`))).toEqual([]);
     }
   });
 
