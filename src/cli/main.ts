@@ -4,6 +4,7 @@ import { formatEndpoint } from "../csi/endpoint.js";
 import type { Logger } from "../log/logger.js";
 import { VERSION } from "../version.js";
 import type { DebugServer } from "./debug-server.js";
+import type { PrometheusMetrics } from "./prometheus.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
 
@@ -44,7 +45,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let debug: DebugServer | undefined;
   let server: CsiServer | undefined;
   let plugin;
-  let metrics;
+  let metrics: PrometheusMetrics | undefined;
   try {
     // Metrics exist only with a debug server to serve them: prom-client is loaded for nothing else.
     if (config.debugAddr !== "") metrics = await (await import("./prometheus.js")).createPrometheusMetrics(config.driverName);

@@ -102,7 +102,7 @@ function begin(method: string, input: DescMessage, call: AnyCall, options: CallM
       active.delete(controller);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const durationMs = Math.round(seconds * 1e6) / 1e3;
-      const ids = idsOf(input, call.request);
+      const ids = callIds(input, call.request);
       if (err === undefined) {
         observer?.finished(method, "OK", seconds);
         const line = { method, requestId, ...ids, code: "OK", durationMs };
@@ -123,14 +123,6 @@ function begin(method: string, input: DescMessage, call: AnyCall, options: CallM
       return status;
     },
   };
-}
-
-function idsOf(desc: DescMessage, request: Message): Record<string, string> {
-  try {
-    return callIds(desc, request);
-  } catch {
-    return {};
-  }
 }
 
 function render(desc: DescMessage, message: Message): unknown {
