@@ -28,6 +28,7 @@ import type {
 } from "../backend.js";
 import { DEFAULT_ACTION_POLLING, waitForAction, type ActionPolling, type ActionWatch } from "./action-waiter.js";
 import { NO_METRICS, type DriverMetrics } from "../../util/metrics.js";
+import { withProgress } from "../../util/progress.js";
 import { DigitalOceanClient } from "./api/client.js";
 import { ALREADY_ATTACHED, ATTACHMENT_NOT_FOUND, isApiStatus, isDoApiError } from "./api/errors.js";
 import { jitter, sleep } from "./api/sleep.js";
@@ -426,13 +427,18 @@ export class DigitalOceanController implements ControllerBackend {
       { name, ...(this.#o.tag !== "" ? { tags: [this.#o.tag] } : {}) },
       signal,
     );
-    let delay = this.#polling.firstPollMs;
-    while (snapshot.regions.length === 0) {
-      await sleep(jitter(delay, 0.25), signal, `waiting for snapshot ${snapshot.id} of volume ${sourceVolumeId} to clone it`);
-      delay = Math.min(this.#polling.maxPollMs, delay * this.#polling.factor);
-      snapshot = await this.#client.getSnapshot(snapshot.id, signal);
-    }
-    return snapshot.id;
+    const created = snapshot;
+    const progress = { log: this.#o.log, intervalMs: this.#polling.progressIntervalMs, fields: { sourceVolumeId, snapshotId: created.id } };
+    return withProgress(`DigitalOcean snapshot ${created.id} of volume ${sourceVolumeId} (clone source)`, progress, async () => {
+      let current = created;
+      let delay = this.#polling.firstPollMs;
+      while (current.regions.length === 0) {
+        await sleep(jitter(delay, 0.25), signal, `waiting for snapshot ${current.id} of volume ${sourceVolumeId} to clone it`);
+        delay = Math.min(this.#polling.maxPollMs, delay * this.#polling.factor);
+        current = await this.#client.getSnapshot(current.id, signal);
+      }
+      return current.id;
+    });
   }
 
   async #deleteTemporarySnapshot(snapshotId: string, signal: AbortSignal): Promise<void> {

@@ -128,4 +128,28 @@ describe("DigitalOcean backend metrics and progress", () => {
     expect(metrics.requests.map((r) => r.route)).toContain("POST /v2/volumes/{id}/actions");
     expect(log.records().filter((r) => r.msg === "still waiting" && r.volumeId === volume.id).length).toBeGreaterThanOrEqual(1);
   });
+
+  it("a clone logs progress while the snapshot of its source is not yet available", async () => {
+    const log = captureLog("info");
+    const controller = simController(sim, {
+      log: log.logger,
+      polling: { firstPollMs: 20, factor: 1.5, maxPollMs: 50, timeoutMs: 10_000, progressIntervalMs: 40 },
+    });
+    const spec = {
+      sizeBytes: 1024 ** 3,
+      accessTypes: ["mount" as const],
+      fsType: "ext4",
+      parameters: {},
+      mutableParameters: {},
+      requisite: [],
+      preferred: [],
+    };
+    const source = await controller.createVolume({ ...spec, name: "clone-origin" }, deadline());
+    sim.faults.snapshotDelayMs = 300;
+    await controller.createVolume({ ...spec, name: "clone-copy", source: { kind: "volume", id: source.id } }, deadline());
+    const waits = log.records().filter((r) => r.msg === "still waiting" && r.sourceVolumeId === source.id);
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(String(waits[0]?.waitingFor)).toMatch(/^DigitalOcean snapshot \S+ of volume \S+ \(clone source\)$/);
+    expect(typeof waits[0]?.snapshotId).toBe("string");
+  });
 });
