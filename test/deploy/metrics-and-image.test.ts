@@ -7,7 +7,7 @@
  * rewrite the driver's image in every container, and nothing else.
  */
 import { execFile } from "node:child_process";
-import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -179,23 +179,14 @@ describe("image reference", () => {
     const kubectl = await findExecutable("kubectl");
     expect(kubectl, "kubectl is needed (Debian: apt-get install kubernetes-client; scripts/host-tools.sh does it)").toBeDefined();
     const override = await documentedOverride();
-    const base = join(dir, variant, "base");
-    const overlay = join(dir, variant, "overlay");
-    await mkdir(overlay, { recursive: true });
-    await cp(join(REPO_ROOT, KUBERNETES_DIR, variant), base, { recursive: true });
+    // The variant's own kustomization plus the documented entry (what an overlay on it amounts to; this
+    // form also works with the kustomize v2 of older kubectl releases, which took directories only as bases).
+    const overlay = join(dir, variant);
+    await cp(join(REPO_ROOT, KUBERNETES_DIR, variant), overlay, { recursive: true });
+    const kustomization = await readFile(join(overlay, "kustomization.yaml"), "utf8");
     await writeFile(
       join(overlay, "kustomization.yaml"),
-      [
-        "apiVersion: kustomize.config.k8s.io/v1beta1",
-        "kind: Kustomization",
-        "resources:",
-        "  - ../base",
-        "images:",
-        `  - name: ${override.name}`,
-        `    newName: ${override.newName}`,
-        `    newTag: ${override.newTag}`,
-        "",
-      ].join("\n"),
+      `${kustomization}images:\n  - name: ${override.name}\n    newName: ${override.newName}\n    newTag: ${override.newTag}\n`,
     );
     const { stdout } = await execFileAsync(kubectl ?? "kubectl", ["kustomize", overlay], { maxBuffer: 16 * 1024 * 1024 });
     const docs = parseAllDocuments(stdout).map((d, index) => ({ file: "kustomized", index, object: d.toJSON() as JsonObject }));
