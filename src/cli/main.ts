@@ -4,6 +4,7 @@ import { formatEndpoint } from "../csi/endpoint.js";
 import type { Logger } from "../log/logger.js";
 import { VERSION } from "../version.js";
 import type { DebugServer } from "./debug-server.js";
+import type { PrometheusMetrics } from "./prometheus.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
 
@@ -44,20 +45,23 @@ async function main(argv: readonly string[]): Promise<number> {
   let debug: DebugServer | undefined;
   let server: CsiServer | undefined;
   let plugin;
+  let metrics: PrometheusMetrics | undefined;
   try {
-    plugin = await createPlugin(config, log);
+    // Metrics exist only with a debug server to serve them: prom-client is loaded for nothing else.
+    if (config.debugAddr !== "") metrics = await (await import("./prometheus.js")).createPrometheusMetrics(config.driverName);
+    plugin = await createPlugin(config, log, metrics?.driver);
   } catch (err) {
     log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
     return 1;
   }
   try {
-    if (config.debugAddr !== "") debug = await startDebugServer(config.debugAddr, plugin.readiness, log);
+    if (metrics) debug = await startDebugServer(config.debugAddr, plugin.readiness, metrics, log);
     server = await CsiServer.start({
       endpoint: config.endpoint,
       socketMode: config.socketMode,
       log,
       routes: (router) => plugin.routes(router),
-      observer: debug?.observer,
+      observer: metrics?.calls,
       quietMethods: QUIET_METHODS,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });

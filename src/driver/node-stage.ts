@@ -290,7 +290,7 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       await requireFilesystemTools(fsType);
       log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
       await markFormatting(stagingPath, volumeId);
-      await makeFilesystem(device.path, fsType, { overwriteInterrupted: resumeFormat });
+      await makeFilesystem(device.path, fsType, { overwriteInterrupted: resumeFormat, progress: { log, fields: { volumeId } } });
       await clearFormatting(stagingPath);
       formatted = true;
       break;

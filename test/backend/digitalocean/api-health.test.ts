@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startDebugServer, type DebugServer } from "../../../src/cli/debug-server.js";
+import { createPrometheusMetrics } from "../../../src/cli/prometheus.js";
 import type { HealthReport } from "../../../src/driver/readiness.js";
 import { DoSimulator } from "../../fixtures/do-simulator/simulator.js";
 import { captureLog, type CapturedLog } from "../../support/log-capture.js";
@@ -108,7 +109,12 @@ describe("DigitalOcean controller during an API outage (gRPC and the debug serve
       ["--token", "secret-token", "--region", "lon1", "--url", sim.url, "--metadata-url", "http://127.0.0.1:9/metadata/v1/"],
       log.logger,
     );
-    debug = await startDebugServer("127.0.0.1:0", driver.plugin.readiness, log.logger);
+    debug = await startDebugServer(
+      "127.0.0.1:0",
+      driver.plugin.readiness,
+      await createPrometheusMetrics("dobs.csi.digitalocean.com"),
+      log.logger,
+    );
   });
   afterAll(async () => {
     await debug?.close();

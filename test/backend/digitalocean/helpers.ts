@@ -7,6 +7,7 @@ import { Transport, type TransportOptions } from "../../../src/backend/digitaloc
 import { DigitalOceanController } from "../../../src/backend/digitalocean/controller.js";
 import type { ActionPolling } from "../../../src/backend/digitalocean/action-waiter.js";
 import type { DoSimulator } from "../../fixtures/do-simulator/simulator.js";
+import type { DriverMetrics } from "../../../src/util/metrics.js";
 
 export const GIB = 1024 ** 3;
 export const TOKEN = "test-token-c4n4ry-9f8e7d";
@@ -31,7 +32,14 @@ export const FAST_POLLING: ActionPolling = { firstPollMs: 20, factor: 1.5, maxPo
 
 export function simController(
   sim: DoSimulator,
-  options: { tag?: string; pageSize?: number; polling?: ActionPolling; log?: Logger; transport?: Partial<TransportOptions> } = {},
+  options: {
+    tag?: string;
+    pageSize?: number;
+    polling?: ActionPolling;
+    log?: Logger;
+    transport?: Partial<TransportOptions>;
+    metrics?: DriverMetrics;
+  } = {},
 ): DigitalOceanController {
   return new DigitalOceanController({
     client: simClient(sim, options.transport),
@@ -41,6 +49,7 @@ export function simController(
     defaultPageSize: options.pageSize ?? 0,
     log: options.log ?? silentLogger,
     polling: options.polling,
+    metrics: options.metrics,
   });
 }
 
