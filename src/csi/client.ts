@@ -1,5 +1,5 @@
 import { connect as netConnect } from "node:net";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "../gen/csi/v1/csi_pb.js";
 import { parseEndpoint } from "./endpoint.js";
@@ -10,6 +10,8 @@ export interface CsiClients {
   readonly node: Client<typeof Node>;
   readonly groupController: Client<typeof GroupController>;
   readonly snapshotMetadata: Client<typeof SnapshotMetadata>;
+  /** The one connection the clients share, for calls chosen at run time by their method descriptor. */
+  readonly transport: Transport;
   /** Close the connection. */
   close(): void;
 }
@@ -39,6 +41,7 @@ export function connectCsi(endpointText: string, options: CsiClientOptions = {})
     node: createClient(Node, transport),
     groupController: createClient(GroupController, transport),
     snapshotMetadata: createClient(SnapshotMetadata, transport),
+    transport,
     close: () => sessionManager.abort(),
   };
 }
