@@ -27,12 +27,15 @@ export function connectCsi(endpointText: string, options: CsiClientOptions = {})
   const endpoint = parseEndpoint(endpointText);
   const authority = options.authority ?? (endpoint.kind === "unix" ? "localhost" : `${endpoint.host}:${endpoint.port}`);
   const baseUrl = `http://${authority}`;
+  // As grpc-js does, the session's memory is not capped: Node's default (10 MB, counting data the peer
+  // refused) would break the whole connection after a few large requests, where a Go client sails on.
+  const maxSessionMemory = Number.MAX_SAFE_INTEGER;
   const sessionManager = new Http2SessionManager(
     baseUrl,
     { idleConnectionTimeoutMs: 60_000 },
     endpoint.kind === "unix"
-      ? { createConnection: () => netConnect(endpoint.path) }
-      : { createConnection: () => netConnect(endpoint.port, endpoint.host) },
+      ? { createConnection: () => netConnect(endpoint.path), maxSessionMemory }
+      : { createConnection: () => netConnect(endpoint.port, endpoint.host), maxSessionMemory },
   );
   const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors: options.interceptors ?? [] });
   return {
