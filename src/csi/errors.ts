@@ -1,3 +1,5 @@
+import { bounded, escapeCharacter, MAX_DETAIL_CHARS } from "../util/echo.js";
+
 /** gRPC status codes (the canonical codes CSI uses), numbered as on the wire. */
 export enum Code {
   Canceled = 1,
@@ -33,46 +35,14 @@ export function codeName(code: Code | undefined): string {
  * capped in the bytes it takes on the wire.
  */
 
-/** Longest echo of one value, in characters of its escaped form: a printable ASCII string within CSI's 128-byte limit is shown whole. */
-export const MAX_ECHO_CHARS = 128;
 /** Most elements of a list echoed in one message. */
 export const MAX_ECHO_ITEMS = 8;
 /** Longest status message, in bytes as it travels in grpc-message (percent-encoded). */
 export const MAX_MESSAGE_BYTES = 1024;
 
-/** Control, format, private-use, unassigned and separator characters, and lone surrogates: never sent as they are. */
-const NON_PRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}]/u;
-const SHORT_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
-
-function escapeCharacter(ch: string, quoted: boolean): string {
-  if (quoted && (ch === '"' || ch === "\\")) return `\\${ch}`;
-  if (!NON_PRINTABLE.test(ch)) return ch;
-  const short = SHORT_ESCAPES[ch];
-  if (short !== undefined) return short;
-  const code = ch.codePointAt(0) ?? 0;
-  if (code <= 0xff) return `\\x${code.toString(16).padStart(2, "0")}`;
-  if (code <= 0xffff) return `\\u${code.toString(16).padStart(4, "0")}`;
-  return `\\u{${code.toString(16)}}`;
-}
-
 /** Bytes a piece of (escaped) text takes in grpc-message, which grpc-js sends through encodeURI. */
 function wireBytes(ch: string): number {
   return /^[A-Za-z0-9;,/?:@&=+$\-_.!~*'()#]$/.test(ch) ? 1 : 3 * Buffer.byteLength(ch, "utf8");
-}
-
-function echoString(value: string, quoted: boolean): string {
-  let out = "";
-  let chars = 0;
-  for (const ch of value) {
-    const escaped = escapeCharacter(ch, quoted);
-    if (chars + escaped.length > MAX_ECHO_CHARS) {
-      const text = quoted ? `"${out}"` : out;
-      return `${text}… (${Buffer.byteLength(value, "utf8")} bytes)`;
-    }
-    out += escaped;
-    chars += escaped.length;
-  }
-  return quoted ? `"${out}"` : out;
 }
 
 function echoList(values: readonly unknown[], quoted: boolean): string {
@@ -85,22 +55,8 @@ function echoValue(value: unknown, quoted: boolean): string {
   if (value instanceof MessagePart) return value.text;
   if (Array.isArray(value)) return echoList(value, quoted);
   if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value);
-  if (value instanceof Error) return echoString(value.message, quoted);
-  return echoString(String(value), quoted);
-}
-
-/**
- * An input value as a message may show it: control and other non-printable
- * characters escaped (`\n`, `\x00`, `\u202e`), and when it is longer than
- * MAX_ECHO_CHARS, its prefix, an ellipsis and its length in bytes.
- */
-export function echo(value: string): string {
-  return echoString(value, false);
-}
-
-/** As echo, in double quotes, with quotes and backslashes escaped: for values whose bounds matter (empty, spaces). */
-export function quote(value: string): string {
-  return echoString(value, true);
+  if (value instanceof Error) return bounded(value.message, quoted, MAX_DETAIL_CHARS);
+  return bounded(String(value), quoted);
 }
 
 /**
@@ -125,7 +81,7 @@ export function messagePart(template: string, ...args: unknown[]): MessagePart {
  * printf-style formatting for status messages. `%s` echoes a value (see echo),
  * `%q` quotes it (see quote), `%d` prints a number, `%%` a percent sign. An
  * array is echoed as a list of at most MAX_ECHO_ITEMS elements, each bounded;
- * a MessagePart is inserted as it is. Only the template is trusted: every
+ * an Error as its message, up to MAX_DETAIL_CHARS; a MessagePart as it is. Only the template is trusted: every
  * other argument is treated as input.
  */
 export function formatMessage(template: string, ...args: unknown[]): string {

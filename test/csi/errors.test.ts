@@ -2,16 +2,14 @@ import { describe, expect, it } from "vitest";
 import {
   Code,
   CsiError,
-  echo,
   formatMessage,
   InvalidArgument,
-  MAX_ECHO_CHARS,
   MAX_MESSAGE_BYTES,
   messagePart,
   NotFound,
-  quote,
   toCsiError,
 } from "../../src/csi/errors.js";
+import { echo, MAX_DETAIL_CHARS, MAX_ECHO_CHARS, quote } from "../../src/util/echo.js";
 
 /** Bytes of grpc-message as grpc-js sends it. */
 const wireBytes = (message: string) => encodeURI(message).length;
@@ -111,5 +109,14 @@ describe("CsiError", () => {
   it("bounds a second time without change", () => {
     const once = new CsiError(Code.Aborted, `token ${"é\t".repeat(10_000)}`).rawMessage;
     expect(new CsiError(Code.Aborted, once).rawMessage).toBe(once);
+  });
+});
+
+describe("caught errors", () => {
+  it("show an error's message, this process's own diagnosis, up to a longer bound", () => {
+    const diagnosis = `mkfs.xfs is missing: install xfsprogs (${"x".repeat(300)})`;
+    expect(formatMessage("node host tools: %s", new Error(diagnosis))).toBe(`node host tools: ${diagnosis}`);
+    const long = new Error(`e\u0000${"y".repeat(MAX_DETAIL_CHARS)}`);
+    expect(formatMessage("%s", long)).toBe(`e\\x00${"y".repeat(MAX_DETAIL_CHARS - 5)}… (${MAX_DETAIL_CHARS + 2} bytes)`);
   });
 });
