@@ -78,11 +78,12 @@ export function messagePart(template: string, ...args: unknown[]): MessagePart {
 }
 
 /**
- * printf-style formatting for status messages. `%s` echoes a value (see echo),
- * `%q` quotes it (see quote), `%d` prints a number, `%%` a percent sign. An
- * array is echoed as a list of at most MAX_ECHO_ITEMS elements, each bounded;
- * an Error as its message, up to MAX_DETAIL_CHARS; a MessagePart as it is. Only the template is trusted: every
- * other argument is treated as input.
+ * printf-style formatting for status messages. `%s` echoes a value (see echo
+ * in src/util/echo.ts), `%q` quotes it (see quote), `%d` prints a number, `%%`
+ * a percent sign. An array is echoed as a list of at most MAX_ECHO_ITEMS
+ * elements, each bounded; an Error as its message, up to MAX_DETAIL_CHARS; a
+ * MessagePart as it is. Only the template is trusted: every other argument is
+ * treated as input.
  */
 export function formatMessage(template: string, ...args: unknown[]): string {
   let next = 0;
@@ -131,10 +132,10 @@ export class CsiError extends Error {
   readonly rawMessage: string;
 
   constructor(code: Code, rawMessage: string, options?: { cause?: unknown }) {
-    const bounded = boundedMessage(rawMessage);
-    super(`[${codeName(code)}] ${bounded}`, options);
+    const message = boundedMessage(rawMessage);
+    super(`[${codeName(code)}] ${message}`, options);
     this.code = code;
-    this.rawMessage = bounded;
+    this.rawMessage = message;
   }
 }
 
