@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { NodeBackend } from "../backend/backend.js";
-import { FailedPrecondition, NotFound, type CsiError } from "../csi/errors.js";
+import { type CsiError, FailedPrecondition, MessagePart, NotFound } from "../csi/errors.js";
 import type { InFlight } from "../csi/inflight.js";
 import {
   blockDeviceNumber,
@@ -63,7 +63,8 @@ export async function stagedAt(stagingPath: string, volumeId: string, entries: r
 /** FAILED_PRECONDITION when mounts made at `path` would not reach the kubelet (mount propagation disabled). */
 export function requirePropagation(env: NodeEnv, path: string, entries: readonly MountEntry[]): void {
   const problem = propagationProblem(entries, path, env.kubeletDir);
-  if (problem !== undefined) throw FailedPrecondition("%s", problem);
+  // The mounter words the problem itself, with the paths echoed by the same rules.
+  if (problem !== undefined) throw FailedPrecondition("%s", new MessagePart(problem));
 }
 
 /**

@@ -92,7 +92,7 @@ export class Readiness {
             return await c.check(signal);
           } catch (err) {
             if (err instanceof CsiError) throw err;
-            throw FailedPrecondition("%s: %s", c.name, err instanceof Error ? err.message : String(err));
+            throw FailedPrecondition("%s: %s", c.name, err);
           }
         }),
     );
