@@ -94,7 +94,7 @@ const CHECKS: readonly FlagCheck[] = [
     flags: ["endpoint"],
     effect: "serves a TCP endpoint of port 0 on the port its ready line names",
     async run(r) {
-      const { driver, line } = await startDriverUntilLogged(
+      const { driver } = await startDriverUntilLogged(
         ["--endpoint", "tcp://127.0.0.1:0", ...local(r)],
         (l) => String(l.msg).startsWith("ready:"),
         { node: r.node },
@@ -107,7 +107,6 @@ const CHECKS: readonly FlagCheck[] = [
         } finally {
           clients.close();
         }
-        expect(line.mode).toBe("all");
       } finally {
         expect(await driver.stop("SIGTERM")).toBe(0);
       }
@@ -201,7 +200,7 @@ const CHECKS: readonly FlagCheck[] = [
         );
         expect(err.code, err.rawMessage).toBe(Code.FailedPrecondition);
         expect(err.rawMessage).toContain(join(byId, "scsi-0DO_Volume_flags-vol"));
-        expect(err.rawMessage).toContain("cannot read the attachment state of unattached");
+        expect(err.rawMessage).toMatch(/attachment state of unattached/);
       });
     },
   },
@@ -334,7 +333,8 @@ const CHECKS: readonly FlagCheck[] = [
               clients.node.nodeStageVolume({ volumeId, stagingTargetPath: staging, volumeCapability: mountCapability("ext4") }),
             );
             expect(err.code, err.rawMessage).toBe(Code.FailedPrecondition);
-            expect(err.rawMessage).toContain(`mount ${kubeletDir} into the node plugin container`);
+            expect(err.rawMessage).toMatch(/propagation/);
+            expect(err.rawMessage).toContain(kubeletDir);
           } finally {
             await clients.node.nodeUnstageVolume({ volumeId, stagingTargetPath: staging }).catch(() => undefined);
             await clients.controller.deleteVolume({ volumeId });
