@@ -39,6 +39,10 @@ async function main(argv: readonly string[]): Promise<number> {
   ]);
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
+  // From here on a SIGTERM or SIGINT stops the driver gracefully, even one that
+  // arrives while it starts: the default action would kill it with its socket
+  // left behind (the socket accepts connections before start-up has finished).
+  const signals = watchStopSignals();
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");
 
   let debug: DebugServer | undefined;
@@ -74,32 +78,35 @@ async function main(argv: readonly string[]): Promise<number> {
     `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
   );
 
-  const running = server;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn({ signal }, "second signal: exiting now");
-        resolve(1);
-        return;
-      }
-      stopping = true;
-      log.info({ signal }, "shutting down");
-      running
-        .shutdown()
-        .then(() => plugin.close())
-        .then(() => debug?.close())
-        .then(
-          () => resolve(0),
-          (err: unknown) => {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
-            resolve(1);
-          },
-        );
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
+  const signal = await signals.first;
+  log.info({ signal }, "shutting down");
+  const stopped = server
+    .shutdown()
+    .then(() => plugin.close())
+    .then(() => debug?.close())
+    .then(
+      () => 0,
+      (err: unknown) => {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
+        return 1;
+      },
+    );
+  const hurried = signals.second.then((second) => {
+    log.warn({ signal: second }, "second signal: exiting now");
+    return 1;
   });
+  return Promise.race([stopped, hurried]);
+}
+
+/** The first SIGTERM or SIGINT the process receives from now on, and the second. */
+function watchStopSignals(): { readonly first: Promise<NodeJS.Signals>; readonly second: Promise<NodeJS.Signals> } {
+  const received: ((signal: NodeJS.Signals) => void)[] = [];
+  const first = new Promise<NodeJS.Signals>((resolve) => received.push(resolve));
+  const second = new Promise<NodeJS.Signals>((resolve) => received.push(resolve));
+  const onSignal = (signal: NodeJS.Signals) => received.shift()?.(signal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  return { first, second };
 }
 
 function installCrashLogging(log: Logger): void {

@@ -5,7 +5,15 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
 import { PluginCapability_Service_Type, type GetPluginCapabilitiesResponse } from "../../src/gen/csi/v1/csi_pb.js";
 import pkg from "../../package.json" with { type: "json" };
-import { DRIVER_ENTRY, logLines, RUNTIMES, runDriver, startDriver, type DriverProcess } from "../support/driver-process.js";
+import {
+  DRIVER_ENTRY,
+  logLines,
+  RUNTIMES,
+  runDriver,
+  startDriver,
+  startDriverUntilLogged,
+  type DriverProcess,
+} from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 /**
@@ -91,6 +99,19 @@ describe.each(RUNTIMES)("do-csi-plugin process on $name", ({ node }) => {
     expect(await driver.stop(signal)).toBe(0);
     await expect(lstat(socket)).rejects.toThrow(/ENOENT/);
     expect(driver.stderr(), driver.stderr()).toContain('"msg":"server stopped"');
+  });
+
+  it("stops as gracefully on a SIGTERM that arrives while it starts", async () => {
+    const socket = join(dir(), "csi.sock");
+    const { driver } = await startDriverUntilLogged(
+      ["--endpoint", `unix://${socket}`, ...localArgs()],
+      (line) => line.msg === "starting", // before the backend opens and the socket is served
+      { node },
+    );
+    track(driver);
+    expect(await driver.stop("SIGTERM"), driver.stderr()).toBe(0);
+    await expect(lstat(socket)).rejects.toThrow(/ENOENT/);
+    expect(logLines(driver.stderr()).map((l) => l.msg)).toContain("server stopped");
   });
 
   it("serves /health and /metrics on --debug-addr with port 0, logging the bound address", async () => {
