@@ -42,7 +42,7 @@ async function main(argv: readonly string[]): Promise<number> {
   // From here on a SIGTERM or SIGINT stops the driver gracefully, even one that
   // arrives while it starts: the default action would kill it with its socket
   // left behind (the socket accepts connections before start-up has finished).
-  const signals = watchStopSignals();
+  const stopSignal = watchStopSignals(log);
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");
 
   let debug: DebugServer | undefined;
@@ -78,9 +78,9 @@ async function main(argv: readonly string[]): Promise<number> {
     `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
   );
 
-  const signal = await signals.first;
+  const signal = await stopSignal;
   log.info({ signal }, "shutting down");
-  const stopped = server
+  return server
     .shutdown()
     .then(() => plugin.close())
     .then(() => debug?.close())
@@ -91,22 +91,24 @@ async function main(argv: readonly string[]): Promise<number> {
         return 1;
       },
     );
-  const hurried = signals.second.then((second) => {
-    log.warn({ signal: second }, "second signal: exiting now");
-    return 1;
-  });
-  return Promise.race([stopped, hurried]);
 }
 
-/** The first SIGTERM or SIGINT the process receives from now on, and the second. */
-function watchStopSignals(): { readonly first: Promise<NodeJS.Signals>; readonly second: Promise<NodeJS.Signals> } {
-  const received: ((signal: NodeJS.Signals) => void)[] = [];
-  const first = new Promise<NodeJS.Signals>((resolve) => received.push(resolve));
-  const second = new Promise<NodeJS.Signals>((resolve) => received.push(resolve));
-  const onSignal = (signal: NodeJS.Signals) => received.shift()?.(signal);
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  return { first, second };
+/** Resolves with the first SIGTERM or SIGINT from now on; a second one exits at once, whatever is under way. */
+function watchStopSignals(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!received) {
+        received = true;
+        resolve(signal);
+        return;
+      }
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
 }
 
 function installCrashLogging(log: Logger): void {

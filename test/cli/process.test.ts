@@ -114,6 +114,20 @@ describe.each(RUNTIMES)("do-csi-plugin process on $name", ({ node }) => {
     expect(logLines(driver.stderr()).map((l) => l.msg)).toContain("server stopped");
   });
 
+  it("exits 1 at once on a second signal", async () => {
+    const { driver } = await startDriverUntilLogged(
+      ["--endpoint", `unix://${join(dir(), "csi.sock")}`, ...localArgs()],
+      (line) => line.msg === "starting",
+      {
+        node,
+      },
+    );
+    track(driver);
+    driver.child.kill("SIGTERM");
+    expect(await driver.stop("SIGINT"), driver.stderr()).toBe(1);
+    expect(logLines(driver.stderr()).map((l) => l.msg)).toContain("second signal: exiting now");
+  });
+
   it("serves /health and /metrics on --debug-addr with port 0, logging the bound address", async () => {
     const driver = track(await startDriver(join(dir(), "csi.sock"), localArgs(["--debug-addr", "127.0.0.1:0"]), { node }));
     const listening = logLines(driver.stderr()).find((l) => String(l.msg).startsWith("debug server listening"));
