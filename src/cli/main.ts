@@ -40,6 +40,10 @@ async function main(argv: readonly string[]): Promise<number> {
   ]);
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
+  // From here on a SIGTERM or SIGINT stops the driver gracefully, even one that
+  // arrives while it starts: the default action would kill it with its socket
+  // left behind (the socket accepts connections before start-up has finished).
+  const stopSignal = watchStopSignals(log);
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");
 
   let debug: DebugServer | undefined;
@@ -78,31 +82,36 @@ async function main(argv: readonly string[]): Promise<number> {
     `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
   );
 
-  const running = server;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn({ signal }, "second signal: exiting now");
-        resolve(1);
+  const signal = await stopSignal;
+  log.info({ signal }, "shutting down");
+  return server
+    .shutdown()
+    .then(() => plugin.close())
+    .then(() => debug?.close())
+    .then(
+      () => 0,
+      (err: unknown) => {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
+        return 1;
+      },
+    );
+}
+
+/** Resolves with the first SIGTERM or SIGINT from now on; a second one exits at once, whatever is under way. */
+function watchStopSignals(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!received) {
+        received = true;
+        resolve(signal);
         return;
       }
-      stopping = true;
-      log.info({ signal }, "shutting down");
-      running
-        .shutdown()
-        .then(() => plugin.close())
-        .then(() => debug?.close())
-        .then(
-          () => resolve(0),
-          (err: unknown) => {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
-            resolve(1);
-          },
-        );
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
     };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
   });
 }
 
