@@ -29,7 +29,7 @@ export function validateDigitalOceanParameters(parameters: StringMap, mutablePar
   }
   const mutable = Object.keys(mutableParameters);
   if (mutable.length > 0) {
-    throw InvalidArgument("the DigitalOcean backend has no mutable parameters; cannot accept %s", mutable.join(", "));
+    throw InvalidArgument("the DigitalOcean backend has no mutable parameters; cannot accept %s", mutable);
   }
   return ignored.sort();
 }
