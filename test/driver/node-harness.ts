@@ -3,7 +3,7 @@ import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
@@ -170,18 +170,7 @@ export function capabilityMessage(init: CapabilityInit) {
   return create(VolumeCapabilitySchema, init);
 }
 
-/** Await a call that must fail with `code`; returns the status message. */
-export async function expectCode(call: Promise<unknown>, code: Code): Promise<string> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConnectError);
-    const status = err as ConnectError;
-    expect(Code[status.code], status.rawMessage).toBe(Code[code]);
-    return status.rawMessage;
-  }
-  throw new Error(`expected ${Code[code]}, but the call succeeded`);
-}
+export { expectCode } from "../support/expect-code.js";
 
 /** df's view of a mount point, in bytes. */
 export async function df(path: string): Promise<{ size: number; used: number; avail: number }> {
