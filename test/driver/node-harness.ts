@@ -15,7 +15,7 @@ import { openNodeBackend } from "../../src/backend/index.js";
 import { nodeService } from "../../src/driver/node.js";
 import { volumeImagePath } from "../../src/backend/local/layout.js";
 import type { Config } from "../../src/config.js";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
+import { cleanHost, hostLeaks } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 export const execFileAsync = promisify(execFile);
@@ -133,16 +133,8 @@ export async function startNode(prefix: string, options: HarnessOptions = {}): P
       await mkdir(join(path, ".."), { recursive: true });
       return path;
     },
-    async cleanupHost() {
-      for (const point of await mountsUnder(dir)) await execFileAsync("umount", ["-l", point]).catch(() => undefined);
-      for (const { device } of await loopDevicesUnder(dir)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
-    },
-    async leftovers() {
-      return [
-        ...(await mountsUnder(dir)).map((m) => `mount ${m}`),
-        ...(await loopDevicesUnder(dir)).map((l) => `loop ${l.device} -> ${l.file}`),
-      ];
-    },
+    cleanupHost: () => cleanHost(dir),
+    leftovers: () => hostLeaks(dir),
     async stop() {
       clients.close();
       await server.shutdown();
