@@ -1,13 +1,22 @@
 import { setFlagsFromString } from "node:v8";
 import type { CsiServer } from "../csi/server.js";
 import { formatEndpoint } from "../csi/endpoint.js";
+import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
+import type { Plugin } from "../plugin.js";
 import { VERSION } from "../version.js";
 import type { DebugServer } from "./debug-server.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
 
 const QUIET_METHODS = new Set(["/csi.v1.Identity/Probe"]);
+
+/** What runs once start-up has succeeded; stopped in reverse order. */
+interface RunningDriver {
+  readonly server: CsiServer;
+  readonly plugin: Plugin;
+  readonly debug: DebugServer | undefined;
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   let command;
@@ -31,28 +40,44 @@ async function main(argv: readonly string[]): Promise<number> {
   const { config } = command;
   // The rest is loaded once the command line is known to be good: --help,
   // --version and a bad flag answer at once.
-  const [{ createLogger }, { CsiServer }, { createPlugin }, { startDebugServer }] = await Promise.all([
-    import("../log/logger.js"),
-    import("../csi/server.js"),
-    import("../plugin.js"),
-    import("./debug-server.js"),
-  ]);
+  const { createLogger } = await import("../log/logger.js");
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");
 
-  let debug: DebugServer | undefined;
-  let server: CsiServer | undefined;
-  let plugin;
+  const driver = await startDriver(config, log);
+  if (driver === undefined) return 1;
+  setFlagsFromString("--turbofan"); // off during start-up (see bin.ts)
+  const endpoint = formatEndpoint(driver.server.endpoint);
+  log.info(
+    { endpoint, mode: config.mode, backend: config.backend, driver: config.driverName },
+    `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
+  );
+  return stopOnSignal(driver, log);
+}
+
+/**
+ * Assemble the plugin, then start the debug server (if asked for) and the CSI
+ * server. A failure is logged and whatever had started is released again;
+ * undefined then.
+ */
+async function startDriver(config: Config, log: Logger): Promise<RunningDriver | undefined> {
+  const [{ CsiServer }, { createPlugin }, { startDebugServer }] = await Promise.all([
+    import("../csi/server.js"),
+    import("../plugin.js"),
+    import("./debug-server.js"),
+  ]);
+  let plugin: Plugin;
   try {
     plugin = await createPlugin(config, log);
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
-    return 1;
+    log.fatal({ err: errorMessage(err) }, "cannot start");
+    return undefined;
   }
+  let debug: DebugServer | undefined;
   try {
     if (config.debugAddr !== "") debug = await startDebugServer(config.debugAddr, plugin.readiness, log);
-    server = await CsiServer.start({
+    const server = await CsiServer.start({
       endpoint: config.endpoint,
       socketMode: config.socketMode,
       log,
@@ -61,20 +86,21 @@ async function main(argv: readonly string[]): Promise<number> {
       quietMethods: QUIET_METHODS,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
+    return { server, plugin, debug };
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
+    log.fatal({ err: errorMessage(err) }, "cannot start");
     await plugin.close();
     await debug?.close();
-    return 1;
+    return undefined;
   }
-  setFlagsFromString("--turbofan"); // off during start-up (see bin.ts)
-  const endpoint = formatEndpoint(server.endpoint);
-  log.info(
-    { endpoint, mode: config.mode, backend: config.backend, driver: config.driverName },
-    `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
-  );
+}
 
-  const running = server;
+/**
+ * Serve until SIGTERM or SIGINT, then shut down gracefully: the CSI server
+ * (calls in flight get --shutdown-timeout), the plugin, the debug server.
+ * Resolves the exit code; a second signal exits at once.
+ */
+function stopOnSignal(driver: RunningDriver, log: Logger): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -85,21 +111,27 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       log.info({ signal }, "shutting down");
-      running
-        .shutdown()
-        .then(() => plugin.close())
-        .then(() => debug?.close())
-        .then(
-          () => resolve(0),
-          (err: unknown) => {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
-            resolve(1);
-          },
-        );
+      stopDriver(driver).then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err: errorMessage(err) }, "error during shutdown");
+          resolve(1);
+        },
+      );
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+}
+
+async function stopDriver({ server, plugin, debug }: RunningDriver): Promise<void> {
+  await server.shutdown();
+  await plugin.close();
+  await debug?.close();
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function installCrashLogging(log: Logger): void {
@@ -108,10 +140,7 @@ function installCrashLogging(log: Logger): void {
     process.exit(70);
   });
   process.on("unhandledRejection", (reason) => {
-    log.fatal(
-      { err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined },
-      "unhandled rejection",
-    );
+    log.fatal({ err: errorMessage(reason), stack: reason instanceof Error ? reason.stack : undefined }, "unhandled rejection");
     process.exit(70);
   });
 }
