@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { open, writeFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { classifySignatures, parseBlkidExport, probeDevice, readsAsZeros } from "../../src/mounter/probe.js";
