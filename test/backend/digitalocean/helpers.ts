@@ -1,6 +1,3 @@
-import type { Code } from "@connectrpc/connect";
-import { expect } from "vitest";
-import { codeName, codeOf } from "../../../src/csi/errors.js";
 import { silentLogger, type Logger } from "../../../src/log/logger.js";
 import { DigitalOceanClient } from "../../../src/backend/digitalocean/api/client.js";
 import { Transport, type TransportOptions } from "../../../src/backend/digitalocean/api/transport.js";
@@ -58,16 +55,4 @@ export function deadline(ms = 30_000): AbortSignal {
   return AbortSignal.timeout(ms);
 }
 
-/** Assert that a promise rejects with a status error of this code (and, optionally, a message matching). */
-export async function expectCode(promise: Promise<unknown>, code: Code, message?: RegExp): Promise<Error> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${codeName(code)}, but the call succeeded`).toBeDefined();
-  expect(codeName(codeOf(caught)), caught instanceof Error ? caught.message : String(caught)).toBe(codeName(code));
-  if (message) expect((caught as Error).message).toMatch(message);
-  return caught as Error;
-}
+export { expectCode } from "../../support/expect-code.js";
