@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { execFile } from "node:child_process";
 import { lstat, mkdir, statfs, symlink } from "node:fs/promises";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeFilesystem } from "../../src/mounter/format.js";
 import { probeDevice } from "../../src/mounter/probe.js";
