@@ -7,6 +7,8 @@
  * every node.
  */
 
+import { HTTP2 } from "./transport-limits.js";
+
 export interface HeaderField {
   readonly name: string;
   readonly value: string;
@@ -16,12 +18,6 @@ export class HpackError extends Error {}
 
 /** A header block that is well formed but larger than the decoder accepts. */
 export class HpackLimitError extends HpackError {}
-
-/**
- * SETTINGS_MAX_HEADER_LIST_SIZE as nghttp2 under Node applies it by default:
- * the decoded size of a header list, each field counted as name + value + 32.
- */
-export const DEFAULT_MAX_HEADER_LIST_SIZE = 65_536;
 
 /** RFC 7541's per-entry overhead, also used by HTTP/2 to size header lists. */
 const FIELD_OVERHEAD = 32;
@@ -220,7 +216,7 @@ export class HpackDecoder {
    * decoded list would pass `maxListSize`, before decoding the field that
    * would pass it, so a hostile block costs at most that much work and memory.
    */
-  decode(block: Uint8Array, maxListSize = DEFAULT_MAX_HEADER_LIST_SIZE): HeaderField[] {
+  decode(block: Uint8Array, maxListSize: number = HTTP2.maxHeaderListSize): HeaderField[] {
     const r = new Reader(block);
     const fields: HeaderField[] = [];
     let listSize = 0;
