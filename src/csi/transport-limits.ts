@@ -11,13 +11,16 @@
  */
 
 /**
- * Largest request message accepted (grpc.max_receive_message_length). 1 MiB
- * is about 30 times the largest request the spec's limits allow in practice
- * (a CreateVolume whose accessibility requirements list thousands of
- * topology segments still fits); grpc-js checks the announced length before
- * buffering, so a larger message costs nothing and answers RESOURCE_EXHAUSTED.
+ * Largest request message accepted (grpc.max_receive_message_length). 256 KiB
+ * is about ten times the largest request the spec's limits allow in practice
+ * (a CreateVolume with every map at 4 KiB and a long list of topology
+ * segments). grpc-js checks the announced length before buffering, so a
+ * larger message costs nothing and answers RESOURCE_EXHAUSTED. The number
+ * matters because grpc-js keeps what a stream received until the client ends
+ * the stream, even after the call was answered: a connection can make the
+ * driver hold at most MAX_CONCURRENT_STREAMS × this.
  */
-export const MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024;
+export const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024;
 
 /**
  * Largest response message sent (grpc.max_send_message_length): 4 MiB is
@@ -33,7 +36,7 @@ export const MAX_SEND_MESSAGE_BYTES = 4 * 1024 * 1024;
  * clients wait for a free stream beyond the limit instead of failing, and a
  * driver call mostly takes milliseconds to seconds, so 32 slows no real
  * client while it bounds a connection's unfinished requests to
- * 32 × MAX_RECEIVE_MESSAGE_BYTES.
+ * 32 × MAX_RECEIVE_MESSAGE_BYTES = 8 MiB.
  */
 export const MAX_CONCURRENT_STREAMS = 32;
 
@@ -47,19 +50,20 @@ export const MAX_SESSION_MEMORY_MIB = 10;
 /**
  * Connections served at once. A node has kubelet, node-driver-registrar and a
  * liveness probe; a controller has four or five sidecars, each on one
- * long-lived connection; kubelets before 1.26 open one per call. 64 is far
- * above that and bounds what all connections together can hold (64 × 32
- * streams × 1 MiB in the worst case, each released within
- * UNFINISHED_REQUEST_TIMEOUT_MS); further connections are closed on accept.
+ * long-lived connection; kubelet opens one per call. 64 is far above that
+ * and bounds what all connections together can hold to 64 × 8 MiB of
+ * unfinished requests in the worst case; further connections are closed on
+ * accept.
  */
 export const MAX_CONNECTIONS = 64;
 
 /**
  * How long a request may take to arrive completely, from its headers to the
- * end of its message. A CSI request is one message of at most 1 MiB, sent at
- * once by every client; a stream still unfinished after this is reset with
- * RESOURCE_EXHAUSTED, which frees what it buffered. The caller's own deadline
- * (grpc-timeout) still bounds the call as a whole.
+ * end of its message. A CSI request is one small message that every client
+ * sends at once; a call still unfinished after this is answered with
+ * RESOURCE_EXHAUSTED, so its handler never runs and what the client still
+ * sends is dropped. The caller's own deadline (grpc-timeout) still bounds the
+ * call as a whole.
  */
 export const UNFINISHED_REQUEST_TIMEOUT_MS = 10_000;
 

@@ -10,8 +10,11 @@ import {
  * A grpc-js server interceptor that ends a call whose request has not fully
  * arrived `timeoutMs` after its headers, with RESOURCE_EXHAUSTED. grpc-js has
  * no such bound: without a grpc-timeout header, a client that announces a
- * message and stops sending it keeps the stream, and what it buffered, for the
- * life of the connection. Ending the call resets the stream, which frees that.
+ * message and stops sending it keeps the stream, and its handler waiting, for
+ * the life of the connection. Once answered, the call drops whatever the
+ * client still sends; grpc-js releases what the stream had buffered when the
+ * client ends or resets the stream (Go clients reset it on the status), at
+ * most MAX_CONCURRENT_STREAMS × MAX_RECEIVE_MESSAGE_BYTES per connection.
  */
 export function unfinishedRequestTimeout(timeoutMs: number): ServerInterceptor {
   return (_method, next) => {
