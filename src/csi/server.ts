@@ -24,8 +24,10 @@ import {
   MAX_RECEIVE_MESSAGE_BYTES,
   MAX_SEND_MESSAGE_BYTES,
   MAX_SESSION_MEMORY_MIB,
+  MAX_STATUS_MESSAGE_BYTES,
   UNFINISHED_REQUEST_TIMEOUT_MS,
 } from "./transport-limits.js";
+import { boundedStatusMessage } from "./status-size.js";
 import { unfinishedRequestTimeout } from "./unfinished-request.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
 
@@ -113,7 +115,10 @@ export class CsiServer {
     const { log } = options;
     this.#grpc = new GrpcServer({
       ...grpcOptions(options),
-      interceptors: [unfinishedRequestTimeout(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS)],
+      interceptors: [
+        boundedStatusMessage(MAX_STATUS_MESSAGE_BYTES),
+        unfinishedRequestTimeout(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS),
+      ],
     });
     const middleware = { log, observer: options.observer, quietMethods: options.quietMethods };
     const router: Router = {

@@ -98,3 +98,10 @@ export const MAX_SNIFF_BYTES = 256 * 1024;
 
 /** How long a new unix-socket connection has to acknowledge the server's settings. */
 export const SNIFF_TIMEOUT_MS = 5_000;
+
+/**
+ * Largest status message sent, percent-encoded as grpc-message carries it.
+ * Node clients accept header lists of 64 KiB, so 8 KiB leaves room for every
+ * other header while no message a caller could use is cut.
+ */
+export const MAX_STATUS_MESSAGE_BYTES = 8 * 1024;
