@@ -93,6 +93,7 @@ export class BoundedOutput {
 function lastPart(text: string, max = 1024): string {
   return text.length <= max ? text : `...${text.slice(text.length - max)}`;
 }
+
 const resolved = new Map<string, string>();
 
 async function resolveCommand(command: string): Promise<string> {
