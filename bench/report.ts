@@ -453,7 +453,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
           .reduce((a, f) => a + f.percent, 0);
         if (hostChecks > 10) {
           L.push(
-            `- Probe: ${f0(hostChecks)}% of its CPU is in \`fs.access\` calls and the errors they throw: every Probe re-runs the readiness checks, which look up each host tool (mount, umount, blkid, mkfs.ext4, resize2fs, then losetup and /dev/loop-control for the local backend) along PATH with \`findExecutable\` (\`src/mounter/host-tools.ts\`, from \`src/plugin.ts\` and \`src/backend/local/node.ts\`) — 2–3 failed \`access\` calls per tool with the standard PATH (more with a longer PATH), each a thread-pool round trip that builds an exception. Caching a positive result (tools do not vanish while the plugin runs) would remove most of it.`,
+            `- Probe: ${f0(hostChecks)}% of its CPU is in \`fs.access\` calls and the errors they throw: every Probe re-runs the readiness checks, which look up each host tool (mount, umount, blkid, mkfs.ext4, resize2fs, then losetup and /dev/loop-control for the local backend) along PATH with \`findExecutable\` (\`src/util/executables.ts\`, from \`src/plugin.ts\` and \`src/backend/local/node.ts\`) — 2–3 failed \`access\` calls per tool with the standard PATH (more with a longer PATH), each a thread-pool round trip that builds an exception. Caching a positive result (tools do not vanish while the plugin runs) would remove most of it.`,
           );
         }
       }

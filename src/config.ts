@@ -1,4 +1,4 @@
-import type { Endpoint } from "./csi/endpoint.js";
+import type { Endpoint } from "./util/endpoint.js";
 import type { LogFormat } from "./log/logger.js";
 import type { LevelWithSilent } from "pino";
 

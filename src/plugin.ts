@@ -1,10 +1,10 @@
-import type { Router, ServiceHandlers } from "./csi/service.js";
+import type { Router, ServiceHandlers } from "./driver/service.js";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "./gen/csi/v1/csi_pb.js";
 import { servesController, servesNode, type Config } from "./config.js";
 import type { Logger } from "./log/logger.js";
 import { identityService } from "./driver/identity.js";
 import { Readiness } from "./driver/readiness.js";
-import { missingExecutables } from "./mounter/host-tools.js";
+import { missingExecutables } from "./util/executables.js";
 import { openControllerBackend, openNodeBackend } from "./backend/index.js";
 import { NO_METRICS, type DriverMetrics } from "./util/metrics.js";
 

@@ -3,13 +3,13 @@
  * and a storage system. The services validate requests, check capabilities,
  * serialise operations per volume, compute sizes and map results to CSI
  * messages; a backend only stores, finds, attaches and describes volumes and
- * snapshots. Backends report failures as status errors from csi/errors.ts
+ * snapshots. Backends report failures as status errors from src/errors.ts
  * (NotFound, FailedPrecondition, ResourceExhausted, Aborted for a bad page
  * token, ...); anything else becomes INTERNAL.
  *
  * Sizes are bytes as JavaScript numbers (exact up to 8 PiB).
  */
-import type { HealthCheck } from "../driver/readiness.js";
+import type { HealthCheck } from "./health-check.js";
 
 export type Topology = Readonly<Record<string, string>>;
 export type StringMap = Readonly<Record<string, string>>;

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import type { CsiServer } from "../csi/server.js";
-import { formatEndpoint } from "../csi/endpoint.js";
+import { formatEndpoint } from "../util/endpoint.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
 import type { Plugin } from "../plugin.js";

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { LevelWithSilent } from "pino";
-import { parseEndpoint } from "../csi/endpoint.js";
+import { parseEndpoint } from "../util/endpoint.js";
 import { LOG_LEVELS } from "../log/levels.js";
 import {
   ALPHA_FEATURES,

@@ -15,7 +15,7 @@ import {
   type Volume,
   type VolumeCapabilitySchema,
 } from "../gen/csi/v1/csi_pb.js";
-import { fail, skip, type Check } from "./check.js";
+import { fail, skip } from "./verdict.js";
 import { CleanupRegistry } from "./cleanup.js";
 import type { ConformanceClients } from "./clients.js";
 import { Code } from "@connectrpc/connect";
@@ -73,7 +73,8 @@ export class CheckRun {
   #workDirs = 0;
 
   constructor(
-    readonly check: Check,
+    /** The check being run (its id names the run's volumes and directories). */
+    readonly check: { readonly id: string },
     readonly options: ResolvedOptions,
     readonly profile: DriverProfile,
     readonly clients: ConformanceClients,

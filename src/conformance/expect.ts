@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { fail } from "./check.js";
+import { fail } from "./verdict.js";
 
 /** The canonical upper-case name of a gRPC code (`INVALID_ARGUMENT`), OK for success. */
 export function codeName(code: Code | undefined): string {

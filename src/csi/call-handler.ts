@@ -3,8 +3,8 @@ import { once } from "node:events";
 import { create, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, status as Status, UntypedHandleCall } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
-import type { CallContext } from "./call-context.js";
-import { Canceled, codeName, CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "./errors.js";
+import type { CallContext } from "../driver/call-context.js";
+import { Canceled, codeName, CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "../errors.js";
 import { callIds } from "./call-ids.js";
 import { redactedJson } from "./redact.js";
 

@@ -2,7 +2,7 @@ import { connect as netConnect } from "node:net";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "../gen/csi/v1/csi_pb.js";
-import { parseEndpoint } from "./endpoint.js";
+import { parseEndpoint } from "../util/endpoint.js";
 
 export interface CsiClients {
   readonly identity: Client<typeof Identity>;

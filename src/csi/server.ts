@@ -12,10 +12,10 @@ import {
 } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
 import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
-import { Unavailable } from "./errors.js";
-import { formatEndpoint, type Endpoint } from "./endpoint.js";
+import { Unavailable } from "../errors.js";
+import { formatEndpoint, type Endpoint } from "../util/endpoint.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
-import type { Router, ServiceHandlers } from "./service.js";
+import type { Router, ServiceHandlers } from "../driver/service.js";
 import {
   KEEPALIVE_TIME_MS,
   KEEPALIVE_TIMEOUT_MS,

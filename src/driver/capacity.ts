@@ -1,26 +1,12 @@
 import type { CapacityRange } from "../gen/csi/v1/csi_pb.js";
 import type { SizeRules } from "../backend/backend.js";
-import { InvalidArgument, messagePart, OutOfRange, type MessagePart } from "../csi/errors.js";
+import { InvalidArgument, messagePart, OutOfRange, type MessagePart } from "../errors.js";
+import { formatBytes } from "../util/bytes.js";
 
 /** A capacity_range in bytes; 0 means the bound was not given. */
 export interface RequestedRange {
   readonly requiredBytes: number;
   readonly limitBytes: number;
-}
-
-const UNITS = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-/** "1073741824 bytes (1 GiB)": exact, and readable. */
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  if (unit === 0) return `${bytes} bytes`;
-  const shown = Number.isInteger(value) ? String(value) : value.toFixed(2);
-  return `${bytes} bytes (${shown} ${UNITS[unit]})`;
 }
 
 function toBytes(value: bigint, field: string): number {

@@ -1,6 +1,6 @@
 import type { Topology as CsiTopology, TopologyRequirement, VolumeContentSource } from "../gen/csi/v1/csi_pb.js";
 import type { ContentSource, StringMap, Topology } from "../backend/backend.js";
-import { InvalidArgument, messagePart, type MessagePart } from "../csi/errors.js";
+import { InvalidArgument, messagePart, type MessagePart } from "../errors.js";
 
 /**
  * Field checks every controller RPC makes before it looks anything up, with

@@ -1,5 +1,5 @@
-import type { CallContext } from "../csi/call-context.js";
-import type { ServiceHandlers } from "../csi/service.js";
+import type { CallContext } from "./call-context.js";
+import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Controller, ListVolumesResponse_VolumeStatusSchema } from "../gen/csi/v1/csi_pb.js";
 import type { ContentSource, ControllerBackend, Volume } from "../backend/backend.js";
@@ -14,9 +14,10 @@ import {
   NotFound,
   Unimplemented,
   type MessagePart,
-} from "../csi/errors.js";
-import { InFlight } from "../csi/inflight.js";
-import { formatBytes, parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
+} from "../errors.js";
+import { InFlight } from "./inflight.js";
+import { formatBytes } from "../util/bytes.js";
+import { parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
 import { controllerCapabilities, controllerOffer } from "./controller-capabilities.js";
 import { conditionMessage, snapshotMessage, volumeMessage } from "./controller-messages.js";
 import {

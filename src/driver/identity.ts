@@ -1,4 +1,4 @@
-import type { ServiceHandlers } from "../csi/service.js";
+import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   Identity,

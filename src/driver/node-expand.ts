@@ -1,7 +1,7 @@
 import { isAbsolute } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "../log/logger.js";
-import { FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, Unavailable } from "../csi/errors.js";
+import { FailedPrecondition, Internal, InvalidArgument, NotFound, OutOfRange, Unavailable } from "../errors.js";
 import type { NodeExpandVolumeRequest, NodeExpandVolumeResponseSchema } from "../gen/csi/v1/csi_pb.js";
 import { CommandError } from "../util/exec.js";
 import {

@@ -1,6 +1,6 @@
 import { mkdir, rm, rmdir, unlink, writeFile } from "node:fs/promises";
 import type { Logger } from "../log/logger.js";
-import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
+import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../errors.js";
 import {
   VolumeCapability_AccessMode_Mode as Mode,
   type NodePublishVolumeRequest,

@@ -1,5 +1,5 @@
 import { isAbsolute, normalize } from "node:path";
-import { FailedPrecondition, InvalidArgument, type CsiError } from "../csi/errors.js";
+import { FailedPrecondition, InvalidArgument, type CsiError } from "../errors.js";
 import { VolumeCapability_AccessMode_Mode as Mode, type CapacityRange, type VolumeCapability } from "../gen/csi/v1/csi_pb.js";
 import { MountFlagError, validateMountFlags } from "../mounter/mount-options.js";
 import type { StringMap } from "../backend/backend.js";

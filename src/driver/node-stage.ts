@@ -2,7 +2,7 @@ import { clearFormatting, formatWasInterrupted, markFormatting } from "./node-fo
 import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "../log/logger.js";
-import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
+import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../errors.js";
 import type { NodeStageVolumeRequest, NodeUnstageVolumeRequest } from "../gen/csi/v1/csi_pb.js";
 import {
   DEFAULT_FILESYSTEM,

@@ -1,6 +1,6 @@
 import { isAbsolute } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Internal, InvalidArgument, NotFound } from "../csi/errors.js";
+import { Internal, InvalidArgument, NotFound } from "../errors.js";
 import { VolumeUsage_Unit, type NodeGetVolumeStatsRequest, type NodeGetVolumeStatsResponseSchema } from "../gen/csi/v1/csi_pb.js";
 import {
   blockDeviceSize,

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { NodeBackend } from "../backend/backend.js";
-import { type CsiError, FailedPrecondition, MessagePart, NotFound } from "../csi/errors.js";
-import type { InFlight } from "../csi/inflight.js";
+import { type CsiError, FailedPrecondition, MessagePart, NotFound } from "../errors.js";
+import type { InFlight } from "./inflight.js";
 import {
   blockDeviceNumber,
   blockDeviceSize,

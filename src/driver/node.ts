@@ -1,10 +1,10 @@
-import type { ServiceHandlers } from "../csi/service.js";
+import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { NodeBackend } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
-import { InFlight } from "../csi/inflight.js";
+import { InFlight } from "./inflight.js";
 import { DEFAULT_KUBELET_DIR } from "../mounter/propagation.js";
 import { answeringLongNames, checkedPath } from "./node-request.js";
 import { stageVolume, unstageVolume } from "./node-stage.js";

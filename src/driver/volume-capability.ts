@@ -1,6 +1,6 @@
 import { VolumeCapability_AccessMode_Mode as AccessMode, type VolumeCapability } from "../gen/csi/v1/csi_pb.js";
 import type { AccessType } from "../backend/backend.js";
-import { InvalidArgument, messagePart, type MessagePart } from "../csi/errors.js";
+import { InvalidArgument, messagePart, type MessagePart } from "../errors.js";
 import { stringSizeProblem } from "./controller-validation.js";
 
 /**

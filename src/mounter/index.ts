@@ -6,7 +6,7 @@
  */
 export * from "./device.js";
 export * from "./format.js";
-export * from "./host-tools.js";
+export * from "../util/executables.js";
 export * from "./loop.js";
 export * from "./mount.js";
 export * from "./mount-options.js";

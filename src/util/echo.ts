@@ -1,7 +1,7 @@
 /**
  * How a message shows a value it did not choose (a caller's id or path, a
  * tool's output): control and other non-printable characters escaped, and
- * only a prefix of a long value. src/csi/errors.ts builds every status message
+ * only a prefix of a long value. src/errors.ts builds every status message
  * with these; code below the gRPC layer that words a message itself uses them too.
  */
 

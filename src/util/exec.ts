@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { findExecutable } from "../mounter/host-tools.js";
+import { findExecutable } from "./executables.js";
 
 export interface RunOptions {
   /** Kills the command when aborted (the caller's gRPC deadline). */

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { callIds, MAX_LOGGED_ID_LENGTH } from "../../src/csi/call-ids.js";
 import type { CallObserver } from "../../src/csi/call-handler.js";
-import { NotFound } from "../../src/csi/errors.js";
+import { NotFound } from "../../src/errors.js";
 import {
   Controller,
   CreateVolumeRequestSchema,

@@ -1,14 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  Code,
-  CsiError,
-  formatMessage,
-  InvalidArgument,
-  MAX_MESSAGE_BYTES,
-  messagePart,
-  NotFound,
-  toCsiError,
-} from "../../src/csi/errors.js";
+import { Code, CsiError, formatMessage, InvalidArgument, MAX_MESSAGE_BYTES, messagePart, NotFound, toCsiError } from "../../src/errors.js";
 import { echo, MAX_DETAIL_CHARS, MAX_ECHO_CHARS, quote } from "../../src/util/echo.js";
 
 /** Bytes of grpc-message as grpc-js sends it. */

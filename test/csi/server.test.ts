@@ -7,7 +7,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CsiServer } from "../../src/csi/server.js";
-import { InFlight } from "../../src/csi/inflight.js";
+import { InFlight } from "../../src/driver/inflight.js";
 import { GetPluginInfoResponseSchema, Identity, Controller } from "../../src/gen/csi/v1/csi_pb.js";
 import { captureLog } from "../support/log-capture.js";
 import { serveRoutes, type ServedRoutes } from "../support/serve.js";

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { MAX_MESSAGE_BYTES } from "../../src/csi/errors.js";
+import { MAX_MESSAGE_BYTES } from "../../src/errors.js";
 import { cutToEncodedLength } from "../../src/csi/status-size.js";
 import { MAX_STATUS_MESSAGE_BYTES } from "../../src/csi/transport-limits.js";
 import { Identity } from "../../src/gen/csi/v1/csi_pb.js";

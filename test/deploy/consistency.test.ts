@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FLAGS } from "../../src/cli/options.js";
 import { envName } from "../../src/cli/flags.js";
-import { parseEndpoint } from "../../src/csi/endpoint.js";
+import { parseEndpoint } from "../../src/util/endpoint.js";
 import { DEFAULT_CONFIG, PLUGIN_CONTAINER, TOKEN_ENV, TOKEN_SECRET, SIDECARS } from "../../deploy/generate/config.js";
 import { NO_FORMAT_ATTRIBUTE } from "../../deploy/generate/examples.js";
 import { EXAMPLES_DIR, NOMAD_DIR, generateFiles, staleFiles } from "../../deploy/generate/main.js";

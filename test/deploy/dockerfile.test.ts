@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
 import { FORMATTABLE_FILESYSTEMS, mkfsCommand } from "../../src/mounter/format.js";
-import { findExecutable } from "../../src/mounter/host-tools.js";
+import { findExecutable } from "../../src/util/executables.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { PLUGIN_CONTAINER } from "../../deploy/generate/config.js";
 import { REPO_ROOT, containers, listFiles, loadManifests, stringList, workloads } from "./manifests.js";

@@ -22,7 +22,7 @@ import {
   type DeployConfig,
 } from "../../deploy/generate/config.js";
 import { generateFiles, KUBERNETES_DIR, registryImage } from "../../deploy/generate/main.js";
-import { findExecutable } from "../../src/mounter/host-tools.js";
+import { findExecutable } from "../../src/util/executables.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { containers, expandedArgs, flagValues, isObject, REPO_ROOT, workloads, type JsonObject, type LoadedDoc } from "./manifests.js";
 

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { CsiError } from "../../src/csi/errors.js";
+import { CsiError } from "../../src/errors.js";
 import { describe, expect, it } from "vitest";
 import type { SizeRules } from "../../src/backend/backend.js";
-import { formatBytes, parseCapacityRange, sizeForExpansion, sizeForNewVolume } from "../../src/driver/capacity.js";
+import { parseCapacityRange, sizeForExpansion, sizeForNewVolume } from "../../src/driver/capacity.js";
+import { formatBytes } from "../../src/util/bytes.js";
 import { CapacityRangeSchema } from "../../src/gen/csi/v1/csi_pb.js";
 import { Code, GiB, MiB } from "./controller-harness.js";
 

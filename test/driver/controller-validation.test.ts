@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { CsiError } from "../../src/csi/errors.js";
+import { CsiError } from "../../src/errors.js";
 import { describe, expect, it } from "vitest";
 import { checkMap, checkMaxEntries, requireName, topologyCovers } from "../../src/driver/controller-validation.js";
 import { controllerCapabilities, controllerOffer } from "../../src/driver/controller-capabilities.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
-import { CsiError, Code as StatusCode } from "../../src/csi/errors.js";
+import { CsiError, Code as StatusCode } from "../../src/errors.js";
 import { answeringLongNames } from "../../src/driver/node-request.js";
 import { loopDevicesFor } from "../../src/mounter/loop.js";
 import { mountDeadFuse } from "../mounter/broken-mounts.js";

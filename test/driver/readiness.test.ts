@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code, CsiError } from "../../src/csi/errors.js";
+import { Code, CsiError } from "../../src/errors.js";
 import { Readiness } from "../../src/driver/readiness.js";
 
 const signal = new AbortController().signal;

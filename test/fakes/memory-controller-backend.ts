@@ -25,16 +25,8 @@ import type {
   Volume,
   VolumeCondition,
 } from "../../src/backend/backend.js";
-import {
-  Aborted,
-  AlreadyExists,
-  FailedPrecondition,
-  InvalidArgument,
-  NotFound,
-  OutOfRange,
-  ResourceExhausted,
-} from "../../src/csi/errors.js";
-import type { HealthCheck } from "../../src/driver/readiness.js";
+import { Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted } from "../../src/errors.js";
+import type { HealthCheck } from "../../src/backend/health-check.js";
 import { CallGate } from "./call-gate.js";
 
 export const MiB = 1024 * 1024;

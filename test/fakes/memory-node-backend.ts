@@ -6,8 +6,8 @@
  * ABORTED, and how a backend failure or an unusable device is answered.
  */
 import type { NodeBackend, NodeInfo, StringMap } from "../../src/backend/backend.js";
-import { NotFound } from "../../src/csi/errors.js";
-import type { HealthCheck } from "../../src/driver/readiness.js";
+import { NotFound } from "../../src/errors.js";
+import type { HealthCheck } from "../../src/backend/health-check.js";
 import { CallGate } from "./call-gate.js";
 
 export type NodeMethod = "nodeInfo" | "attachDevice" | "detachDevice" | "attachedDevices" | "close";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CsiError, Code as CsiCode, Unavailable } from "../../src/csi/errors.js";
+import { CsiError, Code as CsiCode, Unavailable } from "../../src/errors.js";
 import { useFakeDrivers } from "../fakes/fake-driver.js";
 import { Code, expectCode, mountCapability } from "../driver/controller-harness.js";
 

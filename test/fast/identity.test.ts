@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FailedPrecondition } from "../../src/csi/errors.js";
+import { FailedPrecondition } from "../../src/errors.js";
 import { PluginCapability_Service_Type as Service } from "../../src/gen/csi/v1/csi_pb.js";
 import { FAKE_DRIVER_NAME, useFakeDrivers } from "../fakes/fake-driver.js";
 import { Code, expectCode } from "../driver/controller-harness.js";

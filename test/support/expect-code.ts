@@ -1,6 +1,6 @@
 import type { Code } from "@connectrpc/connect";
 import { expect } from "vitest";
-import { codeName, codeOf } from "../../src/csi/errors.js";
+import { codeName, codeOf } from "../../src/errors.js";
 
 /**
  * Await a call that must fail with a status error of `code` (a gRPC client's

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { CsiServer } from "../../src/csi/server.js";
-import type { Router } from "../../src/csi/service.js";
+import type { Router } from "../../src/driver/service.js";
 import type { CallObserver } from "../../src/csi/call-handler.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import type { Logger } from "../../src/log/logger.js";

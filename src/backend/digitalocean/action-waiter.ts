@@ -1,4 +1,4 @@
-import { DeadlineExceeded, Internal } from "../../csi/errors.js";
+import { DeadlineExceeded, Internal } from "../../errors.js";
 import type { DigitalOceanClient } from "./api/client.js";
 import { abortedError } from "./api/errors.js";
 import { jitter, sleep } from "./api/sleep.js";

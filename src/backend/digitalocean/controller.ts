@@ -9,7 +9,7 @@ import {
   OutOfRange,
   ResourceExhausted,
   Unimplemented,
-} from "../../csi/errors.js";
+} from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import type {
   ContentSource,

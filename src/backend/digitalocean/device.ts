@@ -1,6 +1,6 @@
 import { readFile, realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { FailedPrecondition, NotFound } from "../../csi/errors.js";
+import { FailedPrecondition, NotFound } from "../../errors.js";
 import { sleep } from "./api/sleep.js";
 
 const POLL_MS = 50;

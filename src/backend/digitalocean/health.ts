@@ -1,4 +1,4 @@
-import type { HealthCheck } from "../../driver/readiness.js";
+import type { HealthCheck } from "../health-check.js";
 import type { Logger } from "../../log/logger.js";
 import type { DigitalOceanClient } from "./api/client.js";
 import { outcomeOfFailure, type ApiOutcome } from "./api/outcome.js";

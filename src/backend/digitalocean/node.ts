@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { Config } from "../../config.js";
-import { InvalidArgument } from "../../csi/errors.js";
+import { InvalidArgument } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import type { NodeBackend, NodeInfo, StringMap } from "../backend.js";
 import { waitForDevice, type DeviceWait } from "./device.js";

@@ -1,4 +1,4 @@
-import { Aborted } from "../../csi/errors.js";
+import { Aborted } from "../../errors.js";
 import type { Page } from "../backend.js";
 import { MAX_PER_PAGE, type DoPage, type PageRequest } from "./api/types.js";
 

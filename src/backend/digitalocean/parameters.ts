@@ -1,4 +1,4 @@
-import { InvalidArgument } from "../../csi/errors.js";
+import { InvalidArgument } from "../../errors.js";
 import type { StringMap } from "../backend.js";
 
 const LUKS_PREFIX = "dobs.csi.digitalocean.com/luks-";

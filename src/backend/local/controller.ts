@@ -17,9 +17,9 @@ import type {
   Volume,
   VolumeCondition,
 } from "../backend.js";
-import { AlreadyExists, FailedPrecondition, NotFound, OutOfRange, ResourceExhausted } from "../../csi/errors.js";
-import { formatBytes } from "../../driver/capacity.js";
-import type { HealthCheck } from "../../driver/readiness.js";
+import { AlreadyExists, FailedPrecondition, NotFound, OutOfRange, ResourceExhausted } from "../../errors.js";
+import { formatBytes } from "../../util/bytes.js";
+import type { HealthCheck } from "../health-check.js";
 import { loopDevicesFor, refreshLoopCapacity } from "../../mounter/loop.js";
 import { crashPoint } from "./crash-points.js";
 import { DataDirLock } from "./data-dir-lock.js";

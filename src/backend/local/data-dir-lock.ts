@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { findExecutable } from "../../mounter/host-tools.js";
+import { findExecutable } from "../../util/executables.js";
 import { lockFilePath } from "./layout.js";
 
 /** Exit code flock(1) uses for "held by someone else" (we choose it, to tell it from other failures). */

@@ -1,5 +1,5 @@
 import type { StringMap } from "../backend.js";
-import { InvalidArgument } from "../../csi/errors.js";
+import { InvalidArgument } from "../../errors.js";
 
 /**
  * The local backend takes no StorageClass or VolumeSnapshotClass parameters of

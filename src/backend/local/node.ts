@@ -1,7 +1,7 @@
 import { access, constants, realpath, stat } from "node:fs/promises";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../log/logger.js";
-import { FailedPrecondition, NotFound } from "../../csi/errors.js";
+import { FailedPrecondition, NotFound } from "../../errors.js";
 import type { NodeBackend, NodeInfo, StringMap } from "../backend.js";
 import {
   attachLoop,

@@ -1,4 +1,4 @@
-import { Aborted } from "../../csi/errors.js";
+import { Aborted } from "../../errors.js";
 
 /**
  * Paging tokens of the local backend. Objects are listed in the order they

@@ -1,4 +1,4 @@
-import { Internal } from "../../../csi/errors.js";
+import { Internal } from "../../../errors.js";
 import { outcomeOfFailure, type ApiOutcome } from "./outcome.js";
 import type { ApiRequest, ApiResponse, Transport } from "./transport.js";
 import type { DoAccount, DoAction, DoDroplet, DoLinks, DoMeta, DoPage, DoSnapshot, DoVolume, NewDoVolume, PageRequest } from "./types.js";

@@ -1,4 +1,4 @@
-import { Code, CsiError, DeadlineExceeded } from "../../../csi/errors.js";
+import { Code, CsiError, DeadlineExceeded } from "../../../errors.js";
 
 const brand = Symbol("do-api-error");
 

@@ -1,4 +1,4 @@
-import { Code, codeOf, CsiError } from "../../../csi/errors.js";
+import { Code, codeOf, CsiError } from "../../../errors.js";
 import { isDoApiError } from "./errors.js";
 
 /** Longest detail kept from a failure (the API's messages are not ours to bound). */

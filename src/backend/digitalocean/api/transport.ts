@@ -1,4 +1,4 @@
-import { Unavailable, Internal } from "../../../csi/errors.js";
+import { Unavailable, Internal } from "../../../errors.js";
 import type { Logger } from "../../../log/logger.js";
 import { NO_METRICS, type DriverMetrics } from "../../../util/metrics.js";
 import { abortedError, DoApiError } from "./errors.js";

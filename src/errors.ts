@@ -1,4 +1,11 @@
-import { bounded, escapeCharacter, MAX_DETAIL_CHARS } from "../util/echo.js";
+/**
+ * The status vocabulary every layer shares: gRPC's canonical codes and the
+ * CsiError that carries one with a bounded message. Backends and the mounter
+ * raise these directly (a missing volume is NOT_FOUND wherever it is found),
+ * the driver adds the request's rules, and the gRPC layer only sends them, so
+ * the module sits below all three rather than in any one of them.
+ */
+import { bounded, escapeCharacter, MAX_DETAIL_CHARS } from "./util/echo.js";
 
 /** gRPC status codes (the canonical codes CSI uses), numbered as on the wire. */
 export enum Code {

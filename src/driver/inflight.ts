@@ -1,4 +1,4 @@
-import { Aborted } from "./errors.js";
+import { Aborted } from "../errors.js";
 
 /**
  * Keys of operations in progress (a volume id, a volume name, a snapshot name),
