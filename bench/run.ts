@@ -244,7 +244,7 @@ async function main(): Promise<number> {
   const full = only.size === SECTIONS.length;
   if (full && !values["no-markdown"]) await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
 
-  log("\n" + consoleTable(rows));
+  log(`\n${consoleTable(rows)}`);
   log(
     `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : " (partial run: RESULTS.md left as it was)"}`,
   );

@@ -52,7 +52,7 @@ export function parseUint(flag: string, value: string): number {
   return n;
 }
 
-export function parseFloat(flag: string, value: string): number {
+export function parseFloatFlag(flag: string, value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
     throw new FlagError(`invalid value ${JSON.stringify(value)} for flag --${flag}: must be a non-negative number`);
@@ -87,7 +87,7 @@ function checkType(spec: FlagSpec, value: string): void {
       parseUint(spec.name, value);
       break;
     case "float":
-      parseFloat(spec.name, value);
+      parseFloatFlag(spec.name, value);
       break;
     case "duration":
       parseDuration(spec.name, value);

@@ -11,7 +11,7 @@ import {
   type Config,
   type Mode,
 } from "../config.js";
-import { FlagError, parseBool, parseDuration, parseFlags, parseFloat, parseUint, type FlagSpec, type ParsedFlags } from "./flags.js";
+import { FlagError, parseBool, parseDuration, parseFlags, parseFloatFlag, parseUint, type FlagSpec, type ParsedFlags } from "./flags.js";
 
 export const PROGRAM = "do-csi-plugin";
 /** The Go driver's per-droplet attachment limit. */
@@ -146,7 +146,7 @@ function parseAlpha(value: string): Set<AlphaFeature> {
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean)) {
-    if (item === "all") ALPHA_FEATURES.forEach((f) => features.add(f));
+    if (item === "all") for (const f of ALPHA_FEATURES) features.add(f);
     else features.add(oneOf("alpha-features", item, ALPHA_FEATURES));
   }
   return features;
@@ -203,7 +203,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const volumeLimitText = get("volume-limit");
   const volumeLimit =
     volumeLimitText === "" ? (backend === "digitalocean" ? DIGITALOCEAN_VOLUME_LIMIT : 0) : parseUint("volume-limit", volumeLimitText);
-  const overcommitRatio = parseFloat("overcommit-ratio", get("overcommit-ratio"));
+  const overcommitRatio = parseFloatFlag("overcommit-ratio", get("overcommit-ratio"));
   if (overcommitRatio <= 0)
     throw new FlagError(`invalid value ${JSON.stringify(get("overcommit-ratio"))} for flag --overcommit-ratio: must be greater than 0`);
   const debugAddr = get("debug-addr");
@@ -234,7 +234,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       region,
       tag: get("do-tag"),
       defaultVolumesPageSize: parseUint("default-volumes-page-size", get("default-volumes-page-size")),
-      apiRateLimit: parseFloat("do-api-rate-limit", get("do-api-rate-limit")),
+      apiRateLimit: parseFloatFlag("do-api-rate-limit", get("do-api-rate-limit")),
       validateAttachment: parseBool("validate-attachment", get("validate-attachment")),
       metadataUrl: validUrl("metadata-url", get("metadata-url")),
       byIdDir: get("by-id-dir"),

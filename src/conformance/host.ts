@@ -17,7 +17,7 @@ export interface MountEntry {
   readonly device: string;
 }
 
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
@@ -32,11 +32,11 @@ export async function readMounts(): Promise<MountEntry[]> {
     const tail = right.split(" ");
     entries.push({
       device: fields[2] ?? "",
-      root: unescape(fields[3] ?? ""),
-      mountPoint: unescape(fields[4] ?? ""),
+      root: unescapeOctal(fields[3] ?? ""),
+      mountPoint: unescapeOctal(fields[4] ?? ""),
       options: (fields[5] ?? "").split(","),
       fsType: tail[0] ?? "",
-      source: unescape(tail[1] ?? ""),
+      source: unescapeOctal(tail[1] ?? ""),
     });
   }
   return entries;

@@ -4,7 +4,7 @@ import { create, type DescMessage, type DescMethod, type Message } from "@bufbui
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, status as Status, UntypedHandleCall } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
 import type { CallContext } from "../driver/call-context.js";
-import { Canceled, codeName, CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "../errors.js";
+import { Canceled, codeName, type CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "../errors.js";
 import { callIds } from "./call-ids.js";
 import { redactedJson } from "./redact.js";
 
@@ -86,7 +86,8 @@ function begin(method: string, input: DescMessage, call: AnyCall, options: CallM
     requestId,
     signal: controller.signal,
     get log() {
-      return (child ??= root.child({ method, requestId }));
+      child ??= root.child({ method, requestId });
+      return child;
     },
   };
 

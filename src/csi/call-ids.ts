@@ -57,7 +57,7 @@ export function boundForLog(value: string): string {
 }
 
 /** A field's value in a message (protobuf-es messages are plain objects; a oneof member sits under its oneof). */
-function valueOf(message: unknown, field: DescField): unknown {
+function fieldValue(message: unknown, field: DescField): unknown {
   if (typeof message !== "object" || message === null) return undefined;
   const object = message as Record<string, unknown>;
   if (field.oneof === undefined) return object[field.localName];
@@ -70,7 +70,7 @@ export function callIds(desc: DescMessage, request: Message): Record<string, str
   const ids: Record<string, string> = {};
   for (const { path, key } of planFor(desc)) {
     let value: unknown = request;
-    for (const field of path) value = valueOf(value, field);
+    for (const field of path) value = fieldValue(value, field);
     if (typeof value === "string" && value !== "") ids[key] = boundForLog(value);
   }
   return ids;

@@ -39,7 +39,7 @@ export function roundDown(bytes: number, unit: number): number {
  * Pick a size within [lower, upper] that is a multiple of the unit, as close
  * to `target` as possible (rounding up), or fail with OUT_OF_RANGE.
  */
-function fit(target: number, lower: number, upper: number, unit: number, describe: () => MessagePart): number {
+function fitToUnit(target: number, lower: number, upper: number, unit: number, describe: () => MessagePart): number {
   let size = roundUp(Math.max(target, lower), unit);
   if (size > upper) size = roundDown(upper, unit);
   if (size < lower || size <= 0) throw OutOfRange("%s", describe());
@@ -81,7 +81,7 @@ export function sizeForNewVolume(range: RequestedRange | undefined, rules: SizeR
   if (required === 0 && limit > 0 && target > limit) target = limit;
   const lower = Math.max(required, rules.minBytes, source);
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  return fit(target, lower, upper, rules.unitBytes, () =>
+  return fitToUnit(target, lower, upper, rules.unitBytes, () =>
     messagePart(
       "no size between %s and %s is a multiple of the allocation unit %s; widen capacity_range",
       formatBytes(lower),
@@ -125,7 +125,7 @@ export function sizeForExpansion(range: RequestedRange | undefined, rules: SizeR
     );
   }
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  const sizeBytes = fit(target, target, upper, rules.unitBytes, () =>
+  const sizeBytes = fitToUnit(target, target, upper, rules.unitBytes, () =>
     messagePart(
       "no size between %s and %s is a multiple of the allocation unit %s; widen capacity_range",
       formatBytes(target),

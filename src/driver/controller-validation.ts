@@ -14,6 +14,7 @@ export const MAX_STRING_BYTES = 128;
 export const MAX_NODE_ID_BYTES = 256;
 const MAX_MAP_BYTES = 4096;
 /** Control characters other than the usual whitespace (CSI, CreateVolumeRequest.name). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these control characters are exactly what the spec bans in names
 const BANNED_NAME_CHARACTERS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
 
 /** What is wrong with the size of a string field, or undefined when it is within `limit` bytes. */
@@ -110,7 +111,7 @@ export function topologyConstraintsOf(requirement: TopologyRequirement | undefin
 export function sameMap(a: StringMap, b: StringMap): boolean {
   const keys = Object.keys(a);
   if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => Object.prototype.hasOwnProperty.call(b, k) && b[k] === a[k]);
+  return keys.every((k) => Object.hasOwn(b, k) && b[k] === a[k]);
 }
 
 /** True when every segment of `wanted` is present, with the same value, in `offered`. */

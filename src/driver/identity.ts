@@ -1,7 +1,7 @@
 import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
-  Identity,
+  type Identity,
   PluginCapability_Service_Type,
   PluginCapability_VolumeExpansion_Type,
   type PluginCapabilitySchema,

@@ -1,6 +1,6 @@
 import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
+import { type Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { NodeBackend } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";

@@ -46,7 +46,7 @@ const attaching = new Map<string, Promise<string>>();
 export async function attachLoop(file: string, options: { readOnly?: boolean; signal?: AbortSignal } = {}): Promise<string> {
   const target = await realpath(file);
   const pending = attaching.get(target);
-  if (pending) return pending;
+  if (pending !== undefined) return pending;
   const attempt = (async () => {
     const [existing] = await loopDevicesFor(target);
     if (existing) return existing;

@@ -90,6 +90,7 @@ function shownOption(option: string): string {
 export function validateMountFlags(flags: readonly string[]): string[] {
   const options = splitMountFlags(flags);
   for (const option of options) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a mount option must not hold control characters, so the check names them
     if (/[\s\u0000-\u001f\u007f]/.test(option))
       throw new MountFlagError(`mount flag ${shownOption(option)} contains whitespace or control characters`);
     const name = option.toLowerCase();

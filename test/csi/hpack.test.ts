@@ -42,7 +42,7 @@ describe("HpackDecoder", () => {
         { name: "user-agent", value: `grpc-go/1.${i}.0` },
         { name: "te", value: "trailers" },
         { name: "grpc-timeout", value: `${i}m` },
-        { name: `x-custom-${i % 5}`, value: "v".repeat(i % 40) + "!~" },
+        { name: `x-custom-${i % 5}`, value: `${"v".repeat(i % 40)}!~` },
         // Large values fill the dynamic table, so older entries are evicted often.
         { name: `x-bulk-${i % 11}`, value: `${i}`.padEnd(300 + (i % 13) * 37, "q") },
       ];

@@ -71,8 +71,14 @@ abstract class BaseEnvironment {
   }
 
   nodeClient(): Client<typeof Node> {
-    this.#nodeClients ??=
-      this.node === this.controller ? (this.#controllerClients ??= connectCsi(this.controller.endpoint)) : connectCsi(this.node.endpoint);
+    if (this.#nodeClients === undefined) {
+      if (this.node === this.controller) {
+        this.#controllerClients ??= connectCsi(this.controller.endpoint);
+        this.#nodeClients = this.#controllerClients;
+      } else {
+        this.#nodeClients = connectCsi(this.node.endpoint);
+      }
+    }
     return this.#nodeClients.node;
   }
 

@@ -286,7 +286,7 @@ export class LocalController implements ControllerBackend {
 
   async unpublishVolume(volumeId: string, nodeId: string): Promise<void> {
     const record = isLocalId(volumeId) ? this.#store.state.volumes[volumeId] : undefined;
-    if (!record || !record.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
+    if (!record?.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
     await this.#store.update((draft) => {
       const current = draft.volumes[volumeId];
       if (current)
@@ -311,7 +311,7 @@ export class LocalController implements ControllerBackend {
     try {
       await this.#store.update(async (draft) => {
         const current = draft.volumes[volumeId];
-        if (!current || current.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
+        if (current?.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
         await this.#reserve(draft, sizeBytes - current.sizeBytes, "volume expansion");
         // Grow first and record after: a crash in between leaves a bigger image, whose size the next start adopts.
         await growFile(image, sizeBytes);

@@ -16,13 +16,19 @@ function inListOrder<T extends { readonly phase: string; readonly listPosition: 
 
 export function volumesInListOrder(state: StateView): readonly VolumeRecord[] {
   let order = volumeOrders.get(state);
-  if (!order) volumeOrders.set(state, (order = inListOrder(Object.values(state.volumes))));
+  if (!order) {
+    order = inListOrder(Object.values(state.volumes));
+    volumeOrders.set(state, order);
+  }
   return order;
 }
 
 export function snapshotsInListOrder(state: StateView): readonly SnapshotRecord[] {
   let order = snapshotOrders.get(state);
-  if (!order) snapshotOrders.set(state, (order = inListOrder(Object.values(state.snapshots))));
+  if (!order) {
+    order = inListOrder(Object.values(state.snapshots));
+    snapshotOrders.set(state, order);
+  }
   return order;
 }
 

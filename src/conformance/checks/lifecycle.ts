@@ -260,10 +260,7 @@ export const lifecycleChecks: Check[] = [
       verify(code === "EROFS" || code === "EACCES" || code === "EPERM", `writing failed with ${code}, not with a read-only error`);
       const mounts = await mountsAt(p.targetPath);
       const top = mounts[mounts.length - 1];
-      verify(
-        top !== undefined && top.options.includes("ro"),
-        `the target's mount options are ${top?.options.join(",") ?? "(not mounted)"}, without ro`,
-      );
+      verify(top?.options.includes("ro"), `the target's mount options are ${top?.options.join(",") ?? "(not mounted)"}, without ro`);
     },
   },
   {

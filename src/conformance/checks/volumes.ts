@@ -28,7 +28,7 @@ async function createAndValidate(run: CheckRun, request: CreateVolumeRequestInit
 
 function padName(run: CheckRun, label: string, length: number): string {
   const base = run.uniqueName(label);
-  return (base + "-" + "x".repeat(length)).slice(0, length);
+  return `${base}-${"x".repeat(length)}`.slice(0, length);
 }
 
 export const createVolumeChecks: Check[] = [

@@ -98,15 +98,19 @@ describe("StateStore", () => {
     const parent = join(path, "..");
     execFileSync("chattr", ["+i", parent]);
     try {
-      await expect(store.update((draft) => void (draft.volumes["vol-x"] = volume("vol-x")))).rejects.toThrow(
-        /EPERM|operation not permitted/i,
-      );
+      await expect(
+        store.update((draft) => {
+          draft.volumes["vol-x"] = volume("vol-x");
+        }),
+      ).rejects.toThrow(/EPERM|operation not permitted/i);
     } finally {
       execFileSync("chattr", ["-i", parent]);
     }
     expect(store.state.volumes["vol-x"]).toBeUndefined();
     expect(await readFile(path, "utf8")).toBe(before);
-    await store.update((draft) => void (draft.volumes["vol-y"] = volume("vol-y")));
+    await store.update((draft) => {
+      draft.volumes["vol-y"] = volume("vol-y");
+    });
     expect(Object.keys(JSON.parse(await readFile(path, "utf8")).volumes)).toEqual(["vol-y"]);
   });
 
@@ -114,7 +118,9 @@ describe("StateStore", () => {
     const path = await fresh();
     await writeFile(`${path}.tmp-123-abcd`, "{half");
     const store = await StateStore.open(path, allowFresh);
-    await store.update((draft) => void (draft.lastListPosition = 3));
+    await store.update((draft) => {
+      draft.lastListPosition = 3;
+    });
     expect(await readdir(join(path, ".."))).toEqual(["state.json"]);
   });
 
