@@ -29,6 +29,7 @@ import {
   requireVolumeId,
   stageRules,
   type NodeCapability,
+  checkVolumeUse,
 } from "./node-request.js";
 import {
   foreignMountAt,
@@ -49,10 +50,11 @@ interface Publication {
 }
 
 export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
-  const volumeId = requireVolumeId(req.volumeId);
-  const requestedTarget = requirePath(req.targetPath, "target_path");
-  const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
-  checkNodeMaps({ publish_context: req.publishContext, volume_context: req.volumeContext, secrets: req.secrets });
+  const {
+    volumeId,
+    path: requestedTarget,
+    capability,
+  } = checkVolumeUse(req, { field: "target_path", value: req.targetPath }, env.singleNodeMultiWriter);
   if (req.stagingTargetPath === "") {
     throw FailedPrecondition(
       "staging_target_path is required: this plugin stages volumes (STAGE_UNSTAGE_VOLUME), so NodeStageVolume must succeed first",

@@ -136,6 +136,32 @@ export function parseCapability(capability: VolumeCapability | undefined, rules:
   }
 }
 
+/** The fields NodeStageVolume and NodePublishVolume share. */
+export interface VolumeUseRequest {
+  readonly volumeId: string;
+  readonly volumeCapability?: VolumeCapability;
+  readonly publishContext: StringMap;
+  readonly volumeContext: StringMap;
+  readonly secrets: StringMap;
+}
+
+/**
+ * The checks a stage or publish request passes before anything else, in the
+ * same order for both: the volume id, the path the call works on, the
+ * capability and the maps' sizes.
+ */
+export function checkVolumeUse(
+  req: VolumeUseRequest,
+  path: { readonly field: string; readonly value: string },
+  singleNodeMultiWriter: boolean,
+): { volumeId: string; path: string; capability: NodeCapability } {
+  const volumeId = requireVolumeId(req.volumeId);
+  const checked = requirePath(path.value, path.field);
+  const capability = parseCapability(req.volumeCapability, stageRules(singleNodeMultiWriter));
+  checkNodeMaps({ publish_context: req.publishContext, volume_context: req.volumeContext, secrets: req.secrets });
+  return { volumeId, path: checked, capability };
+}
+
 /** Errors a stage or publish request answers for a capability the volume cannot satisfy ("Exceeds capabilities"). */
 export const stageRules = (singleNodeMultiWriter: boolean): CapabilityRules => ({ singleNodeMultiWriter, unsupported: FailedPrecondition });
 /** NodeExpandVolume answers INVALID_ARGUMENT for the same condition. */

@@ -40,6 +40,7 @@ import {
   requireVolumeId,
   stageRules,
   type NodeCapability,
+  checkVolumeUse,
 } from "./node-request.js";
 import {
   blockStagingFile,
@@ -70,10 +71,11 @@ interface StageDevice {
 }
 
 export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
-  const volumeId = requireVolumeId(req.volumeId);
-  const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
-  const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
-  checkNodeMaps({ publish_context: req.publishContext, volume_context: req.volumeContext, secrets: req.secrets });
+  const {
+    volumeId,
+    path: requestedPath,
+    capability,
+  } = checkVolumeUse(req, { field: "staging_target_path", value: req.stagingTargetPath }, env.singleNodeMultiWriter);
   const noFormatKey = formattingForbidden(req.volumeContext);
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeStageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);

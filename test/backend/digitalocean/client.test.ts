@@ -43,6 +43,19 @@ describe("DigitalOcean API client", () => {
     await expectCode(client.getAccount(deadline()), Code.Internal);
   });
 
+  it('answers an id that URL parsing would rewrite (".", "..") or an empty one as unknown, without a request', async () => {
+    const client = simClient(sim);
+    sim.resetCounters();
+    for (const bad of [".", "..", ""]) {
+      await expectCode(client.getVolume(bad, deadline()), Code.NotFound);
+      await expectCode(client.deleteVolume(bad, deadline()), Code.NotFound);
+    }
+    expect(sim.apiRequests()).toBe(0);
+    // Dots inside an id are sent as they are.
+    await expectCode(client.getVolume("a.b", deadline()), Code.NotFound);
+    expect(sim.counts()).toEqual({ "GET /v2/volumes/{id}": 1 });
+  });
+
   it("follows links.pages.next: CSI paging returns every item exactly once, whatever max_entries does between calls", async () => {
     for (let i = 0; i < 53; i++) sim.seedVolume({ name: `page-${String(i).padStart(2, "0")}` });
     const client = simClient(sim);

@@ -1,4 +1,5 @@
 import { Internal } from "../../../errors.js";
+import { DoApiError } from "./errors.js";
 import { outcomeOfFailure, type ApiOutcome } from "./outcome.js";
 import type { ApiRequest, ApiResponse, Transport } from "./transport.js";
 import type { DoAccount, DoAction, DoDroplet, DoLinks, DoMeta, DoPage, DoSnapshot, DoVolume, NewDoVolume, PageRequest } from "./types.js";
@@ -13,7 +14,19 @@ export interface TaggedResource {
   readonly resource_type: "volume" | "volume_snapshot" | "droplet";
 }
 
-const id = (value: string | number): string => encodeURIComponent(String(value));
+/**
+ * An id as one path segment. "." and ".." cannot be sent (URL parsing removes
+ * them, even percent-encoded, and the request would reach another route), and
+ * no DigitalOcean resource has such an id, nor an empty one: they are answered
+ * as the API answers an unknown id, 404, without a request.
+ */
+function id(value: string | number): string {
+  const text = String(value);
+  if (text === "" || text === "." || text === "..") {
+    throw new DoApiError(404, "not_found", "The resource you were accessing could not be found.", "(no request: not an id)");
+  }
+  return encodeURIComponent(text);
+}
 
 /**
  * Typed calls to the DigitalOcean API routes the driver uses. Errors are
