@@ -37,6 +37,8 @@ import { MiB, mountCapability } from "../driver/controller-harness.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_204);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 12);
+/** Per-test time limit: generous per call, as a hang is caught per call (CALL_BOUND_MS). */
+const TEST_TIMEOUT_MS = 120_000 + RUNS * 20 * 1_000;
 /** A call that takes longer than this is a hang (the driver's own slowest step, mkfs, takes well under it). */
 const CALL_BOUND_MS = 20_000;
 const NODE_ID = "fuzz-node";
@@ -52,6 +54,14 @@ let closeTransport: () => void;
 let before: HostSnapshot;
 let vocabulary: FuzzVocabulary;
 const marker = `fz${randomBytes(3).toString("hex")}`;
+
+/** Answers by method and code name, to show what the run reached (printed for FUZZ_RUNS runs). */
+const outcomes = new Map<string, Map<string, number>>();
+function count(method: string, code: string): void {
+  const byCode = outcomes.get(method) ?? new Map<string, number>();
+  byCode.set(code, (byCode.get(code) ?? 0) + 1);
+  outcomes.set(method, byCode);
+}
 
 /** What the fuzz made that the teardown must undo through the driver. */
 const staged = new Map<string, { volumeId: string; stagingTargetPath: string }>();
@@ -79,11 +89,13 @@ async function callOnce(method: DescMethod, request: Message): Promise<void> {
   try {
     await transport.unary(method, undefined, CALL_BOUND_MS, undefined, request);
     remember(request);
+    count(method.name, "OK");
   } catch (err) {
     const elapsed = performance.now() - started;
     if (elapsed >= CALL_BOUND_MS - 100)
       throw new Error(`${method.name} did not answer within ${CALL_BOUND_MS} ms: ${describeRequest(request)}`);
     if (!(err instanceof ConnectError)) throw err;
+    count(method.name, Code[err.code]);
     if (!allowedCodes(method).has(err.code))
       throw new Error(`${method.name} answered ${Code[err.code]} (${err.rawMessage.slice(0, 200)}) to ${describeRequest(request)}`);
   }
@@ -161,7 +173,7 @@ describe("RPC fuzzing (fast-check, seed from FUZZ_SEED)", () => {
   });
 
   for (const [index, service] of SERVICES.entries()) {
-    it(`${service.name}: generated requests to every method`, { timeout: 300_000 }, async () => {
+    it(`${service.name}: generated requests to every method`, { timeout: TEST_TIMEOUT_MS }, async () => {
       for (const [m, method] of service.methods.entries()) {
         await fc.assert(
           fc.asyncProperty(messageArbitrary(method.input, vocabulary), (request) => callOnce(method, request)),
@@ -172,7 +184,7 @@ describe("RPC fuzzing (fast-check, seed from FUZZ_SEED)", () => {
     });
   }
 
-  it("raw garbage as the message bytes of every method", { timeout: 300_000 }, async () => {
+  it("raw garbage as the message bytes of every method", { timeout: TEST_TIMEOUT_MS }, async () => {
     const socket = join(sandbox, "csi.sock");
     const known = SERVICES.flatMap((s) =>
       s.methods.map((m) => ({ path: `/${s.typeName}/${m.name}`, method: m as DescMethod | undefined })),
@@ -217,6 +229,12 @@ describe("RPC fuzzing (fast-check, seed from FUZZ_SEED)", () => {
 
   it("the driver's own teardown removes everything, and nothing outside the sandbox changed", { timeout: 120_000 }, async () => {
     await expectAlive();
+    if (process.env.FUZZ_RUNS !== undefined)
+      for (const [method, byCode] of outcomes) process.stdout.write(`${method}: ${[...byCode].map(([c, n]) => `${c} ${n}`).join(", ")}\n`);
+    // The generated requests reached past validation: some succeeded, and the answers were varied.
+    const codes = new Set([...outcomes.values()].flatMap((byCode) => [...byCode.keys()]));
+    expect(codes).toContain("OK");
+    expect(codes.size).toBeGreaterThanOrEqual(4);
     for (const p of published.values()) await clients.node.nodeUnpublishVolume(p);
     for (const s of staged.values()) await clients.node.nodeUnstageVolume(s);
     for (const a of attached.values()) await clients.controller.controllerUnpublishVolume(a).catch(expectNotFound);
