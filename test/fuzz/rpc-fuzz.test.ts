@@ -1,12 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import { connect as netConnect } from "node:net";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
-import { isMessage, toBinary, type DescMethod, type DescMethodUnary, type DescService, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { isMessage, toBinary, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
@@ -21,6 +18,7 @@ import {
   NodeStageVolumeRequestSchema,
 } from "../../src/gen/csi/v1/csi_pb.js";
 import { startDriver, type DriverProcess } from "../support/driver-process.js";
+import { FuzzCaller, unixTransport } from "../support/fuzz/fuzz-caller.js";
 import { changesOutside, snapshotHost, type HostSnapshot } from "../support/fuzz/host-watch.js";
 import { messageArbitrary, type FuzzVocabulary } from "../support/fuzz/message-arbitrary.js";
 import { grpcFrame, rawGrpcRequest } from "../support/fuzz/raw-grpc.js";
@@ -49,19 +47,11 @@ let sandbox: string;
 let dataDir: string;
 let driver: DriverProcess | undefined;
 let clients: CsiClients;
-let transport: Transport;
-let closeTransport: () => void;
+let caller: FuzzCaller;
+let closeTransport: (() => void) | undefined;
 let before: HostSnapshot;
 let vocabulary: FuzzVocabulary;
 const marker = `fz${randomBytes(3).toString("hex")}`;
-
-/** Answers by method and code name, to show what the run reached (printed for FUZZ_RUNS runs). */
-const outcomes = new Map<string, Map<string, number>>();
-function count(method: string, code: string): void {
-  const byCode = outcomes.get(method) ?? new Map<string, number>();
-  byCode.set(code, (byCode.get(code) ?? 0) + 1);
-  outcomes.set(method, byCode);
-}
 
 /** What the fuzz made that the teardown must undo through the driver. */
 const staged = new Map<string, { volumeId: string; stagingTargetPath: string }>();
@@ -75,30 +65,6 @@ function remember(request: Message): void {
     published.set(request.targetPath, { volumeId: request.volumeId, targetPath: request.targetPath });
   if (isMessage(request, ControllerPublishVolumeRequestSchema))
     attached.set(`${request.volumeId}\n${request.nodeId}`, { volumeId: request.volumeId, nodeId: request.nodeId });
-}
-
-const describeRequest = (request: Message) =>
-  JSON.stringify(request, (_, v: unknown) => (typeof v === "bigint" ? `${v}n` : v)).slice(0, 400);
-
-const isUnary = (method: DescMethod): method is DescMethodUnary => method.methodKind === "unary";
-
-/** Send one request; fail the property on a hang, a crash or a code the spec does not allow. */
-async function callOnce(method: DescMethod, request: Message): Promise<void> {
-  if (!isUnary(method)) throw new Error(`${method.name} is not unary`);
-  const started = performance.now();
-  try {
-    await transport.unary(method, undefined, CALL_BOUND_MS, undefined, request);
-    remember(request);
-    count(method.name, "OK");
-  } catch (err) {
-    const elapsed = performance.now() - started;
-    if (elapsed >= CALL_BOUND_MS - 100)
-      throw new Error(`${method.name} did not answer within ${CALL_BOUND_MS} ms: ${describeRequest(request)}`);
-    if (!(err instanceof ConnectError)) throw err;
-    count(method.name, Code[err.code]);
-    if (!allowedCodes(method).has(err.code))
-      throw new Error(`${method.name} answered ${Code[err.code]} (${err.rawMessage.slice(0, 200)}) to ${describeRequest(request)}`);
-  }
 }
 
 async function expectAlive(): Promise<void> {
@@ -138,9 +104,9 @@ beforeAll(async () => {
     "error",
   ]);
   clients = connectCsi(driver.endpoint);
-  const sessionManager = new Http2SessionManager("http://localhost", {}, { createConnection: () => netConnect(join(sandbox, "csi.sock")) });
-  transport = createGrpcTransport({ baseUrl: "http://localhost", sessionManager });
-  closeTransport = () => sessionManager.abort();
+  const connection = unixTransport(join(sandbox, "csi.sock"));
+  caller = new FuzzCaller(connection.transport, CALL_BOUND_MS, remember);
+  closeTransport = connection.close;
 
   // Real objects, so that some fuzzed requests reach past validation into the backend and the host.
   const capability = mountCapability();
@@ -176,7 +142,7 @@ describe("RPC fuzzing (fast-check, seed from FUZZ_SEED)", () => {
     it(`${service.name}: generated requests to every method`, { timeout: TEST_TIMEOUT_MS }, async () => {
       for (const [m, method] of service.methods.entries()) {
         await fc.assert(
-          fc.asyncProperty(messageArbitrary(method.input, vocabulary), (request) => callOnce(method, request)),
+          fc.asyncProperty(messageArbitrary(method.input, vocabulary), (request) => caller.call(method, request)),
           { seed: SEED + index * 100 + m, numRuns: RUNS },
         );
         await expectAlive();
@@ -229,10 +195,9 @@ describe("RPC fuzzing (fast-check, seed from FUZZ_SEED)", () => {
 
   it("the driver's own teardown removes everything, and nothing outside the sandbox changed", { timeout: 120_000 }, async () => {
     await expectAlive();
-    if (process.env.FUZZ_RUNS !== undefined)
-      for (const [method, byCode] of outcomes) process.stdout.write(`${method}: ${[...byCode].map(([c, n]) => `${c} ${n}`).join(", ")}\n`);
+    if (process.env.FUZZ_RUNS !== undefined) process.stdout.write(`${caller.summary()}\n`);
     // The generated requests reached past validation: some succeeded, and the answers were varied.
-    const codes = new Set([...outcomes.values()].flatMap((byCode) => [...byCode.keys()]));
+    const codes = caller.codesSeen();
     expect(codes).toContain("OK");
     expect(codes.size).toBeGreaterThanOrEqual(4);
     for (const p of published.values()) await clients.node.nodeUnpublishVolume(p);
