@@ -681,9 +681,13 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
   L.push("");
   const soak = r.soak;
   if (soak) {
-    L.push("");
     L.push("## 8. Soak");
     L.push("");
+    if (soak.run)
+      L.push(
+        `Measured in a separate run (\`npm run bench -- --only soak\`) on ${soak.run.date}, driver built from ${soak.run.commit.slice(0, 12)}, load average ${soak.run.loadAverage.start.toFixed(2)} / ${soak.run.loadAverage.end.toFixed(2)}; raw figures: \`${soak.run.file}\`.`,
+        "",
+      );
     L.push(
       `Driver: \`${r.commands.localAllInOne ?? ""}\` (one process for the whole run). ${soak.lives.toLocaleString("en")} volume lives, ${soak.concurrency} at a time: ` +
         `each CreateVolume (${soak.volumeBytes / 2 ** 20} MiB) -> ControllerPublishVolume -> ControllerUnpublishVolume -> DeleteVolume, and every ${r.options.soakNodeEvery ?? "n"}-th (${soak.nodeLives} in all) also NodeStageVolume (mkfs.ext4, mount) -> NodePublishVolume -> NodeUnpublishVolume -> NodeUnstageVolume between the publishes. ` +
@@ -703,9 +707,9 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
     L.push(
       `Floors (end of span: RSS MiB / fds): ${soak.rss.floors.map((f, i) => `${f.lives.toLocaleString("en")}: ${f1(mib(f.value))} / ${soak.fds.floors[i]?.value ?? "?"}`).join("; ")}.`,
     );
+    L.push("");
   }
 
-  L.push("");
   L.push("## Method notes");
   L.push("");
   L.push(

@@ -40,6 +40,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     "no-markdown": { type: "boolean", default: false },
     render: { type: "string" },
+    "with-soak": { type: "string" },
     "soak-lives": { type: "string" },
     "soak-node-every": { type: "string" },
     help: { type: "boolean", default: false },
@@ -49,15 +50,32 @@ if (values.help) {
   process.stdout.write(
     "usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
       "                     [-- --soak-lives N (10000; --quick: 1000)] [-- --soak-node-every N (50; 0: controller lives only)]\n" +
-      "       tsx bench/run.ts --render bench/results/<run>.json   (rewrite bench/RESULTS.md from a run's figures)\n",
+      "       tsx bench/run.ts --render bench/results/<run>.json [--with-soak bench/results/<soak run>.json]\n" +
+      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run)\n",
   );
   process.exit(0);
 }
 if (values.render !== undefined) {
-  const results = JSON.parse(await readFile(values.render, "utf8")) as BenchResults;
+  let results = JSON.parse(await readFile(values.render, "utf8")) as BenchResults;
+  const soakFile = values["with-soak"];
+  if (soakFile !== undefined) {
+    // Row 8 from a separate `--only soak` run (it takes tens of minutes), marked as such in RESULTS.md.
+    const soakRun = JSON.parse(await readFile(soakFile, "utf8")) as BenchResults;
+    if (soakRun.soak === undefined) throw new Error(`${soakFile} has no soak figures`);
+    results = {
+      ...results,
+      options: { ...results.options, soakNodeEvery: soakRun.options.soakNodeEvery, soakLives: soakRun.options.soakLives },
+      soak: {
+        ...soakRun.soak,
+        run: { file: soakFile, date: soakRun.date, commit: soakRun.provenance.commit, loadAverage: soakRun.loadAverage },
+      },
+    };
+  }
   const rows = buildRows(results);
   await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
-  process.stdout.write(`${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}\n`);
+  process.stdout.write(
+    `${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}${soakFile ? ` and ${soakFile}` : ""}\n`,
+  );
   process.exit(0);
 }
 const only = new Set<Section>(

@@ -45,6 +45,13 @@ export interface SoakResult {
   readonly rss: Trend;
   readonly fds: Trend;
   readonly driverArgs: readonly string[];
+  /** Set when the figures come from a separate run merged into a report (bench/run.ts --with-soak). */
+  readonly run?: {
+    readonly file: string;
+    readonly date: string;
+    readonly commit: string;
+    readonly loadAverage: { readonly start: number; readonly end: number };
+  };
 }
 
 /** Limits of the verdict: a leak of 1 KiB or one descriptor per ~1000 lives shows. */
