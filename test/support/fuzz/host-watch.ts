@@ -5,9 +5,9 @@ import { dirname, join } from "node:path";
 /**
  * What a fuzz run must not change outside the directory it hands the driver
  * (`root`): the entries beside it (its parent is the run's own directory, so
- * any change there counts), the names in the test root and the temporary
- * directory, and the mount table. Other test runs share the test root and the
- * temporary directory, so there only new names carrying the run's marker
+ * any change there counts), the names in the test root, the temporary
+ * directory and the working directory, and the mount table. Other test runs share the test root, the
+ * temporary and the working directory, so there only new names carrying the run's marker
  * (every name the fuzzer generates has it) count, and only new mounts that
  * carry it, lie beside `root` or lie outside the temporary directory.
  */
@@ -37,9 +37,13 @@ async function mountPoints(): Promise<string[]> {
     .map(decodeMountPoint);
 }
 
-/** The directories watched for a run rooted at `root`: its parent, grandparent and the temporary directory. */
+/**
+ * The directories watched for a run rooted at `root`: its parent, grandparent,
+ * the temporary directory, and the working directory (where a relative path
+ * would land; the driver runs in the test's).
+ */
 export function watchedDirs(root: string): string[] {
-  return [...new Set([dirname(root), dirname(dirname(root)), tmpdir()])];
+  return [...new Set([dirname(root), dirname(dirname(root)), tmpdir(), process.cwd()])];
 }
 
 export async function snapshotHost(root: string): Promise<HostSnapshot> {
