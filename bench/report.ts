@@ -690,7 +690,7 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
       );
     L.push(
       `Driver: \`${r.commands.localAllInOne ?? ""}\` (one process for the whole run). ${soak.lives.toLocaleString("en")} volume lives, ${soak.concurrency} at a time: ` +
-        `each CreateVolume (${soak.volumeBytes / 2 ** 20} MiB) -> ControllerPublishVolume -> ControllerUnpublishVolume -> DeleteVolume, and every ${r.options.soakNodeEvery ?? "n"}-th (${soak.nodeLives} in all) also NodeStageVolume (mkfs.ext4, mount) -> NodePublishVolume -> NodeUnpublishVolume -> NodeUnstageVolume between the publishes. ` +
+        `each CreateVolume (${soak.volumeBytes / 2 ** 20} MiB) -> ControllerPublishVolume -> ControllerUnpublishVolume -> DeleteVolume, and one life in ${r.options.soakNodeEvery ?? "n"} (${soak.nodeLives} in all) also NodeStageVolume (mkfs.ext4, mount) -> NodePublishVolume -> NodeUnpublishVolume -> NodeUnstageVolume between the publishes. ` +
         `A full node life costs ~130 ms of host tools (row 6), so 10,000 of them would take most of an hour; the controller life, where per-volume state is kept, runs ${f0(soak.livesPerS)} lives/s. ` +
         `VmRSS and the entries of /proc/PID/fd were sampled every ~${Math.round(soak.lives / Math.max(1, soak.samples.length - 1))} lives. ` +
         "RSS saws with garbage collection, so the verdict reads the floor: the lowest sample of each of 8 equal spans of lives after the first 10% (warm-up). " +
