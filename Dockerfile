@@ -5,7 +5,8 @@
 #
 # The image runs every part of the driver (controller, node, local backend); the
 # manifests in deploy/ choose with flags. Base images are pinned to exact tags;
-# bump NODE_VERSION (and the tests' expectations follow the Dockerfile).
+# bump NODE_VERSION together with package.json's node-image devDependency, the
+# Node the tests run the bundle on (a test checks that the two agree).
 
 ARG NODE_VERSION=22.23.3
 ARG DEBIAN_RELEASE=bookworm

@@ -7,6 +7,8 @@ declare -A package_of=(
   [mkfs.ext4]=e2fsprogs [resize2fs]=e2fsprogs [mkfs.xfs]=xfsprogs [xfs_growfs]=xfsprogs
   [blkid]=util-linux [losetup]=mount [mount]=mount [umount]=mount [fsfreeze]=util-linux
   [blockdev]=util-linux [cryptsetup]=cryptsetup-bin
+  # tests only: test/deploy runs `kubectl kustomize` over the manifests
+  [kubectl]=kubernetes-client
 )
 missing=()
 for tool in "${!package_of[@]}"; do

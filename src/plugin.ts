@@ -6,6 +6,7 @@ import { identityService } from "./driver/identity.js";
 import { Readiness } from "./driver/readiness.js";
 import { missingExecutables } from "./mounter/host-tools.js";
 import { openControllerBackend, openNodeBackend } from "./backend/index.js";
+import { NO_METRICS, type DriverMetrics } from "./util/metrics.js";
 
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
 export interface Plugin {
@@ -20,8 +21,9 @@ const NODE_TOOLS = ["mount", "umount", "blkid", "mkfs.ext4", "resize2fs"];
 /**
  * Wire the layers for a configuration: backends (loaded lazily, so a node
  * plugin never loads controller code) behind the backend-agnostic services.
+ * Backends report to `metrics` (nothing is measured without a debug server).
  */
-export async function createPlugin(config: Config, log: Logger): Promise<Plugin> {
+export async function createPlugin(config: Config, log: Logger, metrics: DriverMetrics = NO_METRICS): Promise<Plugin> {
   const readiness = new Readiness();
   const closers: (() => Promise<void>)[] = [];
 
@@ -42,7 +44,7 @@ export async function createPlugin(config: Config, log: Logger): Promise<Plugin>
   let node: ServiceHandlers<typeof Node> = {};
   try {
     if (servesController(config.mode)) {
-      const backend = await openControllerBackend(config, log);
+      const backend = await openControllerBackend(config, log, metrics);
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
       // Loaded on demand: a node plugin never loads controller code, and vice versa.

@@ -11,7 +11,10 @@ import pkg from "../../package.json" with { type: "json" };
 export interface DeployConfig {
   /** CSI driver name: CSIDriver, provisioner of the StorageClasses, snapshot class driver, socket directories, `--driver-name`. */
   readonly driverName: string;
-  /** The driver's image: `do-csi-plugin` built from this repository's Dockerfile, tagged with the package version. */
+  /**
+   * The driver's image: `<registry path>:<tag>`, by default IMAGE_NAME (no registry) tagged with the package version.
+   * Point it at your registry with `--image` (or a kustomize `images:` entry naming IMAGE_NAME; see docs/kubernetes.md).
+   */
   readonly image: string;
   readonly namespace: string;
   /** Prefix of the workload, service account and RBAC names (`csi-do` as in the Go driver's manifests, so an apply updates them in place). */
@@ -20,18 +23,27 @@ export interface DeployConfig {
   readonly classPrefix: string;
   /** Whether the StorageClass and VolumeSnapshotClass are annotated as the cluster default. */
   readonly defaultClasses: boolean;
+  /**
+   * The one switch for metrics: the plugin's --debug-addr (/metrics, /health), the controller sidecars'
+   * --http-endpoint, their named container ports, and a headless Service per workload selecting them.
+   */
+  readonly metrics: boolean;
 }
 
 export const PACKAGE_VERSION: string = pkg.version;
 
+/** The image's name without a registry: what `docker build -t` names it and what a kustomize `images:` entry matches. */
+export const IMAGE_NAME = "do-csi-plugin";
+
 export const DEFAULT_CONFIG: DeployConfig = {
   // Change the driver name here (and only here) to rename it in every manifest.
   driverName: "dobs.csi.digitalocean.com",
-  image: `do-csi-plugin:v${PACKAGE_VERSION}`,
+  image: `${IMAGE_NAME}:v${PACKAGE_VERSION}`,
   namespace: "kube-system",
   namePrefix: "csi-do",
   classPrefix: "do-block-storage",
   defaultClasses: true,
+  metrics: true,
 };
 
 /** Secret holding the DigitalOcean API token, as the Go driver's manifests expect it. */
@@ -64,6 +76,19 @@ export const LOCAL_DATA_DIR = "/var/lib/do-csi-plugin";
 /** Ports of the livenessprobe sidecars' /healthz (the node pod uses the host network, so its port is off the common 9808). */
 export const CONTROLLER_HEALTH_PORT = 9808;
 export const NODE_HEALTH_PORT = 9809;
+
+/**
+ * Metrics ports (deploy.metrics): the plugin's --debug-addr and the controller sidecars' --http-endpoint, each
+ * with its container port name (at most 15 characters). The node pod uses the host network: its plugin port is
+ * taken on every node.
+ */
+export const PLUGIN_METRICS_PORT = { name: "metrics", port: 9810 } as const;
+export const SIDECAR_METRICS_PORTS = {
+  provisioner: { name: "prov-metrics", port: 9811 },
+  attacher: { name: "attach-metrics", port: 9812 },
+  resizer: { name: "resize-metrics", port: 9813 },
+  snapshotter: { name: "snap-metrics", port: 9814 },
+} as const;
 
 export type SidecarName = "provisioner" | "attacher" | "resizer" | "snapshotter" | "registrar" | "livenessprobe" | "snapshotController";
 

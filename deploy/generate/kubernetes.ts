@@ -8,8 +8,9 @@ import { DaemonSet, StatefulSet } from "kubernetes-models/apps/v1";
 import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import type { IPolicyRule } from "kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule";
 import { CSIDriver, StorageClass } from "kubernetes-models/storage.k8s.io/v1";
-import { ServiceAccount } from "kubernetes-models/v1";
+import { Service, ServiceAccount } from "kubernetes-models/v1";
 import type { IContainer } from "kubernetes-models/v1/Container";
+import type { IContainerPort } from "kubernetes-models/v1/ContainerPort";
 import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import type { IVolume } from "kubernetes-models/v1/Volume";
@@ -23,7 +24,9 @@ import {
   NODE_HEALTH_PORT,
   NODE_SOCKET_DIR,
   PLUGIN_CONTAINER,
+  PLUGIN_METRICS_PORT,
   REGISTRATION_DIR,
+  SIDECAR_METRICS_PORTS,
   SIDECARS,
   SOCKET_FILE,
   TOKEN_ENV,
@@ -57,6 +60,7 @@ export function names(config: DeployConfig) {
     nodeSa: `${p}-node-sa`,
     local: `${p}-local`,
     localSa: `${p}-local-sa`,
+    metrics: (workload: string) => `${workload}-metrics`,
     service: p,
     role: (sidecar: string) => `${p}-${sidecar}-role`,
     binding: (sidecar: string) => `${p}-${sidecar}-binding`,
@@ -86,6 +90,43 @@ function sidecar(
     securityContext: SIDECAR_SECURITY,
     resources: SMALL,
   };
+}
+
+type MeteredSidecar = keyof typeof SIDECAR_METRICS_PORTS;
+
+/** A controller sidecar; with metrics on, its diagnostics server (/metrics) on a named port. */
+function controllerSidecar(config: DeployConfig, name: MeteredSidecar, socketMount: IVolumeMount): IContainer {
+  if (!config.metrics) return sidecar(name, socketMount);
+  const { name: portName, port } = SIDECAR_METRICS_PORTS[name];
+  return { ...sidecar(name, socketMount, [`--http-endpoint=:${port}`]), ports: [{ name: portName, containerPort: port, protocol: "TCP" }] };
+}
+
+function controllerSidecars(config: DeployConfig, socketMount: IVolumeMount): IContainer[] {
+  return (["provisioner", "attacher", "snapshotter", "resizer"] as const).map((name) => controllerSidecar(config, name, socketMount));
+}
+
+/** With metrics on: the plugin's --debug-addr flag, and its port (named for the metrics Service). */
+function pluginMetrics(config: DeployConfig): { args: string[]; ports: IContainerPort[] } {
+  if (!config.metrics) return { args: [], ports: [] };
+  const { name, port } = PLUGIN_METRICS_PORT;
+  return { args: [`--debug-addr=:${port}`], ports: [{ name, containerPort: port, protocol: "TCP" }] };
+}
+
+/** A headless Service whose endpoints are the workload's pods, with every named metrics port of its containers, for Prometheus to discover. */
+function metricsService(config: DeployConfig, workload: string, podContainers: readonly IContainer[]): Service[] {
+  if (!config.metrics) return [];
+  const metricPorts = new Set<string>([PLUGIN_METRICS_PORT.name, ...Object.values(SIDECAR_METRICS_PORTS).map((p) => p.name)]);
+  const ports = podContainers.flatMap((c) => c.ports ?? []).filter((p) => p.name !== undefined && metricPorts.has(p.name));
+  return [
+    new Service({
+      metadata: { name: names(config).metrics(workload), namespace: config.namespace, labels: { app: workload } },
+      spec: {
+        clusterIP: "None",
+        selector: { app: workload },
+        ports: ports.map((p) => ({ name: p.name, port: p.containerPort, targetPort: p.name, protocol: "TCP" })),
+      },
+    }),
+  ];
 }
 
 function livenessSidecar(socketMount: IVolumeMount, port: number): IContainer {
@@ -262,6 +303,8 @@ function volumeSnapshotClass(config: DeployConfig): VolumeSnapshotClass {
 function doController(config: DeployConfig): KubeObject[] {
   const n = names(config);
   const socketMount: IVolumeMount = { name: "socket-dir", mountPath: CONTROLLER_SOCKET_DIR };
+  const metrics = pluginMetrics(config);
+  const health = healthProbe(CONTROLLER_HEALTH_PORT);
   const plugin: IContainer = {
     name: PLUGIN_CONTAINER,
     image: config.image,
@@ -272,6 +315,7 @@ function doController(config: DeployConfig): KubeObject[] {
       `--driver-name=${config.driverName}`,
       "--url=$(DIGITALOCEAN_API_URL)",
       "--default-volumes-page-size=200",
+      ...metrics.args,
     ],
     env: [
       { name: "CSI_ENDPOINT", value: `unix://${joinPath(CONTROLLER_SOCKET_DIR, SOCKET_FILE)}` },
@@ -279,11 +323,13 @@ function doController(config: DeployConfig): KubeObject[] {
       // Read from the environment by --token (never on the command line, where `ps` would show it).
       { name: TOKEN_ENV, valueFrom: { secretKeyRef: { name: TOKEN_SECRET.name, key: TOKEN_SECRET.key } } },
     ],
-    ...healthProbe(CONTROLLER_HEALTH_PORT),
+    ...health,
+    ports: [...(health.ports ?? []), ...metrics.ports],
     volumeMounts: [socketMount],
     securityContext: SIDECAR_SECURITY,
     resources: { requests: { cpu: "10m", memory: "64Mi" } },
   };
+  const containers = [...controllerSidecars(config, socketMount), livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT), plugin];
   const statefulSet = new StatefulSet({
     metadata: { name: n.controller, namespace: config.namespace },
     spec: {
@@ -297,14 +343,7 @@ function doController(config: DeployConfig): KubeObject[] {
         spec: {
           priorityClassName: "system-cluster-critical",
           serviceAccountName: n.controllerSa,
-          containers: [
-            sidecar("provisioner", socketMount),
-            sidecar("attacher", socketMount),
-            sidecar("snapshotter", socketMount),
-            sidecar("resizer", socketMount),
-            livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
-            plugin,
-          ],
+          containers,
           volumes: [{ name: "socket-dir", emptyDir: {} }],
         },
       },
@@ -312,6 +351,7 @@ function doController(config: DeployConfig): KubeObject[] {
   });
   return [
     statefulSet,
+    ...metricsService(config, n.controller, containers),
     new ServiceAccount({ metadata: { name: n.controllerSa, namespace: config.namespace } }),
     ...controllerRbac(config, n.controllerSa),
   ];
@@ -320,16 +360,25 @@ function doController(config: DeployConfig): KubeObject[] {
 function doNode(config: DeployConfig): KubeObject[] {
   const n = names(config);
   const socketMount: IVolumeMount = { name: "plugin-dir", mountPath: NODE_SOCKET_DIR };
+  const metrics = pluginMetrics(config);
+  const health = healthProbe(NODE_HEALTH_PORT);
   const plugin: IContainer = {
     name: PLUGIN_CONTAINER,
     image: config.image,
     imagePullPolicy: "IfNotPresent",
-    args: ["--endpoint=$(CSI_ENDPOINT)", "--mode=node", `--driver-name=${config.driverName}`, "--url=$(DIGITALOCEAN_API_URL)"],
+    args: [
+      "--endpoint=$(CSI_ENDPOINT)",
+      "--mode=node",
+      `--driver-name=${config.driverName}`,
+      "--url=$(DIGITALOCEAN_API_URL)",
+      ...metrics.args,
+    ],
     env: [
       { name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` },
       { name: "DIGITALOCEAN_API_URL", value: API_URL },
     ],
-    ...healthProbe(NODE_HEALTH_PORT),
+    ...health,
+    ports: [...(health.ports ?? []), ...metrics.ports],
     securityContext: PRIVILEGED,
     volumeMounts: [socketMount, ...NODE_MOUNTS],
     resources: { requests: { cpu: "10m", memory: "64Mi" } },
@@ -369,6 +418,7 @@ function doNode(config: DeployConfig): KubeObject[] {
   });
   return [
     daemonSet,
+    ...metricsService(config, n.node, podSpec.containers),
     new ServiceAccount({ metadata: { name: n.nodeSa, namespace: config.namespace } }),
     ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.nodeSa),
   ];
@@ -379,6 +429,8 @@ function doNode(config: DeployConfig): KubeObject[] {
 function localDriver(config: DeployConfig): KubeObject[] {
   const n = names(config);
   const socketMount: IVolumeMount = { name: "plugin-dir", mountPath: NODE_SOCKET_DIR };
+  const metrics = pluginMetrics(config);
+  const health = healthProbe(CONTROLLER_HEALTH_PORT);
   const plugin: IContainer = {
     name: PLUGIN_CONTAINER,
     image: config.image,
@@ -390,9 +442,11 @@ function localDriver(config: DeployConfig): KubeObject[] {
       `--driver-name=${config.driverName}`,
       `--data-dir=${LOCAL_DATA_DIR}`,
       "--node-id=$(KUBE_NODE_NAME)",
+      ...metrics.args,
     ],
     env: [{ name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` }, NODE_NAME_ENV],
-    ...healthProbe(CONTROLLER_HEALTH_PORT),
+    ...health,
+    ports: [...(health.ports ?? []), ...metrics.ports],
     securityContext: PRIVILEGED,
     volumeMounts: [
       socketMount,
@@ -402,6 +456,12 @@ function localDriver(config: DeployConfig): KubeObject[] {
     ],
     resources: { requests: { cpu: "10m", memory: "64Mi" } },
   };
+  const containers = [
+    ...controllerSidecars(config, socketMount),
+    registrar(config, socketMount),
+    livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
+    plugin,
+  ];
   const statefulSet = new StatefulSet({
     metadata: { name: n.local, namespace: config.namespace },
     spec: {
@@ -415,15 +475,7 @@ function localDriver(config: DeployConfig): KubeObject[] {
           priorityClassName: "system-node-critical",
           serviceAccountName: n.localSa,
           tolerations: [{ operator: "Exists" }],
-          containers: [
-            sidecar("provisioner", socketMount),
-            sidecar("attacher", socketMount),
-            sidecar("snapshotter", socketMount),
-            sidecar("resizer", socketMount),
-            registrar(config, socketMount),
-            livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
-            plugin,
-          ],
+          containers,
           volumes: [...NODE_VOLUMES(config), { name: "data-dir", hostPath: { path: LOCAL_DATA_DIR, type: "DirectoryOrCreate" } }],
         },
       },
@@ -431,6 +483,7 @@ function localDriver(config: DeployConfig): KubeObject[] {
   });
   return [
     statefulSet,
+    ...metricsService(config, n.local, containers),
     new ServiceAccount({ metadata: { name: n.localSa, namespace: config.namespace } }),
     ...controllerRbac(config, n.localSa),
     ...roleAndBinding(

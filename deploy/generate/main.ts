@@ -5,13 +5,16 @@
  *   npm run manifests              write the committed files
  *   npm run manifests -- --check   exit 1 if a committed file differs (what the tests check)
  *   npm run manifests -- --out DIR [--driver-name N] [--image I] [--name-prefix P] [--class-prefix C] [--no-default-classes]
- *                                  write a customised copy under DIR (e.g. to run beside DOKS's managed driver)
+ *                          [--image-registry R] [--no-metrics]
+ *                                  write a customised copy under DIR (e.g. to run beside DOKS's managed driver, or with
+ *                                  the image from your registry: --image-registry registry.example.com/team names
+ *                                  registry.example.com/team/do-csi-plugin:v<package version>; --image names any reference)
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, type DeployConfig } from "./config.js";
+import { DEFAULT_CONFIG, IMAGE_NAME, PACKAGE_VERSION, type DeployConfig } from "./config.js";
 import { exampleFiles } from "./examples.js";
 import { kubernetesFiles, kustomization } from "./kubernetes.js";
 import { nomadFiles, renderHcl } from "./nomad.js";
@@ -44,6 +47,11 @@ export async function staleFiles(files: ReadonlyMap<string, string>, root: strin
   return stale;
 }
 
+/** The driver's image under a registry path: `<registry>/do-csi-plugin:v<package version>`. */
+export function registryImage(registry: string): string {
+  return `${registry.replace(/\/+$/, "")}/${IMAGE_NAME}:v${PACKAGE_VERSION}`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -51,29 +59,35 @@ async function main(): Promise<void> {
       out: { type: "string" },
       "driver-name": { type: "string" },
       image: { type: "string" },
+      "image-registry": { type: "string" },
       "name-prefix": { type: "string" },
       "class-prefix": { type: "string" },
       "no-default-classes": { type: "boolean", default: false },
+      "no-metrics": { type: "boolean", default: false },
     },
   });
   const customised =
     values["driver-name"] ??
     values.image ??
+    values["image-registry"] ??
     values["name-prefix"] ??
     values["class-prefix"] ??
-    (values["no-default-classes"] ? "" : undefined);
+    (values["no-default-classes"] || values["no-metrics"] ? "" : undefined);
   if (customised !== undefined && values.out === undefined) {
     throw new Error(
-      "--driver-name, --image, --name-prefix, --class-prefix and --no-default-classes need --out: the committed files always come from config.ts",
+      "--driver-name, --image, --image-registry, --name-prefix, --class-prefix, --no-default-classes and --no-metrics need --out: the committed files always come from config.ts",
     );
   }
+  if (values.image !== undefined && values["image-registry"] !== undefined) throw new Error("give --image or --image-registry, not both");
   const config: DeployConfig = {
     ...DEFAULT_CONFIG,
     ...(values["driver-name"] !== undefined ? { driverName: values["driver-name"] } : {}),
     ...(values.image !== undefined ? { image: values.image } : {}),
+    ...(values["image-registry"] !== undefined ? { image: registryImage(values["image-registry"]) } : {}),
     ...(values["name-prefix"] !== undefined ? { namePrefix: values["name-prefix"] } : {}),
     ...(values["class-prefix"] !== undefined ? { classPrefix: values["class-prefix"] } : {}),
     ...(values["no-default-classes"] ? { defaultClasses: false } : {}),
+    ...(values["no-metrics"] ? { metrics: false } : {}),
   };
   const files = generateFiles(config);
   const root = values.out !== undefined ? resolve(values.out) : REPO_ROOT;

@@ -1,13 +1,23 @@
 import { setFlagsFromString } from "node:v8";
 import type { CsiServer } from "../csi/server.js";
 import { formatEndpoint } from "../csi/endpoint.js";
+import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
+import type { Plugin } from "../plugin.js";
 import { VERSION } from "../version.js";
 import type { DebugServer } from "./debug-server.js";
+import type { PrometheusMetrics } from "./prometheus.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
 
 const QUIET_METHODS = new Set(["/csi.v1.Identity/Probe"]);
+
+/** What runs once start-up has succeeded; stopped in reverse order. */
+interface RunningDriver {
+  readonly server: CsiServer;
+  readonly plugin: Plugin;
+  readonly debug: DebugServer | undefined;
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   let command;
@@ -31,75 +41,103 @@ async function main(argv: readonly string[]): Promise<number> {
   const { config } = command;
   // The rest is loaded once the command line is known to be good: --help,
   // --version and a bad flag answer at once.
-  const [{ createLogger }, { CsiServer }, { createPlugin }, { startDebugServer }] = await Promise.all([
-    import("../log/logger.js"),
-    import("../csi/server.js"),
-    import("../plugin.js"),
-    import("./debug-server.js"),
-  ]);
+  const { createLogger } = await import("../log/logger.js");
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
+  // From here on a SIGTERM or SIGINT stops the driver gracefully, even one that
+  // arrives while it starts: the default action would kill it with its socket
+  // left behind (the socket accepts connections before start-up has finished).
+  const stopSignal = watchStopSignals(log);
   log.info({ version: VERSION, config: describeConfig(config) }, "starting");
 
-  let debug: DebugServer | undefined;
-  let server: CsiServer | undefined;
-  let plugin;
-  try {
-    plugin = await createPlugin(config, log);
-  } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
-    return 1;
-  }
-  try {
-    if (config.debugAddr !== "") debug = await startDebugServer(config.debugAddr, plugin.readiness, log);
-    server = await CsiServer.start({
-      endpoint: config.endpoint,
-      socketMode: config.socketMode,
-      log,
-      routes: (router) => plugin.routes(router),
-      observer: debug?.observer,
-      quietMethods: QUIET_METHODS,
-      shutdownTimeoutMs: config.shutdownTimeoutMs,
-    });
-  } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
-    await plugin.close();
-    await debug?.close();
-    return 1;
-  }
+  const driver = await startDriver(config, log);
+  if (driver === undefined) return 1;
   setFlagsFromString("--turbofan"); // off during start-up (see bin.ts)
-  const endpoint = formatEndpoint(server.endpoint);
+  const endpoint = formatEndpoint(driver.server.endpoint);
   log.info(
     { endpoint, mode: config.mode, backend: config.backend, driver: config.driverName },
     `ready: CSI ${config.mode} plugin on ${endpoint}; check it with: npm run conformance -- --endpoint ${endpoint}`,
   );
+  const signal = await stopSignal;
+  log.info({ signal }, "shutting down");
+  return stopDriver(driver).then(
+    () => 0,
+    (err: unknown) => {
+      log.error({ err: errorMessage(err) }, "error during shutdown");
+      return 1;
+    },
+  );
+}
 
-  const running = server;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn({ signal }, "second signal: exiting now");
-        resolve(1);
+/**
+ * Assemble the plugin, then start the debug server (if asked for) and the CSI
+ * server. A failure is logged and whatever had started is released again;
+ * undefined then.
+ */
+async function startDriver(config: Config, log: Logger): Promise<RunningDriver | undefined> {
+  const [{ CsiServer }, { createPlugin }, { startDebugServer }] = await Promise.all([
+    import("../csi/server.js"),
+    import("../plugin.js"),
+    import("./debug-server.js"),
+  ]);
+  let plugin: Plugin;
+  let metrics: PrometheusMetrics | undefined;
+  try {
+    // Metrics exist only with a debug server to serve them: prom-client is loaded for nothing else.
+    if (config.debugAddr !== "") metrics = await (await import("./prometheus.js")).createPrometheusMetrics(config.driverName);
+    plugin = await createPlugin(config, log, metrics?.driver);
+  } catch (err) {
+    log.fatal({ err: errorMessage(err) }, "cannot start");
+    return undefined;
+  }
+  let debug: DebugServer | undefined;
+  try {
+    if (metrics) debug = await startDebugServer(config.debugAddr, plugin.readiness, metrics, log);
+    const server = await CsiServer.start({
+      endpoint: config.endpoint,
+      socketMode: config.socketMode,
+      log,
+      routes: (router) => plugin.routes(router),
+      observer: metrics?.calls,
+      quietMethods: QUIET_METHODS,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    });
+    return { server, plugin, debug };
+  } catch (err) {
+    log.fatal({ err: errorMessage(err) }, "cannot start");
+    await plugin.close();
+    await debug?.close();
+    return undefined;
+  }
+}
+
+/** Resolves with the first SIGTERM or SIGINT from now on; a second one exits at once, whatever is under way. */
+function watchStopSignals(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!received) {
+        received = true;
+        resolve(signal);
         return;
       }
-      stopping = true;
-      log.info({ signal }, "shutting down");
-      running
-        .shutdown()
-        .then(() => plugin.close())
-        .then(() => debug?.close())
-        .then(
-          () => resolve(0),
-          (err: unknown) => {
-            log.error({ err: err instanceof Error ? err.message : String(err) }, "error during shutdown");
-            resolve(1);
-          },
-        );
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
     };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
   });
+}
+
+/** Graceful stop: the CSI server (calls in flight get --shutdown-timeout), then the plugin and the debug server. */
+async function stopDriver({ server, plugin, debug }: RunningDriver): Promise<void> {
+  await server.shutdown();
+  await plugin.close();
+  await debug?.close();
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function installCrashLogging(log: Logger): void {
@@ -108,10 +146,7 @@ function installCrashLogging(log: Logger): void {
     process.exit(70);
   });
   process.on("unhandledRejection", (reason) => {
-    log.fatal(
-      { err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined },
-      "unhandled rejection",
-    );
+    log.fatal({ err: errorMessage(reason), stack: reason instanceof Error ? reason.stack : undefined }, "unhandled rejection");
     process.exit(70);
   });
 }

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parseSecrets, parseSize, type ConformanceOptions, type StringMap } from "./options.js";
 
 export const USAGE = `Usage: csi-conformance --endpoint unix:///path/csi.sock [options]
@@ -76,85 +77,91 @@ function regex(flag: string, text: string): RegExp {
   }
 }
 
+/** Every flag; the usage text above describes them. */
+const FLAGS = {
+  endpoint: { type: "string" },
+  "controller-endpoint": { type: "string" },
+  "staging-dir": { type: "string" },
+  "target-dir": { type: "string" },
+  parameters: { type: "string", multiple: true },
+  "snapshot-parameters": { type: "string", multiple: true },
+  "mutable-parameters": { type: "string", multiple: true },
+  "secrets-file": { type: "string" },
+  "test-volume-size": { type: "string" },
+  "test-volume-expand-size": { type: "string" },
+  "fs-type": { type: "string" },
+  "access-types": { type: "string" },
+  "other-node-id": { type: "string" },
+  "no-data-checks": { type: "boolean" },
+  filter: { type: "string" },
+  skip: { type: "string" },
+  "idempotent-count": { type: "string" },
+  "rpc-timeout": { type: "string" },
+  "check-timeout": { type: "string" },
+  lenient: { type: "boolean" },
+  json: { type: "string" },
+  verbose: { type: "boolean" },
+  list: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies NonNullable<ParseArgsConfig["options"]>;
+
+/** Flags taking key=value pairs: repeated, several words after one flag, or comma-separated. */
+const PAIR_FLAGS = ["parameters", "snapshot-parameters", "mutable-parameters"] as const;
+type PairFlag = (typeof PAIR_FLAGS)[number];
+
+function isPairFlag(name: string): name is PairFlag {
+  return (PAIR_FLAGS as readonly string[]).includes(name);
+}
+
+/** Longest piece of a bad argument repeated in an error message. */
+const MAX_ECHO = 80;
+
+function shown(text: string): string {
+  return JSON.stringify(text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}...` : text);
+}
+
+function usageError(err: unknown): UsageError {
+  const code = err instanceof Error && "code" in err ? err.code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const flag = /'([^']*)'/.exec(message)?.[1] ?? "";
+    return new UsageError(`unknown flag ${shown(flag)} (see --help)`);
+  }
+  return new UsageError(`${message.split("\n")[0] ?? message} (see --help)`);
+}
+
 /** Parse the command line (flags as `--name value` or `--name=value`). */
 export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<CliOptions> {
-  const values = new Map<string, string>();
-  const parameters: StringMap = {};
-  const snapshotParameters: StringMap = {};
-  const mutableParameters: StringMap = {};
-  const booleans = new Set(["lenient", "no-data-checks", "verbose", "list", "help"]);
-  const pairFlags: Record<string, StringMap> = {
-    parameters,
-    "snapshot-parameters": snapshotParameters,
-    "mutable-parameters": mutableParameters,
-  };
-  const known = new Set([
-    "endpoint",
-    "controller-endpoint",
-    "staging-dir",
-    "target-dir",
-    "secrets-file",
-    "test-volume-size",
-    "test-volume-expand-size",
-    "fs-type",
-    "access-types",
-    "other-node-id",
-    "filter",
-    "skip",
-    "idempotent-count",
-    "rpc-timeout",
-    "check-timeout",
-    "json",
-    ...booleans,
-    ...Object.keys(pairFlags),
-  ]);
-  const flags = new Set<string>();
-
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? "";
-    if (arg === "--") continue;
-    if (!arg.startsWith("-")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)} (see --help)`);
-    const body = arg.replace(/^--?/, "");
-    const eq = body.indexOf("=");
-    const name = eq === -1 ? body : body.slice(0, eq);
-    if (name === "h") {
-      flags.add("help");
-      continue;
-    }
-    if (!known.has(name)) throw new UsageError(`unknown flag --${name} (see --help)`);
-    if (booleans.has(name)) {
-      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
-      flags.add(name);
-      continue;
-    }
-    let value: string;
-    if (eq !== -1) value = body.slice(eq + 1);
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`--${name} needs a value`);
-      value = next;
-      i++;
-    }
-    const pairs = pairFlags[name];
-    if (pairs !== undefined) {
-      addPairs(`--${name}`, pairs, value);
-      // `--parameters a=b c=d`: further key=value words belong to the same flag.
-      while (i + 1 < argv.length && !(argv[i + 1] ?? "").startsWith("-") && (argv[i + 1] ?? "").includes("=")) {
-        addPairs(`--${name}`, pairs, argv[i + 1] ?? "");
-        i++;
-      }
-      continue;
-    }
-    values.set(name, value);
+  let parsed;
+  try {
+    // A stray "--" (as `npm run conformance -- -- ...` passes on) ends nothing: flags may follow it.
+    parsed = parseArgs({ args: argv.filter((a) => a !== "--"), options: FLAGS, strict: true, allowPositionals: true, tokens: true });
+  } catch (err) {
+    throw usageError(err);
   }
+  const { values, tokens } = parsed;
+  const pairs: Record<PairFlag, StringMap> = { parameters: {}, "snapshot-parameters": {}, "mutable-parameters": {} };
+  // `--parameters a=b c=d`: key=value words right after a pair flag belong to it; any other word is an error.
+  let pairFlag: PairFlag | undefined;
+  for (const token of tokens) {
+    if (token.kind === "option") {
+      pairFlag = isPairFlag(token.name) ? token.name : undefined;
+      if (pairFlag !== undefined) addPairs(`--${pairFlag}`, pairs[pairFlag], token.value ?? "");
+    } else if (token.kind === "positional" && pairFlag !== undefined && token.value.includes("=")) {
+      addPairs(`--${pairFlag}`, pairs[pairFlag], token.value);
+    } else if (token.kind === "positional") {
+      throw new UsageError(`unexpected argument ${shown(token.value)} (see --help)`);
+    }
+  }
+  const { parameters, "snapshot-parameters": snapshotParameters, "mutable-parameters": mutableParameters } = pairs;
 
-  const help = flags.has("help");
-  const list = flags.has("list");
-  const endpoint = values.get("endpoint") ?? env.CSI_ENDPOINT;
+  const help = values.help === true;
+  const list = values.list === true;
+  const endpoint = values.endpoint ?? env.CSI_ENDPOINT;
   if (endpoint === undefined && !help && !list) throw new UsageError("--endpoint is required (or set CSI_ENDPOINT)");
 
   let secrets: ConformanceOptions["secrets"];
-  const secretsFile = values.get("secrets-file");
+  const secretsFile = values["secrets-file"];
   if (secretsFile !== undefined) {
     let text: string;
     try {
@@ -169,8 +176,8 @@ export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv):
     }
   }
 
-  const size = (flag: string) => {
-    const text = values.get(flag);
+  const size = (flag: "test-volume-size" | "test-volume-expand-size") => {
+    const text = values[flag];
     if (text === undefined) return undefined;
     try {
       return parseSize(text);
@@ -178,11 +185,11 @@ export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv):
       throw new UsageError(`--${flag}: ${(err as Error).message}`);
     }
   };
-  const idempotentText = values.get("idempotent-count");
+  const idempotentText = values["idempotent-count"];
   const idempotentCount = idempotentText === undefined ? undefined : Number(idempotentText);
   if (idempotentCount !== undefined && (!Number.isInteger(idempotentCount) || idempotentCount < 2))
     throw new UsageError("--idempotent-count must be an integer of at least 2");
-  const accessText = values.get("access-types");
+  const accessText = values["access-types"];
   let accessTypes: ("mount" | "block")[] | undefined;
   if (accessText !== undefined) {
     accessTypes = [];
@@ -195,34 +202,34 @@ export async function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv):
       accessTypes.push(word);
     }
   }
-  const filter = values.get("filter");
-  const skip = values.get("skip");
-  const rpcTimeout = values.get("rpc-timeout");
-  const checkTimeout = values.get("check-timeout");
+  const filter = values.filter;
+  const skip = values.skip;
+  const rpcTimeout = values["rpc-timeout"];
+  const checkTimeout = values["check-timeout"];
   const testVolumeSize = size("test-volume-size");
   const testVolumeExpandSize = size("test-volume-expand-size");
 
   const conformance: ConformanceOptions = {
     endpoint: endpoint ?? "",
-    ...(values.has("controller-endpoint") ? { controllerEndpoint: values.get("controller-endpoint") } : {}),
-    ...(values.has("staging-dir") ? { stagingDir: values.get("staging-dir") } : {}),
-    ...(values.has("target-dir") ? { targetDir: values.get("target-dir") } : {}),
+    ...(values["controller-endpoint"] !== undefined ? { controllerEndpoint: values["controller-endpoint"] } : {}),
+    ...(values["staging-dir"] !== undefined ? { stagingDir: values["staging-dir"] } : {}),
+    ...(values["target-dir"] !== undefined ? { targetDir: values["target-dir"] } : {}),
     parameters,
     snapshotParameters,
     mutableParameters,
     ...(secrets !== undefined ? { secrets } : {}),
     ...(testVolumeSize !== undefined ? { testVolumeSize } : {}),
     ...(testVolumeExpandSize !== undefined ? { testVolumeExpandSize } : {}),
-    ...(values.has("fs-type") ? { fsType: values.get("fs-type") } : {}),
+    ...(values["fs-type"] !== undefined ? { fsType: values["fs-type"] } : {}),
     ...(idempotentCount !== undefined ? { idempotentCount } : {}),
     ...(rpcTimeout !== undefined ? { rpcTimeoutMs: parseDuration("--rpc-timeout", rpcTimeout) } : {}),
     ...(checkTimeout !== undefined ? { checkTimeoutMs: parseDuration("--check-timeout", checkTimeout) } : {}),
     ...(filter !== undefined ? { filter: regex("--filter", filter) } : {}),
     ...(skip !== undefined ? { skip: regex("--skip", skip) } : {}),
-    lenient: flags.has("lenient"),
-    ...(values.has("other-node-id") ? { otherNodeId: values.get("other-node-id") } : {}),
+    lenient: values.lenient === true,
+    ...(values["other-node-id"] !== undefined ? { otherNodeId: values["other-node-id"] } : {}),
     ...(accessTypes !== undefined ? { accessTypes } : {}),
-    noDataChecks: flags.has("no-data-checks"),
+    noDataChecks: values["no-data-checks"] === true,
   };
-  return { conformance, jsonPath: values.get("json"), verbose: flags.has("verbose"), list, help };
+  return { conformance, jsonPath: values.json, verbose: values.verbose === true, list, help };
 }

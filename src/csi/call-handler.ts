@@ -5,11 +5,13 @@ import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, status as St
 import type { Logger } from "../log/logger.js";
 import type { CallContext } from "./call-context.js";
 import { Canceled, codeName, CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "./errors.js";
+import { callIds } from "./call-ids.js";
 import { redactedJson } from "./redact.js";
 
-/** Receives one observation per finished call (for metrics). */
+/** Told when each call starts and when it ends (for metrics). */
 export interface CallObserver {
-  observe(method: string, code: string, seconds: number): void;
+  started(method: string): void;
+  finished(method: string, code: string, seconds: number): void;
 }
 
 export interface CallMiddlewareOptions {
@@ -49,11 +51,13 @@ function deadlineOf(call: AnyCall): number {
  * logger and an AbortSignal (caller cancellation, deadline, forced shutdown),
  * turns anything that is not a status error into INTERNAL (so no request can
  * surface as UNKNOWN or take the process down), and writes exactly one line
- * per call with method, duration and code. At debug level the request and the
- * response are logged too, with every csi_secret field stripped.
+ * per call with method, duration, code and the ids the request names. At
+ * debug level the request and the response are logged too, with every
+ * csi_secret field stripped.
  */
-function begin(method: string, call: AnyCall, options: CallMiddlewareOptions, active: ActiveCalls): Run {
+function begin(method: string, input: DescMessage, call: AnyCall, options: CallMiddlewareOptions, active: ActiveCalls): Run {
   const { log: root, observer, quietMethods } = options;
+  observer?.started(method);
   const started = process.hrtime.bigint();
   const requestId = nextRequestId();
   const controller = new AbortController();
@@ -98,17 +102,18 @@ function begin(method: string, call: AnyCall, options: CallMiddlewareOptions, ac
       active.delete(controller);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const durationMs = Math.round(seconds * 1e6) / 1e3;
+      const ids = callIds(input, call.request);
       if (err === undefined) {
-        observer?.observe(method, "OK", seconds);
-        const line = { method, requestId, code: "OK", durationMs };
+        observer?.finished(method, "OK", seconds);
+        const line = { method, requestId, ...ids, code: "OK", durationMs };
         if (quietMethods?.has(method)) root.debug(line, "call finished");
         else root.info(line, "call finished");
         return undefined;
       }
       const status = toCsiError(err, controller.signal);
       const code = codeName(status.code);
-      observer?.observe(method, code, seconds);
-      const line = { method, requestId, code, durationMs, error: status.rawMessage };
+      observer?.finished(method, code, seconds);
+      const line = { method, requestId, ...ids, code, durationMs, error: status.rawMessage };
       if (code === "INTERNAL" || code === "UNKNOWN" || code === "DATA_LOSS") {
         const cause = status.cause instanceof Error ? status.cause : undefined;
         root.error(cause?.stack ? { ...line, stack: cause.stack } : line, "call failed");
@@ -146,7 +151,7 @@ export function grpcHandler(
 
   if (method.methodKind === "server_streaming") {
     return (call: ServerWritableStream<Message, Message>) => {
-      const run = begin(name, call, options, active);
+      const run = begin(name, method.input, call, options, active);
       void (async () => {
         try {
           if (run.debug) run.ctx.log.debug({ request: render(method.input, call.request) }, "request");
@@ -171,7 +176,7 @@ export function grpcHandler(
   }
 
   return (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
-    const run = begin(name, call, options, active);
+    const run = begin(name, method.input, call, options, active);
     void (async () => {
       let response: Message;
       try {

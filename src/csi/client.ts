@@ -1,5 +1,5 @@
 import { connect as netConnect } from "node:net";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Controller, GroupController, Identity, Node, SnapshotMetadata } from "../gen/csi/v1/csi_pb.js";
 import { parseEndpoint } from "./endpoint.js";
@@ -10,6 +10,8 @@ export interface CsiClients {
   readonly node: Client<typeof Node>;
   readonly groupController: Client<typeof GroupController>;
   readonly snapshotMetadata: Client<typeof SnapshotMetadata>;
+  /** The one connection the clients share, for calls chosen at run time by their method descriptor. */
+  readonly transport: Transport;
   /** Close the connection. */
   close(): void;
 }
@@ -25,12 +27,15 @@ export function connectCsi(endpointText: string, options: CsiClientOptions = {})
   const endpoint = parseEndpoint(endpointText);
   const authority = options.authority ?? (endpoint.kind === "unix" ? "localhost" : `${endpoint.host}:${endpoint.port}`);
   const baseUrl = `http://${authority}`;
+  // As grpc-js does, the session's memory is not capped: Node's default (10 MB, counting data the peer
+  // refused) would break the whole connection after a few large requests, where a Go client sails on.
+  const maxSessionMemory = Number.MAX_SAFE_INTEGER;
   const sessionManager = new Http2SessionManager(
     baseUrl,
     { idleConnectionTimeoutMs: 60_000 },
     endpoint.kind === "unix"
-      ? { createConnection: () => netConnect(endpoint.path) }
-      : { createConnection: () => netConnect(endpoint.port, endpoint.host) },
+      ? { createConnection: () => netConnect(endpoint.path), maxSessionMemory }
+      : { createConnection: () => netConnect(endpoint.port, endpoint.host), maxSessionMemory },
   );
   const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors: options.interceptors ?? [] });
   return {
@@ -39,6 +44,7 @@ export function connectCsi(endpointText: string, options: CsiClientOptions = {})
     node: createClient(Node, transport),
     groupController: createClient(GroupController, transport),
     snapshotMetadata: createClient(SnapshotMetadata, transport),
+    transport,
     close: () => sessionManager.abort(),
   };
 }

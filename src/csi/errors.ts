@@ -1,4 +1,4 @@
-import { format } from "node:util";
+import { bounded, escapeCharacter, MAX_DETAIL_CHARS } from "../util/echo.js";
 
 /** gRPC status codes (the canonical codes CSI uses), numbered as on the wire. */
 export enum Code {
@@ -27,9 +27,103 @@ export function codeName(code: Code | undefined): string {
 }
 
 /**
+ * Status messages echo what a caller sent, and a caller can send megabytes.
+ * grpc-js sends the message percent-encoded in the grpc-message trailer, and a
+ * trailer larger than the peer's HTTP/2 header limit is never delivered: the
+ * call hangs and the connection with it. So every message is built here, with
+ * each echoed value escaped and cut to a short prefix, and the whole message
+ * capped in the bytes it takes on the wire.
+ */
+
+/** Most elements of a list echoed in one message. */
+export const MAX_ECHO_ITEMS = 8;
+/** Longest status message, in bytes as it travels in grpc-message (percent-encoded). */
+export const MAX_MESSAGE_BYTES = 1024;
+
+/** Bytes a piece of (escaped) text takes in grpc-message, which grpc-js sends through encodeURI. */
+function wireBytes(ch: string): number {
+  return /^[A-Za-z0-9;,/?:@&=+$\-_.!~*'()#]$/.test(ch) ? 1 : 3 * Buffer.byteLength(ch, "utf8");
+}
+
+function echoList(values: readonly unknown[], quoted: boolean): string {
+  const shown = values.slice(0, MAX_ECHO_ITEMS).map((v) => echoValue(v, quoted));
+  const more = values.length - shown.length;
+  return more > 0 ? `${shown.join(", ")} and ${more} more` : shown.join(", ");
+}
+
+function echoValue(value: unknown, quoted: boolean): string {
+  if (value instanceof MessagePart) return value.text;
+  if (Array.isArray(value)) return echoList(value, quoted);
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value);
+  if (value instanceof Error) return bounded(value.message, quoted, MAX_DETAIL_CHARS);
+  return bounded(String(value), quoted);
+}
+
+/**
+ * Part of a message, formatted by messagePart: `%s` inserts it as it is (its
+ * echoes are bounded already), so reasons can be built in one place and
+ * raised in another.
+ */
+export class MessagePart {
+  constructor(readonly text: string) {}
+
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** Format a part of a message (see formatMessage), to be inserted into another with `%s`. */
+export function messagePart(template: string, ...args: unknown[]): MessagePart {
+  return new MessagePart(formatMessage(template, ...args));
+}
+
+/**
+ * printf-style formatting for status messages. `%s` echoes a value (see echo
+ * in src/util/echo.ts), `%q` quotes it (see quote), `%d` prints a number, `%%`
+ * a percent sign. An array is echoed as a list of at most MAX_ECHO_ITEMS
+ * elements, each bounded; an Error as its message, up to MAX_DETAIL_CHARS; a
+ * MessagePart as it is. Only the template is trusted: every other argument is
+ * treated as input.
+ */
+export function formatMessage(template: string, ...args: unknown[]): string {
+  let next = 0;
+  const formatted = template.replace(/%[sqd%]/g, (spec) => {
+    if (spec === "%%") return "%";
+    if (next >= args.length) return spec;
+    const value = args[next++];
+    if (spec === "%d") return typeof value === "number" || typeof value === "bigint" ? String(value) : String(Number(value));
+    return echoValue(value, spec === "%q");
+  });
+  const rest = args.slice(next).map((v) => echoValue(v, false));
+  return rest.length > 0 ? `${formatted} ${rest.join(" ")}` : formatted;
+}
+
+/**
+ * The message as it may be sent: non-printable characters escaped and, past
+ * MAX_MESSAGE_BYTES on the wire, cut with a note of the original size. Escaped
+ * text is left as it is, so bounding twice changes nothing.
+ */
+export function boundedMessage(message: string): string {
+  const suffix = ` … (message cut from ${Buffer.byteLength(message, "utf8")} bytes)`;
+  const budget = MAX_MESSAGE_BYTES - [...suffix].reduce((n, ch) => n + wireBytes(ch), 0);
+  let out = "";
+  let bytes = 0;
+  let cutAt: number | undefined;
+  for (const ch of message) {
+    const escaped = escapeCharacter(ch, false);
+    const size = [...escaped].reduce((n, c) => n + wireBytes(c), 0);
+    if (cutAt === undefined && bytes + size > budget) cutAt = out.length;
+    out += escaped;
+    bytes += size;
+    if (bytes > MAX_MESSAGE_BYTES) break;
+  }
+  return bytes > MAX_MESSAGE_BYTES && cutAt !== undefined ? `${out.slice(0, cutAt)}${suffix}` : out;
+}
+
+/**
  * A gRPC status as CSI handlers raise it: a canonical code and a message that
- * tells the caller what to fix. Status details are never sent (the spec
- * requires them empty).
+ * tells the caller what to fix, bounded (see boundedMessage) whoever built it.
+ * Status details are never sent (the spec requires them empty).
  */
 export class CsiError extends Error {
   override readonly name = "CsiError";
@@ -38,19 +132,20 @@ export class CsiError extends Error {
   readonly rawMessage: string;
 
   constructor(code: Code, rawMessage: string, options?: { cause?: unknown }) {
-    super(`[${codeName(code)}] ${rawMessage}`, options);
+    const message = boundedMessage(rawMessage);
+    super(`[${codeName(code)}] ${message}`, options);
     this.code = code;
-    this.rawMessage = rawMessage;
+    this.rawMessage = message;
   }
 }
 
-type ErrorFactory = (message: string, ...args: unknown[]) => CsiError;
+type ErrorFactory = (template: string, ...args: unknown[]) => CsiError;
 
 function factory(code: Code): ErrorFactory {
-  return (message, ...args) => new CsiError(code, args.length > 0 ? format(message, ...args) : message);
+  return (template, ...args) => new CsiError(code, formatMessage(template, ...args));
 }
 
-// Handlers throw these, printf-style: `throw NotFound("volume %s does not exist", id)`.
+// Handlers throw these, printf-style: `throw NotFound("volume %s does not exist", id)`; see formatMessage.
 export const InvalidArgument = factory(Code.InvalidArgument);
 export const NotFound = factory(Code.NotFound);
 export const AlreadyExists = factory(Code.AlreadyExists);

@@ -7,12 +7,20 @@
  * every node.
  */
 
+import { HTTP2 } from "./transport-limits.js";
+
 export interface HeaderField {
   readonly name: string;
   readonly value: string;
 }
 
 export class HpackError extends Error {}
+
+/** A header block that is well formed but larger than the decoder accepts. */
+export class HpackLimitError extends HpackError {}
+
+/** RFC 7541's per-entry overhead, also used by HTTP/2 to size header lists. */
+const FIELD_OVERHEAD = 32;
 
 // RFC 7541 Appendix A.
 const STATIC_TABLE: readonly HeaderField[] = [
@@ -113,8 +121,14 @@ const huffman = (() => {
   return { count, symbols, firstCode, offset, maxLength };
 })();
 
-function huffmanDecode(bytes: Uint8Array): string {
-  let out = "";
+/**
+ * Decodes a Huffman-coded string of at most `maxLength` characters. The
+ * shortest code is 5 bits, so a string can decode to 8/5 of its bytes; the
+ * output is sized once and decoding stops as soon as it would pass the bound.
+ */
+function huffmanDecode(bytes: Uint8Array, maxLength: number): string {
+  const out = Buffer.allocUnsafe(Math.min(maxLength, Math.ceil((bytes.length * 8) / 5)));
+  let written = 0;
   let code = 0;
   let len = 0;
   for (const byte of bytes) {
@@ -125,7 +139,8 @@ function huffmanDecode(bytes: Uint8Array): string {
       if (index >= 0 && index < (huffman.count[len] ?? 0)) {
         const symbol = huffman.symbols[(huffman.offset[len] ?? 0) + index] ?? EOS;
         if (symbol === EOS) throw new HpackError("EOS symbol inside a Huffman-coded string");
-        out += String.fromCharCode(symbol);
+        if (written >= out.length) throw new HpackLimitError(`a header field decodes to more than ${maxLength} bytes`);
+        out[written++] = symbol;
         code = 0;
         len = 0;
       } else if (len > huffman.maxLength) {
@@ -135,7 +150,7 @@ function huffmanDecode(bytes: Uint8Array): string {
   }
   // Padding: fewer than 8 bits, all ones (a prefix of EOS).
   if (len > 7 || code !== (1 << len) - 1) throw new HpackError("invalid Huffman padding");
-  return out;
+  return out.toString("latin1", 0, written);
 }
 
 class Reader {
@@ -168,13 +183,21 @@ class Reader {
     return value;
   }
 
-  string(): string {
+  /**
+   * A string of at most `maxLength` characters once decoded. Its encoded length
+   * is checked before any decoding: a Huffman code is at most 30 bits a symbol.
+   */
+  string(maxLength: number): string {
     const first = this.byte();
     const length = this.integer(7, first);
     if (this.pos + length > this.bytes.length) throw new HpackError("string longer than the header block");
+    const huffmanCoded = (first & 0x80) !== 0;
+    if (length > (huffmanCoded ? Math.floor((maxLength * 30) / 8) : maxLength)) {
+      throw new HpackLimitError(`a header field is longer than the ${maxLength} bytes left in the header list`);
+    }
     const raw = this.bytes.subarray(this.pos, this.pos + length);
     this.pos += length;
-    return first & 0x80 ? huffmanDecode(raw) : Buffer.from(raw).toString("latin1");
+    return huffmanCoded ? huffmanDecode(raw, maxLength) : Buffer.from(raw).toString("latin1");
   }
 }
 
@@ -188,32 +211,44 @@ export class HpackDecoder {
     this.#maxSize = limit;
   }
 
-  decode(block: Uint8Array): HeaderField[] {
+  /**
+   * Decodes one header block. Stops with HpackLimitError as soon as the
+   * decoded list would pass `maxListSize`, before decoding the field that
+   * would pass it, so a hostile block costs at most that much work and memory.
+   */
+  decode(block: Uint8Array, maxListSize: number = HTTP2.maxHeaderListSize): HeaderField[] {
     const r = new Reader(block);
     const fields: HeaderField[] = [];
+    let listSize = 0;
+    const add = (field: HeaderField) => {
+      listSize += entrySize(field);
+      if (listSize > maxListSize) throw new HpackLimitError(`the header list is larger than ${maxListSize} bytes`);
+      fields.push(field);
+    };
+    const left = () => Math.max(0, maxListSize - listSize - FIELD_OVERHEAD);
     while (!r.done) {
       const first = r.byte();
       if (first & 0x80) {
-        fields.push(this.#lookup(r.integer(7, first)));
+        add(this.#lookup(r.integer(7, first)));
       } else if (first & 0x40) {
-        const field = this.#literal(r, r.integer(6, first));
+        const field = this.#literal(r, r.integer(6, first), left());
         this.#insert(field);
-        fields.push(field);
+        add(field);
       } else if (first & 0x20) {
         const size = r.integer(5, first);
         if (size > this.limit) throw new HpackError(`dynamic table size ${size} exceeds the limit ${this.limit}`);
         this.#maxSize = size;
         this.#evict();
       } else {
-        fields.push(this.#literal(r, r.integer(4, first)));
+        add(this.#literal(r, r.integer(4, first), left()));
       }
     }
     return fields;
   }
 
-  #literal(r: Reader, nameIndex: number): HeaderField {
-    const name = nameIndex === 0 ? r.string() : this.#lookup(nameIndex).name;
-    return { name, value: r.string() };
+  #literal(r: Reader, nameIndex: number, maxLength: number): HeaderField {
+    const name = nameIndex === 0 ? r.string(maxLength) : this.#lookup(nameIndex).name;
+    return { name, value: r.string(Math.max(0, maxLength - name.length)) };
   }
 
   #lookup(index: number): HeaderField {
@@ -239,7 +274,7 @@ export class HpackDecoder {
 }
 
 function entrySize(field: HeaderField): number {
-  return field.name.length + field.value.length + 32;
+  return field.name.length + field.value.length + FIELD_OVERHEAD;
 }
 
 function encodeInteger(out: number[], value: number, prefixBits: number, flags: number): void {

@@ -1,13 +1,15 @@
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { Logger } from "../log/logger.js";
-import { encodeHeaderBlock, HpackDecoder, type HeaderField } from "./hpack.js";
+import { encodeHeaderBlock, HpackDecoder, HpackLimitError, type HeaderField } from "./hpack.js";
+import { HTTP2, MAX_SNIFF_BYTES, SNIFF_TIMEOUT_MS } from "./transport-limits.js";
 
 /**
  * Older Go gRPC clients (kubelet before 1.26, sidecars built with older
  * csi-lib-utils) send the unix socket's path as `:authority`. The HTTP/2 layer
  * under Node (nghttp2) resets every such stream with PROTOCOL_ERROR, and has no
- * switch to allow it. So each unix-socket connection starts here:
+ * switch to allow it. So each connection starts here (a TCP client sends
+ * host:port and is handed over at once; reading its start still bounds it):
  *
  * 1. We send the server's connection preface (an empty SETTINGS frame) at once,
  *    because Go clients wait for it before they send a request, and read the
@@ -18,6 +20,11 @@ import { encodeHeaderBlock, HpackDecoder, type HeaderField } from "./hpack.js";
  *    no cost for the life of the connection.
  * 3. Otherwise the connection runs through a relay that rewrites each request's
  *    header block with `:authority: localhost`; everything else passes unchanged.
+ *
+ * Bytes read here have not reached nghttp2, so its limits are applied here
+ * first (frame size, CONTINUATION count, decoded header-list size, and a bound
+ * on what the first request may make us hold); a connection that passes one
+ * is closed, and a header block is never handed over half-read.
  */
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -30,8 +37,7 @@ const FLAG_END_STREAM = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
-/** SETTINGS_MAX_FRAME_SIZE default; the server never raises it. */
-const MAX_FRAME_PAYLOAD = 16_384;
+const MAX_FRAME_PAYLOAD = HTTP2.maxFramePayload;
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
 /** The characters nghttp2 accepts in :authority. */
 const ACCEPTED_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%[\]]*$/;
@@ -48,27 +54,44 @@ type Item =
   | { readonly kind: "raw"; readonly bytes: Buffer }
   | { readonly kind: "headers"; readonly frames: readonly Frame[]; readonly fields: HeaderField[] };
 
+/** A client byte stream that breaks HTTP/2 or passes one of nghttp2's limits: the connection is closed. */
+export class ClientStreamError extends Error {}
+
 /** Splits the client's byte stream into frames, decoding every request header block in order. */
 class ClientStream {
   readonly #decoder = new HpackDecoder();
   #pending: Buffer = Buffer.alloc(0);
   #prefaceSeen = false;
   #block: Frame[] | undefined;
+  #blockBytes = 0;
   ackDropped = false;
 
-  /** Feed bytes; returns what became complete. Throws on a malformed stream. */
+  /** Feed bytes; returns what became complete. Throws ClientStreamError on a malformed or oversized stream. */
   push(chunk: Buffer): Item[] {
+    try {
+      return this.#push(chunk);
+    } catch (err) {
+      if (err instanceof HpackLimitError) throw new ClientStreamError(`request headers too large: ${err.message}`);
+      throw err instanceof ClientStreamError ? err : new ClientStreamError((err as Error).message);
+    }
+  }
+
+  #push(chunk: Buffer): Item[] {
     this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const items: Item[] = [];
     if (!this.#prefaceSeen) {
       if (this.#pending.length < PREFACE.length) return items;
-      if (!this.#pending.subarray(0, PREFACE.length).equals(PREFACE)) throw new Error("not an HTTP/2 client connection preface");
+      if (!this.#pending.subarray(0, PREFACE.length).equals(PREFACE))
+        throw new ClientStreamError("not an HTTP/2 client connection preface");
       this.#prefaceSeen = true;
       items.push({ kind: "raw", bytes: PREFACE });
       this.#pending = this.#pending.subarray(PREFACE.length);
     }
     while (this.#pending.length >= FRAME_HEADER_LENGTH) {
       const length = this.#pending.readUIntBE(0, 3);
+      // Checked on the frame header, before any of the payload is held.
+      if (length > MAX_FRAME_PAYLOAD)
+        throw new ClientStreamError(`frame of ${length} bytes exceeds SETTINGS_MAX_FRAME_SIZE ${MAX_FRAME_PAYLOAD}`);
       if (this.#pending.length < FRAME_HEADER_LENGTH + length) break;
       const raw = this.#pending.subarray(0, FRAME_HEADER_LENGTH + length);
       this.#pending = this.#pending.subarray(raw.length);
@@ -80,10 +103,19 @@ class ClientStream {
         raw,
       };
       if (this.#block) {
-        if (frame.type !== CONTINUATION) throw new Error("header block interrupted by another frame");
+        if (frame.type !== CONTINUATION || frame.streamId !== this.#block[0]?.streamId) {
+          throw new ClientStreamError("header block interrupted by another frame");
+        }
+        if (this.#block.length > HTTP2.maxContinuations) {
+          throw new ClientStreamError(`header block continues past ${HTTP2.maxContinuations} CONTINUATION frames`);
+        }
         this.#block.push(frame);
+        this.#blockBytes += raw.length;
       } else if (frame.type === HEADERS) {
         this.#block = [frame];
+        this.#blockBytes = raw.length;
+      } else if (frame.type === CONTINUATION) {
+        throw new ClientStreamError("CONTINUATION frame outside a header block");
       } else if (frame.type === SETTINGS && frame.flags & FLAG_ACK && !this.ackDropped) {
         this.ackDropped = true; // acknowledges our preface, not the HTTP/2 session's settings
         continue;
@@ -94,15 +126,26 @@ class ClientStream {
       if (frame.flags & FLAG_END_HEADERS) {
         const frames = this.#block;
         this.#block = undefined;
-        items.push({ kind: "headers", frames, fields: this.#decoder.decode(blockOf(frames)) });
+        this.#blockBytes = 0;
+        items.push({ kind: "headers", frames, fields: this.#decoder.decode(blockOf(frames), HTTP2.maxHeaderListSize) });
       }
     }
     return items;
   }
 
-  /** Bytes received but not yet part of a complete frame. */
-  get remainder(): Buffer {
-    return this.#pending;
+  /** Whether a header block has begun and not ended. */
+  get inBlock(): boolean {
+    return this.#block !== undefined;
+  }
+
+  /** Bytes held that are not yet part of an item: a header block begun, and a frame begun. */
+  get heldBytes(): number {
+    return this.#blockBytes + this.#pending.length;
+  }
+
+  /** Those bytes as received, to hand them on with the connection. */
+  unconsumed(): Buffer {
+    return Buffer.concat([...(this.#block ?? []).map((f) => f.raw), this.#pending]);
   }
 }
 
@@ -174,7 +217,7 @@ export interface AuthorityRepairOptions {
   /** Receives the connection once it is known how to serve it. */
   readonly deliver: (stream: Socket | Duplex) => void;
   readonly log: Logger;
-  /** How long to wait for the first request before handing the connection over as is. */
+  /** How long to wait for the client to acknowledge the server's settings. */
   readonly sniffTimeoutMs?: number;
 }
 
@@ -183,6 +226,7 @@ export function acceptWithAuthorityRepair(socket: Socket, options: AuthorityRepa
   const { deliver, log } = options;
   const stream = new ClientStream();
   const seen: Item[] = [];
+  let seenBytes = 0;
   let firstAuthority: { value: string | undefined } | undefined;
   let settled = false;
 
@@ -192,18 +236,24 @@ export function acceptWithAuthorityRepair(socket: Socket, options: AuthorityRepa
     socket.off("error", onError);
     socket.off("close", onClose);
   };
+  const close = (reason: string) => {
+    log.debug({ reason }, "closing a connection before its first request");
+    settled = true;
+    cleanup();
+    socket.destroy();
+  };
   const handOver = () => {
     settled = true;
     cleanup();
     socket.pause();
-    socket.unshift(Buffer.concat([...seen.map(bytesOf), stream.remainder]));
+    socket.unshift(Buffer.concat([...seen.map(bytesOf), stream.unconsumed()]));
     deliver(socket);
   };
   const relay = () => {
     settled = true;
     cleanup();
     log.info(
-      { authority: firstAuthority?.value },
+      { authority: firstAuthority?.value?.slice(0, 256) },
       "client sends a socket path as :authority (older gRPC); relaying its requests with :authority localhost",
     );
     deliver(repairingRelay(socket, stream, seen, log));
@@ -218,32 +268,28 @@ export function acceptWithAuthorityRepair(socket: Socket, options: AuthorityRepa
     try {
       items = stream.push(chunk);
     } catch (err) {
-      // Not HTTP/2 as a gRPC client speaks it: nothing could serve it.
-      log.debug({ err: (err as Error).message }, "unreadable connection start; closing it");
-      settled = true;
-      cleanup();
-      socket.destroy();
+      // Not HTTP/2 as a gRPC client speaks it, or past nghttp2's limits: nothing could serve it.
+      close((err as Error).message);
       return;
     }
     for (const item of items) {
       seen.push(item);
+      seenBytes += item.kind === "raw" ? item.bytes.length : item.frames.reduce((n, f) => n + f.raw.length, 0);
       if (item.kind === "headers" && !firstAuthority) firstAuthority = { value: authorityOf(item.fields) };
     }
     decide();
+    if (!settled && seenBytes + stream.heldBytes > MAX_SNIFF_BYTES) {
+      close(`more than ${MAX_SNIFF_BYTES} bytes before the first request could be served`);
+    }
   };
   const onError = () => socket.destroy();
   const onClose = () => cleanup();
   const timer = setTimeout(() => {
     if (settled) return;
-    if (stream.ackDropped)
-      handOver(); // an idle client: serve it directly
-    else {
-      log.debug("client never acknowledged the server's HTTP/2 settings; closing the connection");
-      settled = true;
-      cleanup();
-      socket.destroy();
-    }
-  }, options.sniffTimeoutMs ?? 5_000);
+    if (!stream.ackDropped) close("client never acknowledged the server's HTTP/2 settings");
+    else if (stream.inBlock) close("header block still incomplete when the connection start timed out");
+    else handOver(); // an idle client: serve it directly
+  }, options.sniffTimeoutMs ?? SNIFF_TIMEOUT_MS);
   timer.unref();
 
   socket.on("data", onData);
@@ -277,7 +323,7 @@ function repairingRelay(socket: Socket, stream: ClientStream, seen: readonly Ite
       const out = Buffer.concat(stream.push(chunk).map(translate));
       if (out.length > 0 && !relay.push(out)) socket.pause();
     } catch (err) {
-      log.warn({ err: (err as Error).message }, "malformed HTTP/2 stream from a relayed client; closing it");
+      log.warn({ err: (err as Error).message }, "malformed or oversized HTTP/2 from a relayed client; closing the connection");
       socket.destroy();
     }
   });

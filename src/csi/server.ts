@@ -3,13 +3,32 @@ import type { Duplex } from "node:stream";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { create, fromBinary, toBinary, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
-import { Server as GrpcServer, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type ChannelOptions,
+  Server as GrpcServer,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
 import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
 import { InvalidArgument, Unavailable } from "./errors.js";
 import { formatEndpoint, type Endpoint } from "./endpoint.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import type { Router, ServiceHandlers } from "./service.js";
+import {
+  KEEPALIVE_TIME_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  MAX_CONCURRENT_STREAMS,
+  MAX_CONNECTIONS,
+  MAX_RECEIVE_MESSAGE_BYTES,
+  MAX_SEND_MESSAGE_BYTES,
+  MAX_SESSION_MEMORY_MIB,
+  MAX_STATUS_MESSAGE_BYTES,
+  UNFINISHED_REQUEST_TIMEOUT_MS,
+} from "./transport-limits.js";
+import { boundedStatusMessage } from "./status-size.js";
+import { unfinishedRequestTimeout } from "./unfinished-request.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
 
 export interface CsiServerOptions {
@@ -24,6 +43,26 @@ export interface CsiServerOptions {
   observer?: CallObserver;
   /** Methods whose successful calls are logged at debug level (health checks). */
   quietMethods?: ReadonlySet<string>;
+  /**
+   * Close a connection that has had no call for this long. Off by default:
+   * the kubernetes-csi sidecars exit when their connection is closed.
+   */
+  idleTimeoutMs?: number;
+  /** How long a request may take to arrive whole (default UNFINISHED_REQUEST_TIMEOUT_MS). */
+  unfinishedRequestTimeoutMs?: number;
+}
+
+/** The grpc-js options that make the transport's limits explicit (see transport-limits.ts for each number). */
+function grpcOptions(options: CsiServerOptions): ChannelOptions {
+  return {
+    "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_SEND_MESSAGE_BYTES,
+    "grpc.max_concurrent_streams": MAX_CONCURRENT_STREAMS,
+    "grpc-node.max_session_memory": MAX_SESSION_MEMORY_MIB,
+    "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+    ...(options.idleTimeoutMs === undefined ? {} : { "grpc.max_connection_idle_ms": options.idleTimeoutMs }),
+  };
 }
 
 function bytes(data: Uint8Array): Buffer {
@@ -99,7 +138,13 @@ export class CsiServer {
     this.#options = options;
     this.#endpoint = options.endpoint;
     const { log } = options;
-    this.#grpc = new GrpcServer();
+    this.#grpc = new GrpcServer({
+      ...grpcOptions(options),
+      interceptors: [
+        boundedStatusMessage(MAX_STATUS_MESSAGE_BYTES),
+        unfinishedRequestTimeout(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS),
+      ],
+    });
     const middleware = { log, observer: options.observer, quietMethods: options.quietMethods };
     const router: Router = {
       service: <S extends DescService>(service: S, handlers: ServiceHandlers<S>) => {
@@ -119,7 +164,8 @@ export class CsiServer {
     options.routes(router);
     const injector = this.#grpc.createConnectionInjector(ServerCredentials.createInsecure());
 
-    const unix = options.endpoint.kind === "unix";
+    // Every connection's start is read before grpc-js sees it (legacy-authority.ts),
+    // which bounds what a connection can cost before it is an HTTP/2 client.
     this.#listener = createNetServer((socket) => {
       this.#connections.add(socket);
       socket.once("close", () => this.#connections.delete(socket));
@@ -127,8 +173,13 @@ export class CsiServer {
         this.#delivered.add(socket);
         injector.injectConnection(stream);
       };
-      if (unix) acceptWithAuthorityRepair(socket, { deliver, log });
-      else deliver(socket);
+      acceptWithAuthorityRepair(socket, { deliver, log });
+    });
+    this.#listener.maxConnections = MAX_CONNECTIONS;
+    let dropsLogged = 0;
+    this.#listener.on("drop", () => {
+      if (dropsLogged++ % 100 === 0)
+        log.warn({ maxConnections: MAX_CONNECTIONS, dropped: dropsLogged }, "too many connections; closing new ones");
     });
   }
 

@@ -1,6 +1,6 @@
 import type { CapacityRange } from "../gen/csi/v1/csi_pb.js";
 import type { SizeRules } from "../backend/backend.js";
-import { InvalidArgument, OutOfRange } from "../csi/errors.js";
+import { InvalidArgument, messagePart, OutOfRange, type MessagePart } from "../csi/errors.js";
 
 /** A capacity_range in bytes; 0 means the bound was not given. */
 export interface RequestedRange {
@@ -53,7 +53,7 @@ export function roundDown(bytes: number, unit: number): number {
  * Pick a size within [lower, upper] that is a multiple of the unit, as close
  * to `target` as possible (rounding up), or fail with OUT_OF_RANGE.
  */
-function fit(target: number, lower: number, upper: number, unit: number, describe: () => string): number {
+function fit(target: number, lower: number, upper: number, unit: number, describe: () => MessagePart): number {
   let size = roundUp(Math.max(target, lower), unit);
   if (size > upper) size = roundDown(upper, unit);
   if (size < lower || size <= 0) throw OutOfRange("%s", describe());
@@ -95,13 +95,13 @@ export function sizeForNewVolume(range: RequestedRange | undefined, rules: SizeR
   if (required === 0 && limit > 0 && target > limit) target = limit;
   const lower = Math.max(required, rules.minBytes, source);
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  return fit(
-    target,
-    lower,
-    upper,
-    rules.unitBytes,
-    () =>
-      `no size between ${formatBytes(lower)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
+  return fit(target, lower, upper, rules.unitBytes, () =>
+    messagePart(
+      "no size between %s and %s is a multiple of the allocation unit %s; widen capacity_range",
+      formatBytes(lower),
+      formatBytes(upper),
+      formatBytes(rules.unitBytes),
+    ),
   );
 }
 
@@ -139,13 +139,13 @@ export function sizeForExpansion(range: RequestedRange | undefined, rules: SizeR
     );
   }
   const upper = limit > 0 ? Math.min(limit, rules.maxBytes) : rules.maxBytes;
-  const sizeBytes = fit(
-    target,
-    target,
-    upper,
-    rules.unitBytes,
-    () =>
-      `no size between ${formatBytes(target)} and ${formatBytes(upper)} is a multiple of the allocation unit ${formatBytes(rules.unitBytes)}; widen capacity_range`,
+  const sizeBytes = fit(target, target, upper, rules.unitBytes, () =>
+    messagePart(
+      "no size between %s and %s is a multiple of the allocation unit %s; widen capacity_range",
+      formatBytes(target),
+      formatBytes(upper),
+      formatBytes(rules.unitBytes),
+    ),
   );
   return { sizeBytes, grows: true };
 }

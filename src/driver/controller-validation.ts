@@ -1,6 +1,6 @@
 import type { Topology as CsiTopology, TopologyRequirement, VolumeContentSource } from "../gen/csi/v1/csi_pb.js";
 import type { ContentSource, StringMap, Topology } from "../backend/backend.js";
-import { InvalidArgument } from "../csi/errors.js";
+import { InvalidArgument, messagePart, type MessagePart } from "../csi/errors.js";
 
 /**
  * Field checks every controller RPC makes before it looks anything up, with
@@ -8,22 +8,31 @@ import { InvalidArgument } from "../csi/errors.js";
  * failure is INVALID_ARGUMENT with a message that says what to fix.
  */
 
-const MAX_STRING_BYTES = 128;
+/** CSI's limit for a string field that does not set its own. */
+export const MAX_STRING_BYTES = 128;
+/** node_id overrides the general limit (NodeGetInfoResponse: at most 256 bytes). */
+export const MAX_NODE_ID_BYTES = 256;
 const MAX_MAP_BYTES = 4096;
 /** Control characters other than the usual whitespace (CSI, CreateVolumeRequest.name). */
 const BANNED_NAME_CHARACTERS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/u;
 
-export function checkStringSize(value: string, field: string): void {
+/** What is wrong with the size of a string field, or undefined when it is within `limit` bytes. */
+export function stringSizeProblem(value: string, field: string, limit = MAX_STRING_BYTES): MessagePart | undefined {
   const bytes = Buffer.byteLength(value, "utf8");
-  if (bytes > MAX_STRING_BYTES)
-    throw InvalidArgument("%s is %d bytes long; CSI limits strings to %d bytes", field, bytes, MAX_STRING_BYTES);
+  return bytes > limit ? messagePart("%s is %d bytes long; CSI limits it to %d bytes", field, bytes, limit) : undefined;
+}
+
+/** A string field within CSI's size limit (128 bytes unless the field sets another). */
+export function checkStringSize(value: string, field: string, limit = MAX_STRING_BYTES): string {
+  const problem = stringSizeProblem(value, field, limit);
+  if (problem !== undefined) throw InvalidArgument("%s", problem);
+  return value;
 }
 
 /** A REQUIRED string field; `hint` tells the caller what to put there. */
-export function requireString(value: string, field: string, hint: string): string {
+export function requireString(value: string, field: string, hint: string, limit = MAX_STRING_BYTES): string {
   if (value === "") throw InvalidArgument("%s is required: %s", field, hint);
-  checkStringSize(value, field);
-  return value;
+  return checkStringSize(value, field, limit);
 }
 
 /** A CO-chosen name (volume or snapshot): required, at most 128 bytes, no banned control characters. */

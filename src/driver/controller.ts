@@ -5,7 +5,16 @@ import type { Controller, ListVolumesResponse_VolumeStatusSchema } from "../gen/
 import type { ContentSource, ControllerBackend, Volume } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
-import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unimplemented } from "../csi/errors.js";
+import {
+  AlreadyExists,
+  FailedPrecondition,
+  formatMessage,
+  InvalidArgument,
+  messagePart,
+  NotFound,
+  Unimplemented,
+  type MessagePart,
+} from "../csi/errors.js";
 import { InFlight } from "../csi/inflight.js";
 import { formatBytes, parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
 import { controllerCapabilities, controllerOffer } from "./controller-capabilities.js";
@@ -15,6 +24,7 @@ import {
   checkMaxEntries,
   checkStringSize,
   contentSourceOf,
+  MAX_NODE_ID_BYTES,
   requireName,
   requireString,
   sameMap,
@@ -40,8 +50,8 @@ const snapshotKey = (id: string) => `snapshot:${id}`;
 const snapshotNameKey = (name: string) => `snapshot-name:${name}`;
 const sourceKey = (source: ContentSource) => (source.kind === "snapshot" ? snapshotKey(source.id) : volumeKey(source.id));
 
-function describeSource(source: ContentSource | undefined): string {
-  return source === undefined ? "no content source" : `${source.kind} ${source.id}`;
+function describeSource(source: ContentSource | undefined): MessagePart {
+  return source === undefined ? messagePart("no content source") : messagePart("%s %s", source.kind, source.id);
 }
 
 interface CreateWish {
@@ -53,26 +63,38 @@ interface CreateWish {
 }
 
 /** Why an existing volume of the same name does not satisfy a repeated CreateVolume, or undefined when it does. */
-function incompatibility(existing: Volume, wish: CreateWish): string | undefined {
+function incompatibility(existing: Volume, wish: CreateWish): MessagePart | undefined {
   const { range } = wish;
   if (range && existing.capacityBytes < range.requiredBytes) {
-    return `it is ${formatBytes(existing.capacityBytes)}, less than capacity_range.required_bytes ${formatBytes(range.requiredBytes)}`;
+    return messagePart(
+      "it is %s, less than capacity_range.required_bytes %s",
+      formatBytes(existing.capacityBytes),
+      formatBytes(range.requiredBytes),
+    );
   }
   if (range && range.limitBytes > 0 && existing.capacityBytes > range.limitBytes) {
-    return `it is ${formatBytes(existing.capacityBytes)}, more than capacity_range.limit_bytes ${formatBytes(range.limitBytes)}`;
+    return messagePart(
+      "it is %s, more than capacity_range.limit_bytes %s",
+      formatBytes(existing.capacityBytes),
+      formatBytes(range.limitBytes),
+    );
   }
   if (existing.parameters !== undefined && !sameMap(existing.parameters, wish.parameters)) {
-    return "it was created with different parameters";
+    return messagePart("it was created with different parameters");
   }
   // A backend that may not know a volume's source cannot be held to it.
   const sourceKnown = existing.source !== undefined || wish.reportsContentSource;
   if (sourceKnown && (wish.source?.kind !== existing.source?.kind || wish.source?.id !== existing.source?.id)) {
-    return `it was created from ${describeSource(existing.source)}, and this request asks for ${describeSource(wish.source)}`;
+    return messagePart(
+      "it was created from %s, and this request asks for %s",
+      describeSource(existing.source),
+      describeSource(wish.source),
+    );
   }
   const { requisite } = wish.topology;
   if (requisite.length > 0 && existing.accessibleTopology.length > 0) {
     const reachable = existing.accessibleTopology.some((own) => requisite.some((wanted) => topologyCovers(wanted, own)));
-    if (!reachable) return "it is not accessible from any of the requisite topologies";
+    if (!reachable) return messagePart("it is not accessible from any of the requisite topologies");
   }
   return undefined;
 }
@@ -186,7 +208,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
 
     async controllerPublishVolume(req, ctx) {
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
-      const nodeId = requireString(req.nodeId, "node_id", "give the node_id that NodeGetInfo reported");
+      const nodeId = requireString(req.nodeId, "node_id", "give the node_id that NodeGetInfo reported", MAX_NODE_ID_BYTES);
       const capability = requireCapability(req.volumeCapability, policy, "volume_capability");
       checkMap(req.secrets, "secrets");
       const volumeContext = checkMap(req.volumeContext, "volume_context");
@@ -205,7 +227,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
 
     async controllerUnpublishVolume(req, ctx) {
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
-      checkStringSize(req.nodeId, "node_id");
+      checkStringSize(req.nodeId, "node_id", MAX_NODE_ID_BYTES);
       checkMap(req.secrets, "secrets");
       await inflight.run([volumeKey(volumeId)], "ControllerUnpublishVolume", () =>
         backend.unpublishVolume(volumeId, req.nodeId, ctx.signal),
@@ -234,7 +256,12 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         ([key, value]) => key in req.volumeContext && req.volumeContext[key] !== value,
       );
       if (contradicted.length > 0) {
-        return { message: `volume_context contradicts the volume's own context for ${contradicted.map(([k]) => k).join(", ")}` };
+        return {
+          message: formatMessage(
+            "volume_context contradicts the volume's own context for %q",
+            contradicted.map(([k]) => k),
+          ),
+        };
       }
       if (Object.keys(req.mutableParameters).length > 0) {
         return { message: "mutable_parameters are not supported: this driver cannot modify volumes" };
@@ -261,7 +288,8 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
 
     async listVolumes(req, ctx) {
       const maxEntries = checkMaxEntries(req.maxEntries);
-      const page = await backend.listVolumes(maxEntries, req.startingToken, ctx.signal);
+      const startingToken = checkStringSize(req.startingToken, "starting_token");
+      const page = await backend.listVolumes(maxEntries, startingToken, ctx.signal);
       return {
         entries: page.items.map((volume) => ({ volume: volumeMessage(volume), status: volumeStatus(volume) })),
         nextToken: page.nextToken,
@@ -292,8 +320,8 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         // The backend may explain what is wrong with a key more precisely; either way nothing is modified.
         backend.validateParameters({}, req.mutableParameters);
         throw InvalidArgument(
-          "unsupported mutable parameters %s: this driver cannot modify volumes (it has no MODIFY_VOLUME capability); nothing was changed",
-          keys.map((k) => JSON.stringify(k)).join(", "),
+          "unsupported mutable parameters %q: this driver cannot modify volumes (it has no MODIFY_VOLUME capability); nothing was changed",
+          keys,
         );
       });
     },
@@ -352,6 +380,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
     async listSnapshots(req, ctx) {
       if (!offer.snapshots) throw Unimplemented("snapshots are not supported by this backend");
       const maxEntries = checkMaxEntries(req.maxEntries);
+      const startingToken = checkStringSize(req.startingToken, "starting_token");
       checkStringSize(req.snapshotId, "snapshot_id");
       checkStringSize(req.sourceVolumeId, "source_volume_id");
       checkMap(req.secrets, "secrets");
@@ -359,7 +388,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         ...(req.snapshotId !== "" ? { snapshotId: req.snapshotId } : {}),
         ...(req.sourceVolumeId !== "" ? { sourceVolumeId: req.sourceVolumeId } : {}),
       };
-      const page = await backend.listSnapshots(filter, maxEntries, req.startingToken, ctx.signal);
+      const page = await backend.listSnapshots(filter, maxEntries, startingToken, ctx.signal);
       return { entries: page.items.map((s) => ({ snapshot: snapshotMessage(s) })), nextToken: page.nextToken };
     },
 

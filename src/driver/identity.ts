@@ -43,6 +43,7 @@ export function identityService(options: IdentityOptions): ServiceHandlers<typeo
   return {
     getPluginInfo: () => ({ name: options.name, vendorVersion: options.version }),
     getPluginCapabilities: () => ({ capabilities }),
+    // Liveness: whether this process works (its own checks), never whether a remote API answers.
     probe: async (_req, ctx) => ({ ready: await options.readiness.ready(ctx.signal) }),
   };
 }

@@ -17,7 +17,7 @@ import {
   type MountEntry,
   type MountedFilesystem,
 } from "../mounter/index.js";
-import { checkedPath, expandRules, parseCapability, requiredBytes, requireVolumeId } from "./node-request.js";
+import { checkNodeMaps, checkPathSize, checkedPath, expandRules, parseCapability, requiredBytes, requireVolumeId } from "./node-request.js";
 import { filesystemNeedsGrowth, inspectVolumePath, requireFilesystemTools, requireVolumeDevice, type NodeEnv } from "./node-volume.js";
 
 type ExpandResponse = MessageInitShape<typeof NodeExpandVolumeResponseSchema>;
@@ -30,6 +30,8 @@ type ExpandResponse = MessageInitShape<typeof NodeExpandVolumeResponseSchema>;
 export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, signal: AbortSignal, log: Logger): Promise<ExpandResponse> {
   const volumeId = requireVolumeId(req.volumeId);
   if (req.volumePath === "") throw InvalidArgument("volume_path is required");
+  checkPathSize(req.volumePath, "volume_path");
+  checkNodeMaps({ secrets: req.secrets });
   const required = requiredBytes(req.capacityRange);
   const capability = req.volumeCapability ? parseCapability(req.volumeCapability, expandRules(env.singleNodeMultiWriter)) : undefined;
   const stagingPath =

@@ -21,8 +21,24 @@ import {
   type MountEntry,
   type MountPointState,
 } from "../mounter/index.js";
-import { checkedPath, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
-import { requirePropagation, stagedAt, volumeDeviceNumbers, type NodeEnv, type Staged } from "./node-volume.js";
+import {
+  checkNodeMaps,
+  checkedPath,
+  parseCapability,
+  requirePath,
+  requireVolumeId,
+  stageRules,
+  type NodeCapability,
+} from "./node-request.js";
+import {
+  foreignMountAt,
+  notThisVolume,
+  requirePropagation,
+  stagedAt,
+  volumeDeviceNumbers,
+  type NodeEnv,
+  type Staged,
+} from "./node-volume.js";
 
 interface Publication {
   readonly volumeId: string;
@@ -36,6 +52,7 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
   const volumeId = requireVolumeId(req.volumeId);
   const requestedTarget = requirePath(req.targetPath, "target_path");
   const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
+  checkNodeMaps({ publish_context: req.publishContext, volume_context: req.volumeContext, secrets: req.secrets });
   if (req.stagingTargetPath === "") {
     throw FailedPrecondition(
       "staging_target_path is required: this plugin stages volumes (STAGE_UNSTAGE_VOLUME), so NodeStageVolume must succeed first",
@@ -59,6 +76,8 @@ export async function publishVolume(env: NodeEnv, req: NodePublishVolumeRequest,
 
     let target = await inspectMountPoint(pub.targetPath, entries);
     if (target.kind === "corrupt") {
+      const foreign = await foreignMountAt(pub.targetPath, target, entries, await volumeDeviceNumbers(env, volumeId, signal));
+      if (foreign !== undefined) throw notThisVolume("target_path", pub.targetPath, foreign, volumeId);
       log.warn(
         { volumeId, targetPath: pub.targetPath, error: target.message },
         "target path holds a broken mount; removing it before publishing",
@@ -193,14 +212,27 @@ async function createTarget(pub: Publication, target: MountPointState): Promise<
   return true;
 }
 
+/**
+ * Undo NodePublishVolume at target_path: a path that holds nothing is done
+ * (idempotency, including a volume deleted since), and a path that is not
+ * mounted is removed if empty. A mount is only removed when it is the
+ * volume's (foreignMountAt): a volume_id that is wrong or made up, or a
+ * target_path that holds another mount, must not unmount what someone else
+ * uses (FAILED_PRECONDITION, see notThisVolume).
+ */
 export async function unpublishVolume(env: NodeEnv, req: NodeUnpublishVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
   const volumeId = requireVolumeId(req.volumeId);
   const requestedTarget = requirePath(req.targetPath, "target_path");
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedTarget}`], "NodeUnpublishVolume", async () => {
     const targetPath = await canonicalPath(requestedTarget);
-    const target = await inspectMountPoint(targetPath);
+    const entries = await readMountInfo();
+    const target = await inspectMountPoint(targetPath, entries);
     if (target.kind === "missing") return;
     if (target.kind === "filesystem" || target.kind === "block" || (target.kind === "corrupt" && target.mounted)) {
+      const foreign = await foreignMountAt(targetPath, target, entries, await volumeDeviceNumbers(env, volumeId, signal));
+      if (foreign !== undefined) {
+        throw notThisVolume("target_path", targetPath, foreign, volumeId);
+      }
       const { lazy } = await unmountAll(targetPath, { signal });
       if (lazy) log.warn({ volumeId, targetPath }, "target mount was busy or broken and was detached lazily");
     } else if (target.kind === "corrupt") {

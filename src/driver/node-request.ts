@@ -3,12 +3,17 @@ import { FailedPrecondition, InvalidArgument, type CsiError } from "../csi/error
 import { VolumeCapability_AccessMode_Mode as Mode, type CapacityRange, type VolumeCapability } from "../gen/csi/v1/csi_pb.js";
 import { MountFlagError, validateMountFlags } from "../mounter/mount-options.js";
 import type { StringMap } from "../backend/backend.js";
+import { checkMap, checkStringSize } from "./controller-validation.js";
 
 /** Volume-context keys of the Go driver that forbid formatting (reuse of an existing volume). */
 export const NO_FORMAT_KEYS = ["dobs.csi.digitalocean.com/noformat", "com.digitalocean.csi.dobs/noformat"] as const;
 
 /** Longest path accepted; Linux's PATH_MAX. */
 const MAX_PATH_BYTES = 4096;
+/** Longest path component accepted; Linux's NAME_MAX (every local filesystem it mounts volumes on allows this much). */
+const MAX_NAME_BYTES = 255;
+/** Total size of mount_flags (CSI: 4 KiB). */
+const MAX_MOUNT_FLAGS_BYTES = 4096;
 
 /** A volume capability as the node service uses it. */
 export interface NodeCapability {
@@ -29,9 +34,19 @@ export interface CapabilityRules {
   readonly unsupported: (message: string, ...args: unknown[]) => CsiError;
 }
 
+/** volume_id: REQUIRED, at most CSI's 128 bytes. */
 export function requireVolumeId(volumeId: string): string {
   if (volumeId === "") throw InvalidArgument("volume_id is required");
+  checkStringSize(volumeId, "volume_id");
   return volumeId;
+}
+
+/**
+ * The maps a node request carries, within CSI's 4 KiB each. Only their sizes
+ * are reported: secrets (and contexts, which may hold credentials) are never echoed.
+ */
+export function checkNodeMaps(maps: { readonly [field: string]: StringMap }): void {
+  for (const [field, map] of Object.entries(maps)) checkMap(map, field);
 }
 
 /** A required absolute path, normalised (no trailing slash, no "." or ".." components). */
@@ -40,12 +55,41 @@ export function requirePath(value: string, field: string): string {
   return checkedPath(value, field);
 }
 
+/** INVALID_ARGUMENT for a path over PATH_MAX bytes or with a component over NAME_MAX bytes. */
+export function checkPathSize(value: string, field: string): void {
+  const bytes = Buffer.byteLength(value);
+  if (bytes > MAX_PATH_BYTES) throw InvalidArgument("%s is %d bytes long; paths are limited to %d bytes", field, bytes, MAX_PATH_BYTES);
+  const longest = Math.max(...value.split("/").map((component) => Buffer.byteLength(component)));
+  if (longest > MAX_NAME_BYTES)
+    throw InvalidArgument("%s has a component of %d bytes; each name in a path is limited to %d bytes", field, longest, MAX_NAME_BYTES);
+}
+
+/**
+ * An absolute path within the OS limits (PATH_MAX bytes, NAME_MAX bytes per
+ * component), normalised. Checked before the path is looked at: the kernel
+ * would answer ENAMETOOLONG, which is the caller's mistake, not the plugin's.
+ */
 export function checkedPath(value: string, field: string): string {
+  checkPathSize(value, field);
   if (!isAbsolute(value)) throw InvalidArgument("%s must be an absolute path, got %s", field, JSON.stringify(value));
   if (value.includes("\0")) throw InvalidArgument("%s must not contain NUL characters", field);
-  if (Buffer.byteLength(value) > MAX_PATH_BYTES) throw InvalidArgument("%s is longer than %d bytes", field, MAX_PATH_BYTES);
   const path = normalize(value);
   return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+/**
+ * The kernel's ENAMETOOLONG for a path of the request, as INVALID_ARGUMENT.
+ * checkedPath already refuses names over NAME_MAX; this covers a filesystem
+ * whose own limit is lower. The path itself is not echoed.
+ */
+export async function answeringLongNames<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof Error && "code" in err && err.code === "ENAMETOOLONG")
+      throw InvalidArgument("a path of the request has a name longer than its filesystem allows (ENAMETOOLONG); use shorter names");
+    throw err;
+  }
 }
 
 const READER_ONLY = new Set([Mode.SINGLE_NODE_READER_ONLY, Mode.MULTI_NODE_READER_ONLY]);
@@ -68,6 +112,11 @@ export function parseCapability(capability: VolumeCapability | undefined, rules:
       return { accessType: "block", fsType: "", mountFlags: [], accessMode: mode, readerOnly };
     case "mount": {
       const mount = capability.accessType.value;
+      checkStringSize(mount.fsType, "volume_capability.mount.fs_type");
+      const flagBytes = mount.mountFlags.reduce((n, flag) => n + Buffer.byteLength(flag), 0);
+      if (flagBytes > MAX_MOUNT_FLAGS_BYTES)
+        throw InvalidArgument("volume_capability.mount.mount_flags total %d bytes; the limit is %d", flagBytes, MAX_MOUNT_FLAGS_BYTES);
+      checkStringSize(mount.volumeMountGroup, "volume_capability.mount.volume_mount_group");
       if (mount.volumeMountGroup !== "")
         throw InvalidArgument("volume_capability.mount.volume_mount_group is not supported by this plugin");
       const fsType = mount.fsType.trim().toLowerCase();

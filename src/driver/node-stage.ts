@@ -1,5 +1,6 @@
 import { clearFormatting, formatWasInterrupted, markFormatting } from "./node-format-marker.js";
 import { mkdir, realpath, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Logger } from "../log/logger.js";
 import { AlreadyExists, FailedPrecondition, Internal, InvalidArgument } from "../csi/errors.js";
 import type { NodeStageVolumeRequest, NodeUnstageVolumeRequest } from "../gen/csi/v1/csi_pb.js";
@@ -31,10 +32,20 @@ import {
   type MountEntry,
   type MountedFilesystem,
 } from "../mounter/index.js";
-import { formattingForbidden, parseCapability, requirePath, requireVolumeId, stageRules, type NodeCapability } from "./node-request.js";
+import {
+  checkNodeMaps,
+  formattingForbidden,
+  parseCapability,
+  requirePath,
+  requireVolumeId,
+  stageRules,
+  type NodeCapability,
+} from "./node-request.js";
 import {
   blockStagingFile,
   filesystemNeedsGrowth,
+  foreignMountAt,
+  notThisVolume,
   requireFilesystemTools,
   requirePropagation,
   volumeDeviceNumbers,
@@ -62,18 +73,21 @@ export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, sig
   const volumeId = requireVolumeId(req.volumeId);
   const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
   const capability = parseCapability(req.volumeCapability, stageRules(env.singleNodeMultiWriter));
+  checkNodeMaps({ publish_context: req.publishContext, volume_context: req.volumeContext, secrets: req.secrets });
   const noFormatKey = formattingForbidden(req.volumeContext);
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeStageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);
     requirePropagation(env, stagingPath, await readMountInfo());
-    await prepareStagingDirectory(stagingPath);
-    const stage: StageRequest = { volumeId, stagingPath, capability, noFormatKey, request: req };
-    if (await alreadyStaged(env, stage, signal, log)) return;
-
+    await checkStagingPath(stagingPath);
+    // The volume's device is found (the local backend attaches it) before anything at the path is created or
+    // changed: a volume that does not exist is NOT_FOUND and leaves the path as it was.
     const attached = await env.backend.attachDevice(volumeId, req.publishContext, req.volumeContext, signal);
     let device: StageDevice | undefined;
     try {
       device = await resolveDevice(volumeId, attached);
+      await createStagingDirectory(stagingPath);
+      const stage: StageRequest = { volumeId, stagingPath, capability, noFormatKey, request: req };
+      if (await alreadyStaged(env, stage, device, signal, log)) return;
       if (capability.accessType === "block") await stageBlock(stage, device, signal);
       else await stageFilesystem(stage, device, signal, log);
     } catch (err) {
@@ -83,18 +97,25 @@ export async function stageVolume(env: NodeEnv, req: NodeStageVolumeRequest, sig
   });
 }
 
-/** The staging directory exists (created when missing, as a CO may leave that to the plugin) and is a directory. */
-async function prepareStagingDirectory(path: string): Promise<void> {
+/** Before the volume is looked up, and without changing anything: the staging path is a directory, or missing in a directory. */
+async function checkStagingPath(path: string): Promise<void> {
   const st = await inspectPath(path);
   if (st.kind === "directory" || st.kind === "corrupt") return;
   if (st.kind !== "missing") throw InvalidArgument("staging_target_path %s exists and is not a directory", path);
+  if ((await inspectPath(dirname(path))).kind !== "directory")
+    throw InvalidArgument("staging_target_path %s does not exist and neither does its parent directory", path);
+}
+
+/** The staging directory is created when missing, as a CO may leave that to the plugin. */
+async function createStagingDirectory(path: string): Promise<void> {
   try {
     await mkdir(path, { mode: 0o750 });
   } catch (err) {
+    if (err instanceof Error && "code" in err && err.code === "EEXIST") return;
     if (err instanceof Error && "code" in err && err.code === "ENOENT") {
       throw InvalidArgument("staging_target_path %s does not exist and neither does its parent directory", path);
     }
-    if (!(err instanceof Error && "code" in err && err.code === "EEXIST")) throw err;
+    throw err;
   }
 }
 
@@ -118,7 +139,7 @@ async function resolveDevice(volumeId: string, attached: string): Promise<StageD
  * else staged there -> ALREADY_EXISTS; nothing -> false. A broken mount is
  * cleared so staging can start over.
  */
-async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSignal, log: Logger): Promise<boolean> {
+async function alreadyStaged(env: NodeEnv, stage: StageRequest, device: StageDevice, signal: AbortSignal, log: Logger): Promise<boolean> {
   const { volumeId, stagingPath, capability } = stage;
   let entries = await readMountInfo();
   let current = await inspectMountPoint(stagingPath, entries);
@@ -133,7 +154,7 @@ async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSig
   if (current.kind === "block")
     throw AlreadyExists("staging_target_path %s has a device node bound onto it, not a staged volume", stagingPath);
   if (current.kind === "filesystem") {
-    if (!(await isVolumeDevice(env, stage, current.device, signal))) {
+    if (!(await isVolumeDevice(env, stage, device, current.device, signal))) {
       throw AlreadyExists(
         "staging_target_path %s already has another device (%s, %s) mounted",
         stagingPath,
@@ -156,7 +177,7 @@ async function alreadyStaged(env: NodeEnv, stage: StageRequest, signal: AbortSig
     return false;
   }
   if (blockFile.kind === "block") {
-    if (!(await isVolumeDevice(env, stage, blockFile.device, signal)))
+    if (!(await isVolumeDevice(env, stage, device, blockFile.device, signal)))
       throw AlreadyExists("%s already has another device (%s) bound onto it", file, blockFile.device);
     if (capability.accessType === "mount")
       throw AlreadyExists("volume %s is staged at %s for block access, not as a filesystem", volumeId, stagingPath);
@@ -193,12 +214,16 @@ function checkCompatibleMount(stage: StageRequest, current: MountedFilesystem): 
     throw AlreadyExists("volume %s is staged at %s without the requested mount flags %s", volumeId, stagingPath, missing.join(","));
 }
 
-/** Whether a mounted device number is the volume's: asked of the backend when it can tell, else by attaching (idempotent). */
-async function isVolumeDevice(env: NodeEnv, stage: StageRequest, device: DeviceNumber, signal: AbortSignal): Promise<boolean> {
-  const numbers = await volumeDeviceNumbers(env, stage.volumeId, signal);
-  if (numbers !== undefined) return numbers.has(device);
-  const attached = await env.backend.attachDevice(stage.volumeId, stage.request.publishContext, stage.request.volumeContext, signal);
-  return (await blockDeviceNumber(attached).catch(() => undefined)) === device;
+/** Whether a mounted device number is the volume's: the device found for this request, or another one the backend lists for the volume. */
+async function isVolumeDevice(
+  env: NodeEnv,
+  stage: StageRequest,
+  found: StageDevice,
+  device: DeviceNumber,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (device === found.number) return true;
+  return (await volumeDeviceNumbers(env, stage.volumeId, signal))?.has(device) ?? false;
 }
 
 /** Block access: no filesystem; the device is bind-mounted onto a file in the staging directory, which records what is staged. */
@@ -265,7 +290,7 @@ async function stageFilesystem(stage: StageRequest, device: StageDevice, signal:
       await requireFilesystemTools(fsType);
       log.info({ volumeId, device: device.path, fsType }, "formatting blank volume");
       await markFormatting(stagingPath, volumeId);
-      await makeFilesystem(device.path, fsType, { overwriteInterrupted: resumeFormat });
+      await makeFilesystem(device.path, fsType, { overwriteInterrupted: resumeFormat, progress: { log, fields: { volumeId } } });
       await clearFormatting(stagingPath);
       formatted = true;
       break;
@@ -346,15 +371,24 @@ async function undoAttach(
   }
 }
 
+/**
+ * Undo NodeStageVolume at staging_target_path. A path that holds nothing of
+ * the volume is done (idempotency, including a volume deleted since). A mount
+ * there is only removed when it is the volume's (foreignMountAt); anything
+ * else is FAILED_PRECONDITION and left untouched (see notThisVolume).
+ */
 export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest, signal: AbortSignal, log: Logger): Promise<void> {
   const volumeId = requireVolumeId(req.volumeId);
   const requestedPath = requirePath(req.stagingTargetPath, "staging_target_path");
   await env.inflight.run([`volume:${volumeId}`, `path:${requestedPath}`], "NodeUnstageVolume", async () => {
     const stagingPath = await canonicalPath(requestedPath);
+    const devices = await volumeDeviceNumbers(env, volumeId, signal);
     let entries = await readMountInfo();
     let device: StageDevice | undefined;
 
     let dir = await inspectMountPoint(stagingPath, entries);
+    const foreign = await foreignMountAt(stagingPath, dir, entries, devices);
+    if (foreign !== undefined) throw notThisVolume("staging_target_path", stagingPath, foreign, volumeId);
     // A broken mount stacked on the staging path goes first (lazily if need be); what is beneath is then unstaged as usual.
     for (let i = 0; i < MAX_BROKEN_MOUNTS && dir.kind === "corrupt" && dir.mounted; i++) {
       log.warn({ volumeId, stagingPath, error: dir.message }, "staging path holds a broken mount; detaching it");
@@ -363,20 +397,21 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
       dir = await inspectMountPoint(stagingPath, entries);
     }
     if (dir.kind === "filesystem" && dir.devicePath !== undefined) {
-      await requireUnpublished(env, volumeId, stagingPath, dir.device, dir.devicePath, entries, signal);
+      requireUnpublished(volumeId, stagingPath, dir.device, dir.devicePath, entries);
       device = { path: dir.devicePath, number: dir.device };
       const { lazy } = await unmountAll(stagingPath, { signal });
       if (lazy) log.warn({ volumeId, stagingPath }, "staging mount was busy or broken and was detached lazily");
     } else if (dir.kind === "corrupt") {
       throw Internal("cannot inspect staging_target_path %s (%s)", stagingPath, dir.message);
-    } else if (dir.kind === "filesystem" || dir.kind === "block") {
-      // Not something NodeStageVolume creates (no block device behind it): leave it alone.
-      log.warn(
-        { volumeId, stagingPath, fsType: dir.entry.fsType, source: dir.entry.source },
-        "staging path holds a mount this plugin did not make; leaving it",
-      );
+    } else if (dir.kind === "filesystem") {
+      // The volume's filesystem whose device has gone (foreignMountAt accepted it): nothing can use it any more.
+      log.warn({ volumeId, stagingPath, source: dir.entry.source }, "the staged device no longer exists; unmounting what is left of it");
+      await unmountAll(stagingPath, { signal });
+    } else if (dir.kind === "block") {
+      // Not something NodeStageVolume creates (it binds devices onto a file inside the directory): leave it alone.
+      log.warn({ volumeId, stagingPath, source: dir.entry.source }, "staging path has a device node bound onto it; leaving it");
     } else if (dir.kind === "directory") {
-      device = await unstageBlockFile(env, volumeId, stagingPath, entries, signal);
+      device = await unstageBlockFile(volumeId, stagingPath, entries, devices, signal);
     }
 
     if (device !== undefined) {
@@ -397,17 +432,19 @@ export async function unstageVolume(env: NodeEnv, req: NodeUnstageVolumeRequest,
 
 /** Undo a block staging: unmount the device from its file in the staging directory and remove the file. */
 async function unstageBlockFile(
-  env: NodeEnv,
   volumeId: string,
   stagingPath: string,
   entries: readonly MountEntry[],
+  devices: ReadonlySet<DeviceNumber> | undefined,
   signal: AbortSignal,
 ): Promise<StageDevice | undefined> {
   const file = blockStagingFile(stagingPath, volumeId);
   const blockFile = await inspectMountPoint(file, entries);
+  const foreign = await foreignMountAt(file, blockFile, entries, devices);
+  if (foreign !== undefined) throw notThisVolume("the block staging file", file, foreign, volumeId);
   let device: StageDevice | undefined;
   if (blockFile.kind === "block" && blockFile.devicePath !== undefined) {
-    await requireUnpublished(env, volumeId, file, blockFile.device, blockFile.devicePath, entries, signal);
+    requireUnpublished(volumeId, file, blockFile.device, blockFile.devicePath, entries);
     device = { path: blockFile.devicePath, number: blockFile.device };
   }
   if (blockFile.kind === "block" || (blockFile.kind === "corrupt" && blockFile.mounted)) await unmountAll(file, { signal });
@@ -421,24 +458,13 @@ async function unstageBlockFile(
  * staging path: the CO must unpublish every target first, and unmounting the
  * staging mount under a publication would let the device be detached in use.
  */
-async function requireUnpublished(
-  env: NodeEnv,
+function requireUnpublished(
   volumeId: string,
   stagingPath: string,
   device: DeviceNumber,
   devicePath: string,
   entries: readonly MountEntry[],
-  signal: AbortSignal,
-): Promise<void> {
-  const numbers = await volumeDeviceNumbers(env, volumeId, signal);
-  if (numbers !== undefined && !numbers.has(device)) {
-    throw FailedPrecondition(
-      "%s holds device %s, which is not a device of volume %s; refusing to unmount it",
-      stagingPath,
-      devicePath,
-      volumeId,
-    );
-  }
+): void {
   const others = mountsOfDevice(entries, device, devicePath).filter((m) => !isPathWithin(m.mountPoint, stagingPath));
   if (others.length > 0) {
     throw FailedPrecondition(

@@ -13,7 +13,7 @@ import {
   type FilesystemUsage,
   type MountedFilesystem,
 } from "../mounter/index.js";
-import { checkedPath, requireVolumeId } from "./node-request.js";
+import { checkPathSize, checkedPath, requireVolumeId } from "./node-request.js";
 import { inspectVolumePath, requireVolumeDevice, stagedAt, type NodeEnv } from "./node-volume.js";
 import type { VolumeCondition } from "../backend/backend.js";
 
@@ -29,6 +29,7 @@ type StatsResponse = MessageInitShape<typeof NodeGetVolumeStatsResponseSchema>;
 export async function volumeStats(env: NodeEnv, req: NodeGetVolumeStatsRequest, signal: AbortSignal): Promise<StatsResponse> {
   const volumeId = requireVolumeId(req.volumeId);
   if (req.volumePath === "") throw InvalidArgument("volume_path is required");
+  checkPathSize(req.volumePath, "volume_path");
   const stagingPath =
     req.stagingTargetPath === "" ? undefined : await canonicalPath(checkedPath(req.stagingTargetPath, "staging_target_path"));
   if (!isAbsolute(req.volumePath)) throw NotFound("volume %s is not staged or published at %s", volumeId, req.volumePath);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { NodeBackend } from "../backend/backend.js";
-import { FailedPrecondition, NotFound } from "../csi/errors.js";
+import { type CsiError, FailedPrecondition, MessagePart, NotFound } from "../csi/errors.js";
 import type { InFlight } from "../csi/inflight.js";
 import {
   blockDeviceNumber,
@@ -10,6 +10,8 @@ import {
   filesystemSize,
   inspectMountPoint,
   missingExecutables,
+  mountBacking,
+  mountsAt,
   propagationProblem,
   type DeviceNumber,
   type MountEntry,
@@ -61,18 +63,77 @@ export async function stagedAt(stagingPath: string, volumeId: string, entries: r
 /** FAILED_PRECONDITION when mounts made at `path` would not reach the kubelet (mount propagation disabled). */
 export function requirePropagation(env: NodeEnv, path: string, entries: readonly MountEntry[]): void {
   const problem = propagationProblem(entries, path, env.kubeletDir);
-  if (problem !== undefined) throw FailedPrecondition("%s", problem);
+  // The mounter words the problem itself, with the paths echoed by the same rules.
+  if (problem !== undefined) throw FailedPrecondition("%s", new MessagePart(problem));
 }
 
 /**
  * Device numbers of the volume's devices attached here, when the backend can
- * tell without the publish context; undefined when it cannot.
+ * tell without the publish context (none for a volume it does not know);
+ * undefined when it cannot.
  */
 export async function volumeDeviceNumbers(env: NodeEnv, volumeId: string, signal: AbortSignal): Promise<Set<DeviceNumber> | undefined> {
   if (!env.backend.attachedDevices) return undefined;
   const devices = await env.backend.attachedDevices(volumeId, signal);
   const numbers = await Promise.all(devices.map((d) => blockDeviceNumber(d).catch(() => undefined)));
   return new Set(numbers.filter((n): n is DeviceNumber => n !== undefined));
+}
+
+/** What stat reports on a mount whose daemon or server connection is gone for good. */
+const DEAD_CONNECTION_ERRORS: ReadonlySet<string> = new Set(["ENOTCONN", "ECONNABORTED"]);
+
+/**
+ * What the mounts at `path` are when they are not the volume's (so that
+ * NodeUnpublishVolume / NodeUnstageVolume must leave them alone); undefined
+ * when they are the volume's or `path` is no mount point.
+ *
+ * The bottom mount of the stack at `path` is the one stage or publish made;
+ * whatever is stacked on it (a broken FUSE mount, say) goes with it. It is the
+ * volume's when its block device is one of the volume's devices. A backend
+ * that cannot list a volume's devices leaves only the kind of mount to judge
+ * by: one backed by a block device is taken as the volume's, as that is all
+ * stage and publish ever mount. A mount whose block device no longer exists
+ * is accepted either way: it holds nobody's reachable data, and refusing it
+ * would keep the CO from ever cleaning up after a volume detached under it.
+ * So is a lone mount whose connection is gone (a FUSE daemon that died:
+ * ENOTCONN), for the same reasons. Any other broken mount is judged by what
+ * mountinfo says of it.
+ */
+export async function foreignMountAt(
+  path: string,
+  state: MountPointState,
+  entries: readonly MountEntry[],
+  devices: ReadonlySet<DeviceNumber> | undefined,
+): Promise<string | undefined> {
+  const stack = mountsAt(entries, path);
+  const bottom = stack[0];
+  if (bottom === undefined) return undefined;
+  if (stack.length === 1 && state.kind === "corrupt" && DEAD_CONNECTION_ERRORS.has(state.code)) return undefined;
+  // A device node bound from a /dev that is not devtmpfs (in some containers) is only recognisable by stat, which sees the top mount.
+  const backing =
+    stack.length === 1 && state.kind === "block" ? ({ kind: "device", device: state.device } as const) : await mountBacking(bottom);
+  if (backing.kind === "vanished") return undefined;
+  if (backing.kind === "device" && (devices === undefined || devices.has(backing.device))) return undefined;
+  return `a ${bottom.fsType} mount of ${bottom.source}${backing.kind === "device" ? ` (device ${backing.device})` : ""}`;
+}
+
+/**
+ * The answer of NodeUnpublishVolume / NodeUnstageVolume for a path that holds
+ * a mount that is not the volume's: nothing is touched, and the code is
+ * FAILED_PRECONDITION. The request is well formed (not INVALID_ARGUMENT) and
+ * the volume may well exist (not NOT_FOUND, which the spec keeps for an
+ * unknown volume_id and which a node cannot tell for every backend); it is
+ * the node's state that keeps the call from proceeding until the caller fixes
+ * the volume_id or whoever mounted the path removes the mount.
+ */
+export function notThisVolume(field: string, path: string, holds: string, volumeId: string): CsiError {
+  return FailedPrecondition(
+    "%s %s holds %s, which is not volume %s; nothing was unmounted: check the volume_id, or unmount what is there",
+    field,
+    path,
+    holds,
+    volumeId,
+  );
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
 import { InFlight } from "../csi/inflight.js";
 import { DEFAULT_KUBELET_DIR } from "../mounter/propagation.js";
-import { checkedPath } from "./node-request.js";
+import { answeringLongNames, checkedPath } from "./node-request.js";
 import { stageVolume, unstageVolume } from "./node-stage.js";
 import { publishVolume, unpublishVolume } from "./node-publish.js";
 import { expandVolume } from "./node-expand.js";
@@ -54,23 +54,23 @@ export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof
 
   return {
     async nodeStageVolume(req, ctx) {
-      await stageVolume(env, req, ctx.signal, ctx.log);
+      await answeringLongNames(() => stageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnstageVolume(req, ctx) {
-      await unstageVolume(env, req, ctx.signal, ctx.log);
+      await answeringLongNames(() => unstageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodePublishVolume(req, ctx) {
-      await publishVolume(env, req, ctx.signal, ctx.log);
+      await answeringLongNames(() => publishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnpublishVolume(req, ctx) {
-      await unpublishVolume(env, req, ctx.signal, ctx.log);
+      await answeringLongNames(() => unpublishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
-    nodeGetVolumeStats: (req, ctx) => volumeStats(env, req, ctx.signal),
-    nodeExpandVolume: (req, ctx) => expandVolume(env, req, ctx.signal, ctx.log),
+    nodeGetVolumeStats: (req, ctx) => answeringLongNames(() => volumeStats(env, req, ctx.signal)),
+    nodeExpandVolume: (req, ctx) => answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log)),
     nodeGetCapabilities: () => ({ capabilities }),
     async nodeGetInfo(_req, ctx) {
       const info = await backend.nodeInfo(ctx.signal);

@@ -1,24 +1,55 @@
 import { CsiError, FailedPrecondition } from "../csi/errors.js";
 
 /**
+ * What a failing check means:
+ * - "process": this process cannot work without it (host tools on a node, the
+ *   local data directory). Probe fails while it fails, so a liveness probe
+ *   restarts a plugin that is broken.
+ * - "dependency": a remote service the plugin calls (the DigitalOcean API).
+ *   Probe never consults it: a restart cannot fix an outage elsewhere, and the
+ *   Go driver's Probe does not look at the API either. Its state shows in
+ *   `report` (the debug server's /ready) and in the check's own log lines.
+ */
+export type CheckKind = "process" | "dependency";
+
+/**
  * One thing the plugin needs in order to work. `check` resolves "ready" or
  * "initializing", or throws a status error (FAILED_PRECONDITION with the fix in
- * the message) when a dependency is missing or broken.
+ * the message) when it is missing or broken. `kind` defaults to "process".
  */
 export interface HealthCheck {
   readonly name: string;
+  readonly kind?: CheckKind;
   check(signal: AbortSignal): Promise<"ready" | "initializing">;
+}
+
+export interface CheckReport {
+  readonly name: string;
+  readonly kind: CheckKind;
+  readonly state: "ready" | "initializing" | "failed";
+  /** What is wrong and how to fix it, when the check failed. */
+  readonly message?: string;
+}
+
+export interface HealthReport {
+  /** Every check, of the process and of its dependencies, is ready. */
+  readonly ready: boolean;
+  readonly checks: readonly CheckReport[];
 }
 
 /** How long a passed check is trusted before it runs again. */
 const READY_TTL_MS = 10_000;
 
+/** Longest failure message a report carries (a dependency's answer is not ours to trust). */
+const MAX_REPORT_MESSAGE = 300;
+
 /**
- * The plugin's health as Probe reports it: every check must pass; any one
- * still starting makes it not ready. Orchestrators probe every few seconds
- * from several places (liveness probes, registrars): a check that passed is
+ * The plugin's health. `ready` is what Probe answers: every process check must
+ * pass; any one still starting makes it not ready. Orchestrators probe every
+ * few seconds from several places (liveness probes, registrars): a pass is
  * trusted for a few seconds, and concurrent probes share one evaluation, so
  * probing stays cheap. Failures are never cached: a fix shows at once.
+ * `report` lists every check, dependencies included, with its state.
  */
 export class Readiness {
   readonly #checks: HealthCheck[] = [];
@@ -36,19 +67,41 @@ export class Readiness {
     return this.#pending;
   }
 
-  async #evaluate(signal: AbortSignal): Promise<boolean> {
-    const results = await Promise.all(
-      this.#checks.map(async (c) => {
+  /** Every check's state, evaluated now (each check keeps its own cache, if it has one). */
+  async report(signal: AbortSignal): Promise<HealthReport> {
+    const checks = await Promise.all(
+      this.#checks.map(async (c): Promise<CheckReport> => {
+        const kind = kindOf(c);
         try {
-          return await c.check(signal);
+          return { name: c.name, kind, state: await c.check(signal) };
         } catch (err) {
-          if (err instanceof CsiError) throw err;
-          throw FailedPrecondition("%s: %s", c.name, err instanceof Error ? err.message : String(err));
+          const message = err instanceof CsiError ? err.rawMessage : err instanceof Error ? err.message : String(err);
+          return { name: c.name, kind, state: "failed", message: message.slice(0, MAX_REPORT_MESSAGE) };
         }
       }),
+    );
+    return { ready: checks.every((c) => c.state === "ready"), checks };
+  }
+
+  async #evaluate(signal: AbortSignal): Promise<boolean> {
+    const results = await Promise.all(
+      this.#checks
+        .filter((c) => kindOf(c) === "process")
+        .map(async (c) => {
+          try {
+            return await c.check(signal);
+          } catch (err) {
+            if (err instanceof CsiError) throw err;
+            throw FailedPrecondition("%s: %s", c.name, err);
+          }
+        }),
     );
     const ready = results.every((r) => r === "ready");
     this.#passedAt = ready ? Date.now() : 0;
     return ready;
   }
+}
+
+function kindOf(check: HealthCheck): CheckKind {
+  return check.kind ?? "process";
 }

@@ -1,6 +1,7 @@
 import { VolumeCapability_AccessMode_Mode as AccessMode, type VolumeCapability } from "../gen/csi/v1/csi_pb.js";
 import type { AccessType } from "../backend/backend.js";
-import { InvalidArgument } from "../csi/errors.js";
+import { InvalidArgument, messagePart, type MessagePart } from "../csi/errors.js";
+import { stringSizeProblem } from "./controller-validation.js";
 
 /**
  * What a single-node block device (a DigitalOcean volume, a local loop device)
@@ -33,7 +34,7 @@ export interface CheckedCapability {
  */
 export interface RejectedCapability {
   readonly malformed: boolean;
-  readonly reason: string;
+  readonly reason: MessagePart;
 }
 
 export type CapabilityCheck = { readonly ok: true; readonly capability: CheckedCapability } | ({ readonly ok: false } & RejectedCapability);
@@ -50,12 +51,16 @@ function supportedModes(policy: CapabilityPolicy): AccessMode[] {
 
 /** Check one capability; `field` names it in messages, e.g. "volume_capabilities[1]". */
 export function checkCapability(capability: VolumeCapability, policy: CapabilityPolicy, field: string): CapabilityCheck {
-  const rejected = (malformed: boolean, reason: string): CapabilityCheck => ({ ok: false, malformed, reason: `${field}: ${reason}` });
+  const rejected = (malformed: boolean, reason: MessagePart): CapabilityCheck => ({
+    ok: false,
+    malformed,
+    reason: messagePart("%s: %s", field, reason),
+  });
   const accessType = capability.accessType;
-  if (accessType.case === undefined) return rejected(true, "access_type is required: set block or mount");
+  if (accessType.case === undefined) return rejected(true, messagePart("access_type is required: set block or mount"));
   const mode = capability.accessMode?.mode ?? AccessMode.UNKNOWN;
   if (mode === AccessMode.UNKNOWN) {
-    return rejected(true, "access_mode is required: set SINGLE_NODE_WRITER or SINGLE_NODE_READER_ONLY");
+    return rejected(true, messagePart("access_mode is required: set SINGLE_NODE_WRITER or SINGLE_NODE_READER_ONLY"));
   }
   const allowed = supportedModes(policy);
   if (!allowed.includes(mode)) {
@@ -63,21 +68,24 @@ export function checkCapability(capability: VolumeCapability, policy: Capability
     const why = name.startsWith("MULTI_NODE")
       ? "a block volume is attached to one node at a time"
       : "it is an alpha access mode and the single-node-multi-writer alpha feature is off";
-    return rejected(false, `access mode ${name} is not supported: ${why}; use ${allowed.map(accessModeName).join(" or ")}`);
+    return rejected(false, messagePart("access mode %s is not supported: %s; use %s", name, why, allowed.map(accessModeName).join(" or ")));
   }
   if (accessType.case === "block") return { ok: true, capability: { accessType: "block", fsType: "", mode } };
 
   const mount = accessType.value;
   const fsType = mount.fsType;
+  // Sizes first: an oversized field is a malformed request, whatever it holds.
+  const oversized = stringSizeProblem(fsType, "fs_type") ?? stringSizeProblem(mount.volumeMountGroup, "volume_mount_group");
+  if (oversized !== undefined) return rejected(true, oversized);
+  const flagBytes = mount.mountFlags.reduce((n, flag) => n + Buffer.byteLength(flag), 0);
+  if (flagBytes > MAX_MOUNT_FLAGS_BYTES) {
+    return rejected(true, messagePart("mount_flags total %d bytes; CSI limits them to 4 KiB", flagBytes));
+  }
   if (fsType !== "" && !SUPPORTED_FS_TYPES.includes(fsType)) {
     return rejected(
       false,
-      `fs_type ${JSON.stringify(fsType)} is not supported: use ${SUPPORTED_FS_TYPES.join(", ")} or leave it empty for ext4`,
+      messagePart("fs_type %q is not supported: use %s or leave it empty for ext4", fsType, SUPPORTED_FS_TYPES.join(", ")),
     );
-  }
-  const flagBytes = mount.mountFlags.reduce((n, flag) => n + Buffer.byteLength(flag), 0);
-  if (flagBytes > MAX_MOUNT_FLAGS_BYTES) {
-    return rejected(true, `mount_flags total ${flagBytes} bytes; the limit is 4 KiB`);
   }
   return { ok: true, capability: { accessType: "mount", fsType, mode } };
 }
@@ -105,7 +113,7 @@ export function requireCapabilities(capabilities: readonly VolumeCapability[], p
   const checked = capabilities.map((c, i) => requireCapability(c, policy, `${field}[${i}]`));
   const fsTypes = [...new Set(checked.map((c) => c.fsType).filter((t) => t !== ""))];
   if (fsTypes.length > 1) {
-    throw InvalidArgument("%s ask for different filesystems (%s): a volume holds one filesystem", field, fsTypes.join(", "));
+    throw InvalidArgument("%s ask for different filesystems (%q): a volume holds one filesystem", field, fsTypes);
   }
   return {
     accessTypes: [...new Set(checked.map((c) => c.accessType))],

@@ -1,4 +1,5 @@
 import { run } from "../util/exec.js";
+import { type ProgressOptions, withProgress } from "../util/progress.js";
 
 /** Filesystems the driver creates on a blank volume. */
 export const FORMATTABLE_FILESYSTEMS = ["ext4", "ext3", "xfs"] as const;
@@ -39,12 +40,13 @@ export function mkfsCommand(
  * the caller's deadline expires) leaves a device holding neither zeros nor a
  * filesystem, which is then never formatted again; so it runs to the end,
  * bounded by its own timeout, and a retried call finds the filesystem made.
+ * With `progress`, a long mkfs logs that it is still running.
  */
 export async function makeFilesystem(
   device: string,
   fsType: FormattableFilesystem,
-  options: { overwriteInterrupted?: boolean } = {},
+  options: { overwriteInterrupted?: boolean; progress?: ProgressOptions } = {},
 ): Promise<void> {
   const { command, args } = mkfsCommand(fsType, device, options);
-  await run(command, args, { timeoutMs: 10 * 60_000 });
+  await withProgress(`${command} on ${device}`, options.progress, () => run(command, args, { timeoutMs: 10 * 60_000 }));
 }

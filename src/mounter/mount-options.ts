@@ -77,15 +77,24 @@ export function splitMountFlags(flags: readonly string[]): string[] {
   return out.map((f) => f.trim()).filter((f) => f !== "" && f !== "defaults");
 }
 
+/**
+ * An option as an error may show it: its name, with any value elided, since
+ * mount flags may carry credentials (CSI: they MUST NOT be leaked).
+ */
+function shownOption(option: string): string {
+  const equals = option.indexOf("=");
+  return JSON.stringify(equals === -1 ? option : `${option.slice(0, equals)}=…`);
+}
+
 /** The single options of `flags`, or a MountFlagError naming the first one that is not acceptable. */
 export function validateMountFlags(flags: readonly string[]): string[] {
   const options = splitMountFlags(flags);
   for (const option of options) {
     if (/[\s\u0000-\u001f\u007f]/.test(option))
-      throw new MountFlagError(`mount flag ${JSON.stringify(option)} contains whitespace or control characters`);
+      throw new MountFlagError(`mount flag ${shownOption(option)} contains whitespace or control characters`);
     const name = option.toLowerCase();
     if (FORBIDDEN.has(name) || FORBIDDEN_PREFIXES.some((p) => name.startsWith(p))) {
-      throw new MountFlagError(`mount flag ${JSON.stringify(option)} is not allowed: the driver decides how volumes are mounted and bound`);
+      throw new MountFlagError(`mount flag ${shownOption(option)} is not allowed: the driver decides how volumes are mounted and bound`);
     }
   }
   return [...new Set(options)];

@@ -51,3 +51,24 @@ export async function inspectMountPoint(path: string, entries?: readonly MountEn
       return { kind: "filesystem", entry: top, device: top.device, devicePath: await devicePathOf(top.device) };
   }
 }
+
+/**
+ * What backs a mount: a block device that exists, one that no longer does (a
+ * volume detached while still mounted), or none at all (tmpfs, proc, FUSE,
+ * overlay, ...). A device node bound from devtmpfs is backed by that device.
+ */
+export type MountBacking =
+  | { readonly kind: "device"; readonly device: DeviceNumber }
+  | { readonly kind: "vanished" }
+  | { readonly kind: "none" };
+
+export async function mountBacking(entry: MountEntry): Promise<MountBacking> {
+  if (entry.fsType === "devtmpfs") {
+    if (entry.root === "/") return { kind: "none" };
+    const node = await inspectPath(`/dev${entry.root}`);
+    if (node.kind === "block-device") return { kind: "device", device: node.rdev };
+    return node.kind === "missing" ? { kind: "vanished" } : { kind: "none" };
+  }
+  if ((await devicePathOf(entry.device)) !== undefined) return { kind: "device", device: entry.device };
+  return entry.source.startsWith("/dev/") ? { kind: "vanished" } : { kind: "none" };
+}

@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import { containingMount, isPathWithin, propagationOf, type MountEntry } from "./mountinfo.js";
+import { echo } from "../util/echo.js";
 
 /** The kubelet's root directory unless configured otherwise. */
 export const DEFAULT_KUBELET_DIR = "/var/lib/kubelet";
@@ -19,9 +20,9 @@ export function propagationProblem(entries: readonly MountEntry[], path: string,
   const propagation = propagationOf(parent);
   if (propagation === "shared") return undefined;
   return (
-    `mount propagation is disabled: ${path} lies on the mount at ${parent.mountPoint}, which is ${propagation}, not shared, ` +
+    `mount propagation is disabled: ${echo(path)} lies on the mount at ${echo(parent.mountPoint)}, which is ${propagation}, not shared, ` +
     `so volumes mounted there would not be visible to the kubelet or to pods. ` +
-    `Fix: mount ${kubeletDir} into the node plugin container with mountPropagation: Bidirectional (privileged: true), ` +
+    `Fix: mount ${echo(kubeletDir)} into the node plugin container with mountPropagation: Bidirectional (privileged: true), ` +
     `and make sure it is a shared mount on the host (e.g. mount --make-rshared /)`
   );
 }

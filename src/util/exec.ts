@@ -33,6 +33,67 @@ export class CommandError extends Error {
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+/**
+ * What is kept of each of a command's output streams. Every output the
+ * driver parses (losetup --show, blkid -o export, dumpe2fs -h, xfs_info) is a
+ * few KiB, and error messages use the last lines of stderr; a command that
+ * writes more (a corrupt filesystem's endless e2fsck report) keeps its first
+ * and last 32 KiB around a marker saying how much was left out.
+ */
+export const OUTPUT_HEAD_BYTES = 32 * 1024;
+export const OUTPUT_TAIL_BYTES = 32 * 1024;
+
+/** Collects a stream's output keeping at most its head and its tail. */
+export class BoundedOutput {
+  readonly #head: Buffer[] = [];
+  #headBytes = 0;
+  #tail: Buffer[] = [];
+  #tailBytes = 0;
+  #total = 0;
+
+  constructor(
+    readonly headLimit = OUTPUT_HEAD_BYTES,
+    readonly tailLimit = OUTPUT_TAIL_BYTES,
+  ) {}
+
+  push(chunk: Buffer): void {
+    this.#total += chunk.length;
+    if (this.#headBytes < this.headLimit) {
+      const take = chunk.subarray(0, this.headLimit - this.#headBytes);
+      this.#head.push(take);
+      this.#headBytes += take.length;
+      chunk = chunk.subarray(take.length);
+      if (chunk.length === 0) return;
+    }
+    // Keep whole chunks until the tail limit is passed, then trim once from the front.
+    this.#tail.push(chunk.length > this.tailLimit ? chunk.subarray(chunk.length - this.tailLimit) : chunk);
+    this.#tailBytes += Math.min(chunk.length, this.tailLimit);
+    if (this.#tailBytes > 2 * this.tailLimit) this.#trimTail();
+  }
+
+  #trimTail(): void {
+    const tail = Buffer.concat(this.#tail);
+    this.#tail = [tail.subarray(tail.length - Math.min(tail.length, this.tailLimit))];
+    this.#tailBytes = this.#tail[0]?.length ?? 0;
+  }
+
+  /** The output as text: whole when it fit, otherwise head, a marker with the bytes left out, and tail. */
+  text(): string {
+    this.#trimTail();
+    const head = Buffer.concat(this.#head);
+    const tail = this.#tail[0] ?? Buffer.alloc(0);
+    const omitted = this.#total - head.length - tail.length;
+    if (omitted === 0) return Buffer.concat([head, tail]).toString("utf8");
+    return `${head.toString("utf8")}\n[... ${omitted} bytes of output omitted ...]\n${tail.toString("utf8")}`;
+  }
+}
+
+/** At most the last `max` characters of a command's message for an error: the end says what went wrong. */
+function lastPart(text: string, max = 1024): string {
+  return text.length <= max ? text : `...${text.slice(text.length - max)}`;
+}
+
 const resolved = new Map<string, string>();
 
 async function resolveCommand(command: string): Promise<string> {
@@ -61,8 +122,8 @@ export async function run(command: string, args: readonly string[], options: Run
       timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       killSignal: "SIGKILL",
     });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
+    const out = new BoundedOutput();
+    const err = new BoundedOutput();
     child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
     child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
     if (options.input !== undefined) child.stdin?.end(options.input);
@@ -71,8 +132,8 @@ export async function run(command: string, args: readonly string[], options: Run
       spawnError = e;
     });
     child.on("close", (code, signal) => {
-      const stdout = Buffer.concat(out).toString("utf8");
-      const stderr = Buffer.concat(err).toString("utf8");
+      const stdout = out.text();
+      const stderr = err.text();
       if (spawnError) {
         const aborted = spawnError.name === "AbortError";
         reject(new CommandError(command, args, null, stderr, aborted ? "cancelled: the call's deadline expired" : spawnError.message));
@@ -83,7 +144,7 @@ export async function run(command: string, args: readonly string[], options: Run
         return;
       }
       if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) {
-        const text = (stderr.trim() || stdout.trim()).split("\n").slice(-5).join("; ");
+        const text = lastPart((stderr.trim() || stdout.trim()).split("\n").slice(-5).join("; "));
         reject(new CommandError(command, args, code, stderr, `exit status ${code}${text ? `: ${text}` : ""}`));
         return;
       }

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { FLAGS } from "../../src/cli/options.js";
 import pkg from "../../package.json" with { type: "json" };
+import { readmeFlags } from "./readme-flags.js";
 
 describe("README", () => {
   it("opens with the two commands: run the driver on the local backend, and run every test", async () => {
@@ -14,9 +15,7 @@ describe("README", () => {
   });
 
   it("documents every command-line flag, and no flag that does not exist", async () => {
-    const readme = await readFile("README.md", "utf8");
-    const table = readme.slice(readme.indexOf("## Flags"), readme.indexOf("## Logs"));
-    const documented = [...table.matchAll(/^\| `--([a-z-]+)` \|/gm)].map((m) => m[1]);
+    const documented = await readmeFlags();
     expect(documented.sort()).toEqual(FLAGS.map((f) => f.name).sort());
   });
 });

@@ -68,6 +68,26 @@ describe("csi-conformance command line", () => {
     await expect(parseCli(["--endpoint", "unix:///x.sock", "--idempotent-count", "1"], {})).rejects.toThrow(/at least 2/);
   });
 
+  it("parses flags as node:util parseArgs does: --name value, --name=value, -h, and nothing else", async () => {
+    expect((await parseCli(["-h"], {})).help).toBe(true);
+    expect((await parseCli(["--list"], {})).list).toBe(true);
+    const cli = await parseCli(["--endpoint=unix:///x.sock", "--json", "-", "--verbose", "--", "--fs-type", "xfs"], {});
+    expect(cli).toMatchObject({ jsonPath: "-", verbose: true, help: false, list: false });
+    expect(cli.conformance).toMatchObject({ endpoint: "unix:///x.sock", fsType: "xfs", lenient: false, noDataChecks: false });
+    const usage = (argv: string[]) => expect(parseCli(["--endpoint", "unix:///x.sock", ...argv], {})).rejects.toThrow(UsageError);
+    await usage(["--lenient=yes"]);
+    await usage(["--filter"]);
+    await usage(["stray"]);
+    await usage(["-endpoint", "unix:///y.sock"]);
+    await usage(["--lenient", "a=1"]);
+    await expect(parseCli(["--endpoint", "unix:///x.sock", "--rpc-timeout"], {})).rejects.toThrow(/--rpc-timeout/);
+    // A bad word is echoed bounded.
+    const long = `--${"x".repeat(5000)}`;
+    const error = await parseCli([long], {}).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message.length).toBeLessThan(200);
+  });
+
   it("reads secrets for every RPC or per RPC (csi-sanity's key names)", async () => {
     const flat = join(dir, "flat.json");
     await writeFile(flat, JSON.stringify({ username: "u", password: "p" }));

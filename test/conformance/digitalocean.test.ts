@@ -1,9 +1,10 @@
+// @module-tag needs-root
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";
 import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
 import { DriverProcess } from "../lifecycle/driver-process.js";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
+import { hostLeaks } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { expectConformant } from "./harness.js";
 
@@ -39,8 +40,7 @@ describe("conformance suite against the DigitalOcean backend (API simulator; con
     await controller?.close();
     await sim?.stop();
     if (dir !== undefined) {
-      expect(await mountsUnder(dir)).toEqual([]);
-      expect(await loopDevicesUnder(dir)).toEqual([]);
+      expect(await hostLeaks(dir)).toEqual([]);
       await removeTestDir(dir);
     }
   }, 60_000);

@@ -1,8 +1,9 @@
+// @module-tag needs-root
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";
 import { DriverProcess } from "../lifecycle/driver-process.js";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
+import { hostLeaks } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { expectConformant, hasCapSysResource } from "./harness.js";
 
@@ -38,8 +39,7 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
     await driver?.close();
     if (dir !== undefined) {
       // The suite cleans up after itself; anything left is its bug (or the driver's) and fails here.
-      expect(await mountsUnder(dir)).toEqual([]);
-      expect(await loopDevicesUnder(dir)).toEqual([]);
+      expect(await hostLeaks(dir)).toEqual([]);
       await removeTestDir(dir);
     }
   }, 60_000);

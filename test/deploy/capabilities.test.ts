@@ -6,6 +6,7 @@
  * A sidecar must be deployed if and only if the capability it drives is
  * advertised, and the driver must call itself what the manifests call it.
  */
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ControllerServiceCapability_RPC_Type as Rpc, PluginCapability_Service_Type as Service } from "../../src/gen/csi/v1/csi_pb.js";
@@ -110,6 +111,25 @@ function csiDriverOf(docs: readonly LoadedDoc[]): JsonObject {
   return found.object;
 }
 
+/** A port free on 127.0.0.1 now, for the manifest's --debug-addr (which binds every interface in a pod). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return address.port;
+}
+
+/** The manifest's metrics switch works: --debug-addr serves the calls made so far, labelled with the driver's name. */
+async function expectMetrics(port: number, driverName: string, method: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  expect(text).toContain(`csi_operations_seconds_count{driver_name="${driverName}",method_name="${method}",grpc_status_code="OK"} 1`);
+  return text;
+}
+
 function nameOf(object: JsonObject): string {
   return isObject(object.metadata) ? String(object.metadata.name) : "";
 }
@@ -127,7 +147,8 @@ describe("local manifests against the running driver", () => {
     expect(modeOf(workload)).toBe("all");
     const dir = await makeTestDir("deploy-local");
     cleanups.push(() => removeTestDir(dir));
-    const { clients } = await run(dir, argsForTest(workload, { "data-dir": join(dir, "data") }));
+    const port = await freePort();
+    const { clients } = await run(dir, argsForTest(workload, { "data-dir": join(dir, "data"), "debug-addr": `127.0.0.1:${port}` }));
 
     const csiDriver = csiDriverOf(docs);
     expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriver));
@@ -141,6 +162,8 @@ describe("local manifests against the running driver", () => {
     const info = await clients.node.nodeGetInfo({});
     expect(info.nodeId).toBe(NODE_NAME);
     expect(info.accessibleTopology?.segments).toEqual({ [`${nameOf(csiDriver)}/node`]: NODE_NAME });
+    const metrics = await expectMetrics(port, nameOf(csiDriver), "/csi.v1.Node/NodeGetInfo");
+    expect(metrics).toMatch(/^do_csi_local_volumes\{data_dir="[^"]+"\} 0$/m);
   });
 });
 
@@ -168,13 +191,21 @@ describe("DigitalOcean manifests against the running driver (API simulator on 12
     const dir = await makeTestDir("deploy-do-controller");
     cleanups.push(() => removeTestDir(dir));
     const w = pluginWorkload("controller");
-    const { clients } = await run(dir, argsForTest(w, { url: s.url }, [`--metadata-url=${s.metadataUrl}`]), { [TOKEN_ENV]: TOKEN });
+    const port = await freePort();
+    const { clients } = await run(
+      dir,
+      argsForTest(w, { url: s.url, "debug-addr": `127.0.0.1:${port}` }, [`--metadata-url=${s.metadataUrl}`]),
+      {
+        [TOKEN_ENV]: TOKEN,
+      },
+    );
 
     const csiDriver = csiDriverOf(docs);
     expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriver));
     expect(await pluginServices(clients)).toContain(Service.CONTROLLER_SERVICE);
     expectSidecarsMatch(w, await controllerRpcs(clients), csiDriver);
     expect(hasSidecar(w, "registrar")).toBe(false);
+    await expectMetrics(port, nameOf(csiDriver), "/csi.v1.Controller/ControllerGetCapabilities");
   });
 
   it("node: serves no controller RPCs, topology key `region`, the droplet as node id, 7 volumes per node", async () => {
@@ -182,7 +213,11 @@ describe("DigitalOcean manifests against the running driver (API simulator on 12
     const dir = await makeTestDir("deploy-do-node");
     cleanups.push(() => removeTestDir(dir));
     const w = pluginWorkload("node");
-    const { clients } = await run(dir, argsForTest(w, { url: s.url }, [`--metadata-url=${s.metadataUrl}`, `--by-id-dir=${dir}`]));
+    const port = await freePort();
+    const { clients } = await run(
+      dir,
+      argsForTest(w, { url: s.url, "debug-addr": `127.0.0.1:${port}` }, [`--metadata-url=${s.metadataUrl}`, `--by-id-dir=${dir}`]),
+    );
 
     expect((await clients.identity.getPluginInfo({})).name).toBe(nameOf(csiDriverOf(docs)));
     // Every instance reports the plugin's capabilities (CSI spec, as the Go driver does); the node pod serves no controller RPCs.
@@ -195,5 +230,6 @@ describe("DigitalOcean manifests against the running driver (API simulator on 12
     // The node pod runs none of the controller sidecars.
     for (const name of ["provisioner", "attacher", "resizer", "snapshotter"] as const) expect(hasSidecar(w, name), name).toBe(false);
     expect(hasSidecar(w, "registrar")).toBe(true);
+    await expectMetrics(port, nameOf(csiDriverOf(docs)), "/csi.v1.Node/NodeGetInfo");
   });
 });

@@ -1,6 +1,5 @@
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { expect } from "vitest";
+import { Code } from "@connectrpc/connect";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { CsiServer } from "../../src/csi/server.js";
@@ -84,29 +83,5 @@ export function blockCapability(mode = Mode.SINGLE_NODE_WRITER) {
   return { accessType: { case: "block" as const, value: {} }, accessMode: { mode } };
 }
 
-/** The gRPC code a call failed with (the test fails if it succeeded or failed otherwise than with a status). */
-export async function codeOf(call: Promise<unknown>): Promise<Code> {
-  try {
-    await call;
-  } catch (err) {
-    if (err instanceof ConnectError) return err.code;
-    throw err;
-  }
-  throw new Error("the call succeeded but an error was expected");
-}
-
-/** Assert a call fails with `code` and a message matching `message`. */
-export async function expectCode(call: Promise<unknown>, code: Code, message?: RegExp): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConnectError);
-    const status = err as ConnectError;
-    expect(Code[status.code], status.rawMessage).toBe(Code[code]);
-    if (message) expect(status.rawMessage).toMatch(message);
-    return status;
-  }
-  throw new Error(`the call succeeded but ${Code[code]} was expected`);
-}
-
 export { Code, Mode };
+export { expectCode } from "../support/expect-code.js";

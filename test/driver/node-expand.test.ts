@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { readFileSync } from "node:fs";
 import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";

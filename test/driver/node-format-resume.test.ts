@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";

@@ -3,7 +3,7 @@ import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
@@ -15,7 +15,7 @@ import { openNodeBackend } from "../../src/backend/index.js";
 import { nodeService } from "../../src/driver/node.js";
 import { volumeImagePath } from "../../src/backend/local/layout.js";
 import type { Config } from "../../src/config.js";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
+import { cleanHost, hostLeaks } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 export const execFileAsync = promisify(execFile);
@@ -133,16 +133,8 @@ export async function startNode(prefix: string, options: HarnessOptions = {}): P
       await mkdir(join(path, ".."), { recursive: true });
       return path;
     },
-    async cleanupHost() {
-      for (const point of await mountsUnder(dir)) await execFileAsync("umount", ["-l", point]).catch(() => undefined);
-      for (const { device } of await loopDevicesUnder(dir)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
-    },
-    async leftovers() {
-      return [
-        ...(await mountsUnder(dir)).map((m) => `mount ${m}`),
-        ...(await loopDevicesUnder(dir)).map((l) => `loop ${l.device} -> ${l.file}`),
-      ];
-    },
+    cleanupHost: () => cleanHost(dir),
+    leftovers: () => hostLeaks(dir),
     async stop() {
       clients.close();
       await server.shutdown();
@@ -170,18 +162,7 @@ export function capabilityMessage(init: CapabilityInit) {
   return create(VolumeCapabilitySchema, init);
 }
 
-/** Await a call that must fail with `code`; returns the status message. */
-export async function expectCode(call: Promise<unknown>, code: Code): Promise<string> {
-  try {
-    await call;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConnectError);
-    const status = err as ConnectError;
-    expect(Code[status.code], status.rawMessage).toBe(Code[code]);
-    return status.rawMessage;
-  }
-  throw new Error(`expected ${Code[code]}, but the call succeeded`);
-}
+export { expectCode } from "../support/expect-code.js";
 
 /** df's view of a mount point, in bytes. */
 export async function df(path: string): Promise<{ size: number; used: number; avail: number }> {

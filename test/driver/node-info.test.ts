@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodeServiceCapability_RPC_Type as Rpc, VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 import { MiB, mountCapability, mountEntryAt, startNode, type NodeHarness } from "./node-harness.js";

@@ -1,4 +1,5 @@
-import { readFile, stat, writeFile } from "node:fs/promises";
+// @module-tag needs-root
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
@@ -271,7 +272,11 @@ describe("required fields and bad arguments", () => {
 
   it("unpublishes and unstages paths that hold nothing as a no-op", async () => {
     const target = await h.path("noop", "target");
+    const staging = await h.path("noop", "staging");
     await h.node.nodeUnpublishVolume({ volumeId: "whatever", targetPath: target });
-    await h.node.nodeUnstageVolume({ volumeId: "whatever", stagingTargetPath: await h.path("noop", "staging") });
+    await h.node.nodeUnstageVolume({ volumeId: "whatever", stagingTargetPath: staging });
+    // Nothing was made, mounted or attached on the way.
+    expect(await readdir(join(target, ".."))).toEqual([]);
+    expect(await h.leftovers()).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { join } from "node:path";
 import { isMessage, type DescService, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";

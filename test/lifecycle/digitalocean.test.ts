@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { startDigitalOceanEnvironment } from "./environments.js";
 import { lifecycleSuite } from "./scenarios.js";
 

@@ -1,17 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { Client } from "@connectrpc/connect";
 import { volumesDir } from "../../src/backend/local/layout.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import type { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
+import { cleanHost, hostLeaks, mountsUnder } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { DriverProcess } from "./driver-process.js";
 
-const exec = promisify(execFile);
 const MiB = 1024n ** 2n;
 const GiB = 1024n ** 3n;
 
@@ -94,15 +91,8 @@ abstract class BaseEnvironment {
 
   /** Unmount and detach whatever is left below the test directory (after a failure), then remove it. */
   protected async sweep(): Promise<string[]> {
-    const leftovers: string[] = [];
-    for (const point of await mountsUnder(this.dir)) {
-      leftovers.push(`mount ${point}`);
-      await exec("umount", ["-l", point]).catch(() => undefined);
-    }
-    for (const { device, file } of await loopDevicesUnder(this.dir)) {
-      leftovers.push(`loop ${device} -> ${file}`);
-      await exec("losetup", ["-d", device]).catch(() => undefined);
-    }
+    const leftovers = await hostLeaks(this.dir);
+    await cleanHost(this.dir);
     if ((await mountsUnder(this.dir)).length === 0) await removeTestDir(this.dir);
     return leftovers;
   }

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { startLocalEnvironment } from "./environments.js";
 import { lifecycleSuite } from "./scenarios.js";
 

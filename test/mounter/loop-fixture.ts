@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { loopDevicesUnder, mountsUnder } from "../support/host-leaks.js";
 
 const execFileAsync = promisify(execFile);
 export const MiB = 1024 * 1024;
@@ -34,8 +33,4 @@ export async function newLoop(dir: string, name: string, size: number): Promise<
   return { file, device };
 }
 
-/** Unmount everything below `dir` (deepest first) and detach every loop device backed by a file below it. */
-export async function cleanHost(dir: string): Promise<void> {
-  for (const point of await mountsUnder(dir)) await execFileAsync("umount", ["-l", point]).catch(() => undefined);
-  for (const { device } of await loopDevicesUnder(dir)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
-}
+export { cleanHost } from "../support/host-leaks.js";

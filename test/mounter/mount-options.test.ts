@@ -40,6 +40,12 @@ describe("mount flags", () => {
     expect(() => validateMountFlags([flag])).toThrow(MountFlagError);
   });
 
+  it("names a rejected option without its value, which may be a credential", () => {
+    expect(() => validateMountFlags(["password=hunter2 x"])).toThrow('mount flag "password=…" contains whitespace');
+    expect(() => validateMountFlags(["loop=/dev/secret"])).toThrow('mount flag "loop=…" is not allowed');
+    expect(() => validateMountFlags(["password=hunter2 x"])).not.toThrow(/hunter2/);
+  });
+
   it("rejects a forbidden flag hidden in a comma list", () => {
     expect(() => validateMountFlags(["noatime,bind"])).toThrow(/"bind" is not allowed/);
   });

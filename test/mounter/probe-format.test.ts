@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { open, writeFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { classifySignatures, parseBlkidExport, probeDevice, readsAsZeros } from "../../src/mounter/probe.js";
@@ -34,12 +35,13 @@ describe("blkid output classification", () => {
 });
 
 describe("probeDevice on real devices", () => {
-  const cases: { name: string; prepare: (file: string, device: string) => Promise<void>; kind: string }[] = [
-    { name: "blank", prepare: async () => undefined, kind: "blank" },
-    { name: "ext4", prepare: async (_f, d) => void (await sh("mkfs.ext4", "-q", "-F", d)), kind: "filesystem" },
-    { name: "xfs", prepare: async (_f, d) => void (await sh("mkfs.xfs", "-q", d)), kind: "filesystem" },
-    { name: "dos partition table", prepare: (_f, d) => writeMbrPartitionTable(d), kind: "partitioned" },
-    { name: "LVM label", prepare: (_f, d) => writeLvmLabel(d), kind: "volume-member" },
+  // `probed`: what probeDevice must report (at least); a filesystem names its type.
+  const cases: { name: string; prepare: (file: string, device: string) => Promise<void>; probed: { kind: string; fsType?: string } }[] = [
+    { name: "blank", prepare: async () => undefined, probed: { kind: "blank" } },
+    { name: "ext4", prepare: async (_f, d) => void (await sh("mkfs.ext4", "-q", "-F", d)), probed: { kind: "filesystem", fsType: "ext4" } },
+    { name: "xfs", prepare: async (_f, d) => void (await sh("mkfs.xfs", "-q", d)), probed: { kind: "filesystem", fsType: "xfs" } },
+    { name: "dos partition table", prepare: (_f, d) => writeMbrPartitionTable(d), probed: { kind: "partitioned" } },
+    { name: "LVM label", prepare: (_f, d) => writeLvmLabel(d), probed: { kind: "volume-member" } },
     {
       name: "LUKS",
       prepare: async (f, d) => {
@@ -58,7 +60,7 @@ describe("probeDevice on real devices", () => {
           `${f}.key`,
         );
       },
-      kind: "encrypted",
+      probed: { kind: "encrypted" },
     },
     {
       name: "unrecognised data",
@@ -67,18 +69,17 @@ describe("probeDevice on real devices", () => {
         await h.write(Buffer.from("hello"), 0, 5, 123_456);
         await h.close();
       },
-      kind: "unknown",
+      probed: { kind: "unknown" },
     },
   ];
 
-  it.each(cases)("classifies $name", async ({ name, prepare, kind }) => {
+  it.each(cases)("classifies $name", async ({ name, prepare, probed }) => {
     const { file, device } = await newLoop(dir, `${name.replace(/\W+/g, "-")}.img`, 320 * MiB);
     try {
       await prepare(file, device);
       const content = await probeDevice(device);
-      expect(content.kind).toBe(kind);
-      if (name === "xfs") expect(content).toMatchObject({ fsType: "xfs" });
-      expect(await readsAsZeros(device)).toBe(kind === "blank");
+      expect(content).toMatchObject(probed);
+      expect(await readsAsZeros(device)).toBe(probed.kind === "blank");
     } finally {
       await sh("losetup", "-d", device);
     }

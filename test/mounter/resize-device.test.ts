@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";

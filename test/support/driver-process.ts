@@ -1,8 +1,45 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { socketAcceptsConnections } from "../../src/csi/unix-socket.js";
 
 export const DRIVER_ENTRY = resolve("dist/do-csi-plugin.js");
+
+/**
+ * A Node.js binary to run the bundle with. The bundle is what ships, and it
+ * ships on the Node version the image pins (Dockerfile NODE_VERSION), which
+ * the devDependency `node-image` installs; users of the npm package run it on
+ * their own Node, as the test runner's stands for.
+ */
+export interface NodeRuntime {
+  /** "Node 20.20.2 (test runner)": names the runtime in test titles. */
+  readonly name: string;
+  readonly node: string;
+}
+
+/** Where `npm ci` puts the image's Node (the `node-image` devDependency). */
+export const IMAGE_NODE_PACKAGE = resolve("node_modules/node-image");
+
+export const RUNNER_NODE: NodeRuntime = { name: `Node ${process.versions.node} (test runner)`, node: process.execPath };
+
+export const IMAGE_NODE: NodeRuntime = {
+  name: `Node ${imageNodeVersion()} (image)`,
+  node: resolve(IMAGE_NODE_PACKAGE, "bin/node"),
+};
+
+/** Both runtimes the bundle must work on. */
+export const RUNTIMES: readonly NodeRuntime[] = [RUNNER_NODE, IMAGE_NODE];
+
+/** The version of the installed `node-image` package; "missing" before `npm ci`. */
+export function imageNodeVersion(): string {
+  try {
+    const manifest: unknown = JSON.parse(readFileSync(resolve(IMAGE_NODE_PACKAGE, "package.json"), "utf8"));
+    const version = typeof manifest === "object" && manifest !== null && "version" in manifest ? manifest.version : undefined;
+    return typeof version === "string" ? version : "unknown";
+  } catch {
+    return "missing";
+  }
+}
 
 export interface DriverProcess {
   readonly child: ChildProcess;
@@ -21,38 +58,77 @@ export interface StartOptions {
   readonly command?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   readonly timeoutMs?: number;
+  /** The Node binary that runs the bundle (ignored with `command`); the test runner's by default. */
+  readonly node?: string;
 }
 
 /** Start the built driver with `args` and wait until its unix socket accepts connections. */
 export async function startDriver(socketPath: string, args: readonly string[], options: StartOptions = {}): Promise<DriverProcess> {
-  const argv = [...(options.command ?? ["node", DRIVER_ENTRY]), "--endpoint", `unix://${socketPath}`, ...args];
-  const child = spawn(argv[0] ?? "node", argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+  const started = spawnDriver(["--endpoint", `unix://${socketPath}`, ...args], options);
+  await started.until(() => socketAcceptsConnections(socketPath, 200), `serve ${socketPath}`);
+  return started.driver(`unix://${socketPath}`);
+}
+
+/**
+ * Start the built driver with `args` (the endpoint among them) and wait until
+ * its log has a JSON line that `match` accepts: for a TCP endpoint of port 0,
+ * the "ready" line names the bound port. Resolves with the process and that line.
+ */
+export async function startDriverUntilLogged(
+  args: readonly string[],
+  match: (line: LogLine) => boolean,
+  options: StartOptions = {},
+): Promise<{ driver: DriverProcess; line: LogLine }> {
+  const started = spawnDriver(args, options);
+  let found: LogLine | undefined;
+  await started.until(async () => {
+    found = logLines(started.stderr()).find(match);
+    return found !== undefined;
+  }, "log the expected line");
+  if (found === undefined) throw new Error("unreachable: until() returned without a match");
+  const endpoint = typeof found.endpoint === "string" ? found.endpoint : "";
+  return { driver: started.driver(endpoint), line: found };
+}
+
+function spawnDriver(args: readonly string[], options: StartOptions) {
+  const argv = [...(options.command ?? [options.node ?? RUNNER_NODE.node, DRIVER_ENTRY]), ...args];
+  const child = spawn(argv[0] ?? RUNNER_NODE.node, argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...options.env },
+  });
   let err = "";
   let out = "";
   child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
   child.stdout?.on("data", (c: Buffer) => (out += c.toString()));
   // "close" (not "exit"): stdout and stderr are fully read by then.
   const exited = new Promise<number | null>((res) => child.once("close", (code) => res(code)));
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
-  while (!(await socketAcceptsConnections(socketPath, 200))) {
-    if (exitCode !== undefined) throw new Error(`driver exited with ${exitCode} before serving:\n${err}`);
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`driver did not serve ${socketPath} in time:\n${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   return {
-    child,
-    endpoint: `unix://${socketPath}`,
     stderr: () => err,
-    stdout: () => out,
-    exited,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+    async until(ready: () => Promise<boolean>, what: string): Promise<void> {
+      while (!(await ready())) {
+        if (exitCode !== undefined) throw new Error(`driver exited with ${exitCode} before it did ${what}:\n${err}`);
+        if (Date.now() > deadline) {
+          child.kill("SIGKILL");
+          throw new Error(`driver did not ${what} in time:\n${err}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    driver(endpoint: string): DriverProcess {
+      return {
+        child,
+        endpoint,
+        stderr: () => err,
+        stdout: () => out,
+        exited,
+        async stop(signal = "SIGTERM") {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          return exited;
+        },
+      };
     },
   };
 }
@@ -61,13 +137,35 @@ export async function startDriver(socketPath: string, args: readonly string[], o
 export function runDriver(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: { readonly node?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn("node", [DRIVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(options.node ?? RUNNER_NODE.node, [DRIVER_ENTRY, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     child.once("close", (code) => res({ code, stdout, stderr }));
   });
+}
+
+/** One line of the driver's JSON log. */
+export type LogLine = Readonly<Record<string, unknown>>;
+
+/** The JSON lines of a log (lines that are not JSON objects, such as pretty output, are left out). */
+export function logLines(text: string): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const raw of text.split("\n")) {
+    if (!raw.startsWith("{")) continue;
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) lines.push(parsed as LogLine);
+    } catch {
+      // a line cut short by a crash: not a log line
+    }
+  }
+  return lines;
 }

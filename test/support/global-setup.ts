@@ -1,9 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { loopDevicesUnder, mountsUnder } from "./host-leaks.js";
+import { cleanHost, hostLeaks } from "./host-leaks.js";
 
 /**
  * Every test keeps its files, sockets, loop devices and mounts under one root
@@ -17,31 +16,13 @@ export default function setup(project: TestProject): () => Promise<void> {
   project.provide("testRoot", root);
 
   return async () => {
-    const mounts = await mountsUnder(root);
-    const loops = await loopDevicesUnder(root);
-    for (const point of mounts) {
-      try {
-        execFileSync("umount", ["-l", point], { stdio: "ignore" });
-      } catch {
-        // reported below
-      }
-    }
-    for (const { device } of loops) {
-      try {
-        execFileSync("losetup", ["-d", device], { stdio: "ignore" });
-      } catch {
-        // reported below
-      }
-    }
-    if (mounts.length === 0 && loops.length === 0) {
+    const leaks = await hostLeaks(root);
+    await cleanHost(root);
+    if (leaks.length === 0) {
       rmSync(root, { recursive: true, force: true });
       return;
     }
-    const lines = [
-      ...mounts.map((m) => `  mount left behind: ${m}`),
-      ...loops.map((l) => `  loop device left behind: ${l.device} -> ${l.file}`),
-    ];
-    throw new Error(`tests leaked host resources (now cleaned up):\n${lines.join("\n")}`);
+    throw new Error(`tests leaked host resources (now cleaned up):\n${leaks.map((leak) => `  ${leak} left behind`).join("\n")}`);
   };
 }
 

@@ -1,4 +1,8 @@
+import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
 
 /** Mount points at or below `root`, from /proc/self/mountinfo (deepest first). */
 export async function mountsUnder(root: string): Promise<string[]> {
@@ -32,4 +36,18 @@ export async function loopDevicesUnder(root: string): Promise<{ device: string; 
     if (file === root || file.startsWith(`${root}/`)) found.push({ device: `/dev/${name}`, file });
   }
   return found;
+}
+
+/** What is still mounted or attached at or below `root`, one line each; empty when nothing is. */
+export async function hostLeaks(root: string): Promise<string[]> {
+  return [
+    ...(await mountsUnder(root)).map((point) => `mount ${point}`),
+    ...(await loopDevicesUnder(root)).map(({ device, file }) => `loop device ${device} -> ${file}`),
+  ];
+}
+
+/** Unmount everything at or below `root` (deepest first) and detach every loop device backed by a file below it; best effort. */
+export async function cleanHost(root: string): Promise<void> {
+  for (const point of await mountsUnder(root)) await execFileAsync("umount", ["-l", point]).catch(() => undefined);
+  for (const { device } of await loopDevicesUnder(root)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
 }

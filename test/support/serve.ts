@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { CsiServer } from "../../src/csi/server.js";
 import type { Router } from "../../src/csi/service.js";
+import type { CallObserver } from "../../src/csi/call-handler.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import type { Logger } from "../../src/log/logger.js";
 
@@ -16,7 +17,7 @@ export async function serveRoutes(
   dir: string,
   log: Logger,
   routes: (router: Router) => void,
-  options: { shutdownTimeoutMs?: number } = {},
+  options: { shutdownTimeoutMs?: number; observer?: CallObserver } = {},
 ): Promise<ServedRoutes> {
   const path = join(dir, "csi.sock");
   const server = await CsiServer.start({
@@ -24,6 +25,7 @@ export async function serveRoutes(
     socketMode: 0o660,
     log,
     routes,
+    observer: options.observer,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5_000,
   });
   const endpoint = `unix://${path}`;

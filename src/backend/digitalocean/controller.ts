@@ -26,7 +26,9 @@ import type {
   Topology,
   Volume,
 } from "../backend.js";
-import { DEFAULT_ACTION_POLLING, waitForAction, type ActionPolling } from "./action-waiter.js";
+import { DEFAULT_ACTION_POLLING, waitForAction, type ActionPolling, type ActionWatch } from "./action-waiter.js";
+import { NO_METRICS, type DriverMetrics } from "../../util/metrics.js";
+import { withProgress } from "../../util/progress.js";
 import { DigitalOceanClient } from "./api/client.js";
 import { ALREADY_ATTACHED, ATTACHMENT_NOT_FOUND, isApiStatus, isDoApiError } from "./api/errors.js";
 import { jitter, sleep } from "./api/sleep.js";
@@ -38,6 +40,7 @@ import { ApiHealth } from "./health.js";
 import { MetadataClient } from "./metadata.js";
 import { CREATED_BY, doVolumeName, dropletIdOf, GIB, publishContextKey, volumeNameFrom } from "./names.js";
 import { listRange } from "./paging.js";
+import { IgnoredParameterWarnings } from "./ignored-parameters.js";
 import { validateDigitalOceanParameters } from "./parameters.js";
 
 export interface DigitalOceanControllerOptions {
@@ -51,6 +54,8 @@ export interface DigitalOceanControllerOptions {
   readonly defaultPageSize: number;
   readonly log: Logger;
   readonly polling?: ActionPolling;
+  /** Action waits are measured here. */
+  readonly metrics?: DriverMetrics;
 }
 
 /** Bound on the volume ids remembered (as carrying --do-tag, or with their content source). */
@@ -79,6 +84,7 @@ export class DigitalOceanController implements ControllerBackend {
   readonly #o: DigitalOceanControllerOptions;
   readonly #client: DigitalOceanClient;
   readonly #polling: ActionPolling;
+  readonly #watch: ActionWatch;
   readonly #tagged = new Set<string>();
   /**
    * What volumes created by this process were made from. DigitalOcean does not
@@ -86,12 +92,15 @@ export class DigitalOceanController implements ControllerBackend {
    * (the external-provisioner deletes a volume whose source it does not see).
    */
   readonly #sources = new Map<string, ContentSource>();
+  readonly #ignoredParameters: IgnoredParameterWarnings;
 
   constructor(options: DigitalOceanControllerOptions) {
     this.#o = options;
     this.#client = options.client;
     this.#polling = options.polling ?? DEFAULT_ACTION_POLLING;
-    this.health = new ApiHealth(options.client);
+    this.#watch = { log: options.log, metrics: options.metrics };
+    this.health = new ApiHealth(options.client, options.log);
+    this.#ignoredParameters = new IgnoredParameterWarnings(options.log);
   }
 
   get region(): string {
@@ -99,7 +108,7 @@ export class DigitalOceanController implements ControllerBackend {
   }
 
   validateParameters(parameters: StringMap, mutableParameters: StringMap): void {
-    validateDigitalOceanParameters(parameters, mutableParameters);
+    this.#ignoredParameters.note(validateDigitalOceanParameters(parameters, mutableParameters), parameters);
   }
 
   // ---------------------------------------------------------------- volumes
@@ -212,7 +221,7 @@ export class DigitalOceanController implements ControllerBackend {
       }
       throw err;
     }
-    await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+    await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     return this.#publishContext(name);
   }
 
@@ -235,7 +244,7 @@ export class DigitalOceanController implements ControllerBackend {
         if (isApiStatus(err, 404) || isApiStatus(err, 422, ATTACHMENT_NOT_FOUND)) continue;
         throw err;
       }
-      await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+      await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     }
   }
 
@@ -266,7 +275,7 @@ export class DigitalOceanController implements ControllerBackend {
       if (isApiStatus(err, 422, /at most|maximum|exceed/i)) throw err.withCode(Code.OutOfRange, err.rawMessage);
       throw err;
     }
-    await waitForAction(this.#client, volumeId, action, signal, this.#polling);
+    await waitForAction(this.#client, volumeId, action, signal, this.#polling, this.#watch);
     return sizeGigabytes * GIB;
   }
 
@@ -421,13 +430,18 @@ export class DigitalOceanController implements ControllerBackend {
       { name, ...(this.#o.tag !== "" ? { tags: [this.#o.tag] } : {}) },
       signal,
     );
-    let delay = this.#polling.firstPollMs;
-    while (snapshot.regions.length === 0) {
-      await sleep(jitter(delay, 0.25), signal, `waiting for snapshot ${snapshot.id} of volume ${sourceVolumeId} to clone it`);
-      delay = Math.min(this.#polling.maxPollMs, delay * this.#polling.factor);
-      snapshot = await this.#client.getSnapshot(snapshot.id, signal);
-    }
-    return snapshot.id;
+    const created = snapshot;
+    const progress = { log: this.#o.log, intervalMs: this.#polling.progressIntervalMs, fields: { sourceVolumeId, snapshotId: created.id } };
+    return withProgress(`DigitalOcean snapshot ${created.id} of volume ${sourceVolumeId} (clone source)`, progress, async () => {
+      let current = created;
+      let delay = this.#polling.firstPollMs;
+      while (current.regions.length === 0) {
+        await sleep(jitter(delay, 0.25), signal, `waiting for snapshot ${current.id} of volume ${sourceVolumeId} to clone it`);
+        delay = Math.min(this.#polling.maxPollMs, delay * this.#polling.factor);
+        current = await this.#client.getSnapshot(current.id, signal);
+      }
+      return current.id;
+    });
   }
 
   async #deleteTemporarySnapshot(snapshotId: string, signal: AbortSignal): Promise<void> {
@@ -501,23 +515,28 @@ export class DigitalOceanController implements ControllerBackend {
 }
 
 /** The client for a configuration: base URL, token, User-Agent, --do-api-rate-limit. */
-export function clientFor(config: Config, log: Logger): DigitalOceanClient {
+export function clientFor(config: Config, log: Logger, metrics: DriverMetrics = NO_METRICS): DigitalOceanClient {
   const transport = new Transport({
     baseUrl: config.digitalocean.apiUrl,
     token: config.digitalocean.token,
     userAgent: `do-csi-plugin/${config.version} (${config.driverName})`,
     rateLimit: config.digitalocean.apiRateLimit,
     log,
+    metrics,
   });
   return new DigitalOceanClient(transport);
 }
 
-export async function openDigitalOceanController(config: Config, log: Logger): Promise<ControllerBackend> {
+export async function openDigitalOceanController(
+  config: Config,
+  log: Logger,
+  metrics: DriverMetrics = NO_METRICS,
+): Promise<ControllerBackend> {
   if (config.digitalocean.token === "") throw new Error("the DigitalOcean controller needs --token");
   // --region makes the controller independent of the metadata service (so it runs outside a droplet).
   const region =
     config.digitalocean.region !== "" ? config.digitalocean.region : await new MetadataClient(config.digitalocean.metadataUrl).region();
-  const client = clientFor(config, log);
+  const client = clientFor(config, log, metrics);
   log.debug({ region, apiUrl: config.digitalocean.apiUrl }, "DigitalOcean controller backend ready");
   return new DigitalOceanController({
     client,
@@ -526,5 +545,6 @@ export async function openDigitalOceanController(config: Config, log: Logger): P
     tag: config.digitalocean.tag,
     defaultPageSize: config.digitalocean.defaultVolumesPageSize,
     log,
+    metrics,
   });
 }

@@ -54,6 +54,6 @@ export async function listRange<T>(
 
 function parseToken(token: string): number {
   if (token === "") return 0;
-  if (!/^\d{1,15}$/.test(token)) throw Aborted("starting_token %s was not issued by this driver", JSON.stringify(token));
+  if (!/^\d{1,15}$/.test(token)) throw Aborted("starting_token %q was not issued by this driver", token);
   return Number(token);
 }

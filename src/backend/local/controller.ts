@@ -46,6 +46,8 @@ import { reconcile } from "./reconcile.js";
 import { copySparse } from "./sparse-copy.js";
 import type { FrozenMount, LocalState, SnapshotRecord, VolumeRecord } from "./state.js";
 import { StateStore } from "./state-store.js";
+import { NO_METRICS, type DriverMetrics, type PoolReading } from "../../util/metrics.js";
+import type { ProgressOptions } from "../../util/progress.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -96,6 +98,7 @@ export class LocalController implements ControllerBackend {
   readonly #store: StateStore;
   readonly #lock: DataDirLock;
   readonly #log: Logger;
+  readonly #progressIntervalMs: number | undefined;
 
   constructor(options: {
     dataDir: string;
@@ -105,6 +108,8 @@ export class LocalController implements ControllerBackend {
     store: StateStore;
     lock: DataDirLock;
     log: Logger;
+    /** Time between "still waiting" lines of a long image copy (default: 10 s). */
+    progressIntervalMs?: number;
   }) {
     this.#dataDir = options.dataDir;
     this.#driverName = options.driverName;
@@ -113,6 +118,7 @@ export class LocalController implements ControllerBackend {
     this.#store = options.store;
     this.#lock = options.lock;
     this.#log = options.log;
+    this.#progressIntervalMs = options.progressIntervalMs;
     const dataDir = this.#dataDir;
     this.health = {
       name: "local data dir",
@@ -173,13 +179,13 @@ export class LocalController implements ControllerBackend {
         await createSparseFile(partial, spec.sizeBytes);
       } else if (source.kind === "snapshot") {
         // Snapshot images never change: a plain copy is consistent.
-        await copySparse(source.image, partial);
+        await copySparse(source.image, partial, this.#copyProgress({ volumeId: id }));
       } else {
         await withFrozenSource(
           source.image,
           this.#log,
           (mounts) => this.#recordFrozen("volume", id, mounts),
-          () => copySparse(source.image, partial),
+          () => copySparse(source.image, partial, this.#copyProgress({ volumeId: id })),
         );
       }
       // A restore or clone into a bigger volume: the extra space is a hole; the node grows the filesystem.
@@ -326,6 +332,26 @@ export class LocalController implements ControllerBackend {
     return availableBytes(await measurePool(this.#dataDir, this.#store.state), this.#overcommitRatio);
   }
 
+  /** The pool's figures for metrics: one statfs and one stat per image, only when asked. */
+  async poolReading(): Promise<PoolReading> {
+    const state = this.#store.state;
+    const pool = await measurePool(this.#dataDir, state);
+    const usedBytes = pool.volumeAllocatedBytes + pool.snapshotAllocatedBytes;
+    return {
+      dataDir: this.#dataDir,
+      capacityBytes: pool.freeBytes + usedBytes,
+      provisionedBytes: pool.volumeLogicalBytes + pool.snapshotAllocatedBytes,
+      usedBytes,
+      availableBytes: availableBytes(pool, this.#overcommitRatio),
+      volumes: Object.values(state.volumes).filter((v) => v.phase === "ready").length,
+      snapshots: Object.values(state.snapshots).filter((s) => s.phase === "ready").length,
+    };
+  }
+
+  #copyProgress(fields: Record<string, string>): ProgressOptions {
+    return { log: this.#log, intervalMs: this.#progressIntervalMs, fields };
+  }
+
   // ---- snapshots -----------------------------------------------------------
 
   async findSnapshotByName(name: string): Promise<Snapshot | undefined> {
@@ -376,7 +402,7 @@ export class LocalController implements ControllerBackend {
         async () => {
           crashPoint("snapshot-create:frozen");
           cutAt = new Date();
-          await copySparse(source, partial);
+          await copySparse(source, partial, this.#copyProgress({ snapshotId: id }));
         },
       );
       crashPoint("snapshot-create:written");
@@ -631,7 +657,12 @@ async function requireNoImages(dataDir: string): Promise<void> {
 /** CSI topology values: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
 const TOPOLOGY_VALUE = /^[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
 
-export async function openLocalController(config: Config, log: Logger): Promise<ControllerBackend> {
+export async function openLocalController(
+  config: Config,
+  log: Logger,
+  metrics: DriverMetrics = NO_METRICS,
+  options: { progressIntervalMs?: number } = {},
+): Promise<ControllerBackend> {
   if (!TOPOLOGY_VALUE.test(config.nodeId)) {
     throw new Error(
       `node id ${JSON.stringify(config.nodeId)} cannot be the value of the topology key ${nodeTopologyKey(config.driverName)}: ` +
@@ -655,7 +686,9 @@ export async function openLocalController(config: Config, log: Logger): Promise<
       store,
       lock,
       log: backendLog,
+      progressIntervalMs: options.progressIntervalMs,
     });
+    metrics.addPoolSource(() => controller.poolReading());
     backendLog.info(
       { volumes: Object.keys(store.state.volumes).length, snapshots: Object.keys(store.state.snapshots).length, nodeId: config.nodeId },
       "local backend ready",

@@ -16,17 +16,14 @@ export function validateVolumeParameters(parameters: StringMap, mutableParameter
   const unknown = unknownKeys(parameters);
   if (unknown.length > 0) {
     throw InvalidArgument(
-      "unknown parameters %s: the local backend accepts no volume parameters (only %s* keys, which it ignores)",
-      unknown.map((k) => JSON.stringify(k)).join(", "),
+      "unknown parameters %q: the local backend accepts no volume parameters (only %s* keys, which it ignores)",
+      unknown,
       PASSED_THROUGH_PREFIX,
     );
   }
   const mutable = Object.keys(mutableParameters);
   if (mutable.length > 0) {
-    throw InvalidArgument(
-      "unsupported mutable parameters %s: the local backend cannot modify volumes",
-      mutable.map((k) => JSON.stringify(k)).join(", "),
-    );
+    throw InvalidArgument("unsupported mutable parameters %q: the local backend cannot modify volumes", mutable);
   }
 }
 
@@ -34,8 +31,8 @@ export function validateSnapshotParameters(parameters: StringMap): void {
   const unknown = unknownKeys(parameters);
   if (unknown.length > 0) {
     throw InvalidArgument(
-      "unknown snapshot parameters %s: the local backend accepts no snapshot parameters (only %s* keys, which it ignores)",
-      unknown.map((k) => JSON.stringify(k)).join(", "),
+      "unknown snapshot parameters %q: the local backend accepts no snapshot parameters (only %s* keys, which it ignores)",
+      unknown,
       PASSED_THROUGH_PREFIX,
     );
   }

@@ -28,11 +28,7 @@ export function decodePageToken(kind: ListKind, token: string, newestPosition: n
   const position = /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : NaN;
   // Only the exact encoding this backend produces is accepted (base64 decoding alone is lenient).
   if (!Number.isSafeInteger(position) || position > newestPosition || encodePageToken(kind, position) !== token) {
-    throw Aborted(
-      "starting_token %s is not a token this plugin issued for listing %s; start again with an empty token",
-      JSON.stringify(token),
-      kind,
-    );
+    throw Aborted("starting_token %q is not a token this plugin issued for listing %s; start again with an empty token", token, kind);
   }
   return position;
 }

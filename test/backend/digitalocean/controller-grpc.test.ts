@@ -78,9 +78,9 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     expect(sim.requests.filter((r) => r.route.includes("metadata"))).toEqual([]);
   });
 
-  it("Probe is ready and costs at most one API request however often it is called", async () => {
+  it("Probe is ready and costs no API request however often it is called", async () => {
     for (let i = 0; i < 20; i++) expect((await driver.clients.identity.probe({})).ready).toBe(true);
-    expect(sim.apiRequests()).toBeLessThanOrEqual(1);
+    expect(sim.apiRequests()).toBe(0);
   });
 
   it("create -> publish -> unpublish -> delete costs 5 API requests and no idle wait", async () => {
@@ -99,7 +99,8 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     expect(published.publishContext).toEqual({ [KEY]: "pvc-grpc-life" });
     await driver.clients.controller.controllerUnpublishVolume({ volumeId, nodeId: String(DROPLET) });
     await driver.clients.controller.deleteVolume({ volumeId });
-    expect(Date.now() - started).toBeLessThan(500);
+    // No idle wait: the Go driver sleeps 1 s before each poll. A bound, not a performance number (see bench/).
+    expect(Date.now() - started).toBeLessThan(900);
     expect(sim.apiRequests()).toBeLessThanOrEqual(6);
     expect(sim.apiRequests()).toBe(5);
   });
@@ -283,12 +284,23 @@ describe("DigitalOcean driver over gRPC: configuration mistakes", () => {
     await expect(startDriver("/nonexistent", ["--region", "nyc1"])).rejects.toThrow(/region flag must not be set/);
   });
 
-  it("a plugin whose token the API rejects is not ready, and says why", async () => {
+  it("a plugin whose token the API rejects stays live (Probe ready), and its report and its calls say why", async () => {
     const dir = await makeTestDir("do-grpc-badtoken");
     const sim = await DoSimulator.start({ token: "the-right-one" });
     const driver = await startDriver(dir, ["--token", "wrong", "--region", "nyc1", ...simFlags(sim, join(dir, "by-id"))]);
     try {
-      await expectCode(driver.clients.identity.probe({}), Code.FailedPrecondition, /authenticate/);
+      expect((await driver.clients.identity.probe({})).ready).toBe(true);
+      expect(sim.apiRequests()).toBe(0);
+      const report = await driver.plugin.readiness.report(AbortSignal.timeout(10_000));
+      expect(report.ready).toBe(false);
+      expect(report.checks).toEqual([
+        {
+          name: "DigitalOcean API",
+          kind: "dependency",
+          state: "failed",
+          message: expect.stringMatching(/refuses the token.*authenticate/),
+        },
+      ]);
       await expectCode(
         driver.clients.controller.createVolume({ name: "x", volumeCapabilities: [mountCapability()] }),
         Code.Unauthenticated,

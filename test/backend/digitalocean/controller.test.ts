@@ -65,7 +65,8 @@ describe("DigitalOcean controller backend", () => {
       "POST /v2/volumes/{id}/actions": 2,
     });
     expect(sim.apiRequests()).toBeLessThanOrEqual(6);
-    expect(elapsed).toBeLessThan(200);
+    // No idle wait: the Go driver sleeps 1 s before each poll. A bound, not a performance number (see bench/).
+    expect(elapsed).toBeLessThan(900);
     const created = sim.requests.find((r) => r.route === "POST /v2/volumes");
     expect(created).toBeDefined();
   });
@@ -335,13 +336,13 @@ describe("DigitalOcean controller backend", () => {
     );
   });
 
-  it("validates StorageClass parameters: the Go driver's keys pass, unknown ones and LUKS are refused", () => {
+  it("validates StorageClass parameters: the Go driver's keys and unknown ones pass, LUKS and mutable parameters are refused", () => {
     backend.validateParameters(
       { fstype: "xfs", "csi.storage.k8s.io/pvc/name": "data", "dobs.csi.digitalocean.com/luks-encrypted": "false" },
       {},
     );
+    backend.validateParameters({ iops: "3000" }, {});
     expect(() => backend.validateParameters({ "dobs.csi.digitalocean.com/luks-encrypted": "true" }, {})).toThrow(/LUKS/);
-    expect(() => backend.validateParameters({ iops: "3000" }, {})).toThrow(/unknown parameter iops/);
     expect(() => backend.validateParameters({}, { size: "1" })).toThrow(/mutable/);
   });
 

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { Code } from "@connectrpc/connect";
 import { execFile } from "node:child_process";
 import { mkdir, open, readFile, stat, writeFile } from "node:fs/promises";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { Code } from "@connectrpc/connect";
 import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";

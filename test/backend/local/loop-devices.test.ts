@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";

@@ -1,3 +1,4 @@
+// @module-tag needs-root
 import { open } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { volumeImagePath } from "../../../src/backend/local/layout.js";

@@ -91,7 +91,7 @@ describe("StateStore", () => {
     expect(store.state.lastListPosition).toBe(7);
   });
 
-  it("changes nothing when the write itself fails (immutable directory), and recovers afterwards", async () => {
+  it("changes nothing when the write itself fails (immutable directory), and recovers afterwards", { tags: ["needs-root"] }, async () => {
     const path = await fresh();
     const store = await StateStore.open(path, allowFresh);
     const before = await readFile(path, "utf8");

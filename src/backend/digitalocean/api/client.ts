@@ -1,5 +1,6 @@
 import { Internal } from "../../../csi/errors.js";
-import type { Transport } from "./transport.js";
+import { outcomeOfFailure, type ApiOutcome } from "./outcome.js";
+import type { ApiRequest, ApiResponse, Transport } from "./transport.js";
 import type { DoAccount, DoAction, DoDroplet, DoLinks, DoMeta, DoPage, DoSnapshot, DoVolume, NewDoVolume, PageRequest } from "./types.js";
 
 export interface VolumeFilter extends PageRequest {
@@ -17,10 +18,18 @@ const id = (value: string | number): string => encodeURIComponent(String(value))
 /**
  * Typed calls to the DigitalOcean API routes the driver uses. Errors are
  * DoApiError (a CSI status error carrying the HTTP status and the API's
- * message) or UNAVAILABLE once retries run out; see Transport.
+ * message) or UNAVAILABLE once retries run out; see Transport. Listeners
+ * learn what each request said about the API's own health (see ApiOutcome).
  */
 export class DigitalOceanClient {
+  readonly #listeners: ((outcome: ApiOutcome) => void)[] = [];
+
   constructor(readonly transport: Transport) {}
+
+  /** Call `listener` with the outcome of every request from now on. */
+  onOutcome(listener: (outcome: ApiOutcome) => void): void {
+    this.#listeners.push(listener);
+  }
 
   async listVolumes(filter: VolumeFilter, signal: AbortSignal): Promise<DoPage<DoVolume>> {
     const res = await this.#get("v2/volumes", "GET /v2/volumes", signal, {
@@ -37,12 +46,12 @@ export class DigitalOceanClient {
   }
 
   async createVolume(spec: NewDoVolume, signal: AbortSignal): Promise<DoVolume> {
-    const res = await this.transport.request({ method: "POST", path: "v2/volumes", route: "POST /v2/volumes", body: spec, signal });
+    const res = await this.#request({ method: "POST", path: "v2/volumes", route: "POST /v2/volumes", body: spec, signal });
     return field<DoVolume>(res.body, "volume");
   }
 
   async deleteVolume(volumeId: string, signal: AbortSignal): Promise<void> {
-    await this.transport.request({ method: "DELETE", path: `v2/volumes/${id(volumeId)}`, route: "DELETE /v2/volumes/{id}", signal });
+    await this.#request({ method: "DELETE", path: `v2/volumes/${id(volumeId)}`, route: "DELETE /v2/volumes/{id}", signal });
   }
 
   attachVolume(volumeId: string, dropletId: number, region: string, signal: AbortSignal): Promise<DoAction> {
@@ -71,7 +80,7 @@ export class DigitalOceanClient {
   }
 
   async createVolumeSnapshot(volumeId: string, spec: { name: string; tags?: readonly string[] }, signal: AbortSignal): Promise<DoSnapshot> {
-    const res = await this.transport.request({
+    const res = await this.#request({
       method: "POST",
       path: `v2/volumes/${id(volumeId)}/snapshots`,
       route: "POST /v2/volumes/{id}/snapshots",
@@ -104,15 +113,15 @@ export class DigitalOceanClient {
   }
 
   async deleteSnapshot(snapshotId: string, signal: AbortSignal): Promise<void> {
-    await this.transport.request({ method: "DELETE", path: `v2/snapshots/${id(snapshotId)}`, route: "DELETE /v2/snapshots/{id}", signal });
+    await this.#request({ method: "DELETE", path: `v2/snapshots/${id(snapshotId)}`, route: "DELETE /v2/snapshots/{id}", signal });
   }
 
   async createTag(name: string, signal: AbortSignal): Promise<void> {
-    await this.transport.request({ method: "POST", path: "v2/tags", route: "POST /v2/tags", body: { name }, signal });
+    await this.#request({ method: "POST", path: "v2/tags", route: "POST /v2/tags", body: { name }, signal });
   }
 
   async tagResources(tag: string, resources: readonly TaggedResource[], signal: AbortSignal): Promise<void> {
-    await this.transport.request({
+    await this.#request({
       method: "POST",
       path: `v2/tags/${id(tag)}/resources`,
       route: "POST /v2/tags/{tag}/resources",
@@ -126,7 +135,7 @@ export class DigitalOceanClient {
   }
 
   async #volumeAction(volumeId: string, body: Record<string, unknown>, signal: AbortSignal): Promise<DoAction> {
-    const res = await this.transport.request({
+    const res = await this.#request({
       method: "POST",
       path: `v2/volumes/${id(volumeId)}/actions`,
       route: "POST /v2/volumes/{id}/actions",
@@ -136,8 +145,25 @@ export class DigitalOceanClient {
     return field<DoAction>(res.body, "action");
   }
 
+  async #request(req: ApiRequest): Promise<ApiResponse> {
+    let res: ApiResponse;
+    try {
+      res = await this.transport.request(req);
+    } catch (err) {
+      const outcome = outcomeOfFailure(err);
+      if (outcome !== undefined) this.#tell(outcome);
+      throw err;
+    }
+    this.#tell({ ok: true });
+    return res;
+  }
+
+  #tell(outcome: ApiOutcome): void {
+    for (const listener of this.#listeners) listener(outcome);
+  }
+
   async #get(path: string, route: string, signal: AbortSignal, query?: Record<string, string | number | undefined>): Promise<unknown> {
-    return (await this.transport.request({ method: "GET", path, route, query, signal })).body;
+    return (await this.#request({ method: "GET", path, route, query, signal })).body;
   }
 }
 

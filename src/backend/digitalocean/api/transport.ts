@@ -1,5 +1,6 @@
 import { Unavailable, Internal } from "../../../csi/errors.js";
 import type { Logger } from "../../../log/logger.js";
+import { NO_METRICS, type DriverMetrics } from "../../../util/metrics.js";
 import { abortedError, DoApiError } from "./errors.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { jitter, sleep } from "./sleep.js";
@@ -22,6 +23,8 @@ export interface TransportOptions {
   /** First back-off after a 5xx or a connection error; doubles per retry, with jitter. */
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
+  /** Requests by route and status, retries and 429 waits are reported here. */
+  readonly metrics?: DriverMetrics;
 }
 
 export interface ApiRequest {
@@ -48,6 +51,7 @@ const DEFAULTS = {
   max429Retries: 10,
   backoffBaseMs: 100,
   backoffMaxMs: 5_000,
+  metrics: NO_METRICS,
 };
 
 /** Shortest wait after a 429 whose headers say "now" (or nothing). */
@@ -94,7 +98,7 @@ export class Transport {
     let limited = 0;
     for (;;) {
       await this.#limiter.acquire(req.signal);
-      const started = Date.now();
+      const started = performance.now();
       let status: number;
       let responseHeaders: Headers;
       let text: string;
@@ -109,17 +113,25 @@ export class Transport {
         responseHeaders = res.headers;
         text = await res.text();
       } catch (err) {
-        if (req.signal.aborted) throw abortedError(req.signal, `calling ${req.route}`);
+        const seconds = (performance.now() - started) / 1000;
+        if (req.signal.aborted) {
+          o.metrics.apiRequest(req.route, "cancelled", seconds);
+          throw abortedError(req.signal, `calling ${req.route}`);
+        }
+        o.metrics.apiRequest(req.route, "error", seconds);
         failures++;
         const reason = describeFailure(err);
         o.log.debug({ route: req.route, attempt: failures, error: reason }, "DigitalOcean API request failed");
         if (failures > o.maxRetries) {
           throw Unavailable("DigitalOcean API %s: %s (gave up after %d attempts)", req.route, reason, failures);
         }
+        o.metrics.apiRetry(req.route, "connection_error");
         await sleep(this.#backoff(failures), req.signal, `retrying ${req.route} after: ${reason}`);
         continue;
       }
-      o.log.debug({ route: req.route, status, durationMs: Date.now() - started }, "DigitalOcean API request");
+      const seconds = (performance.now() - started) / 1000;
+      o.metrics.apiRequest(req.route, String(status), seconds);
+      o.log.debug({ route: req.route, status, durationMs: Math.round(seconds * 1000) }, "DigitalOcean API request");
 
       if (status === 429) {
         limited++;
@@ -128,6 +140,7 @@ export class Transport {
         if (limited > o.max429Retries) {
           throw Unavailable("DigitalOcean API %s: rate limit exceeded (429) %d times in a row; giving up", req.route, limited);
         }
+        o.metrics.apiRateLimited(req.route, waitMs / 1000);
         continue; // acquire() waits out the pause
       }
       if (status >= 500) {
@@ -136,6 +149,7 @@ export class Transport {
           const { message } = parseError(text, status);
           throw Unavailable("DigitalOcean API %s: %d %s (gave up after %d attempts)", req.route, status, message, failures);
         }
+        o.metrics.apiRetry(req.route, "server_error");
         await sleep(this.#backoff(failures), req.signal, `retrying ${req.route} after a ${status} answer`);
         continue;
       }
