@@ -12,6 +12,8 @@ import type { DoLifeResult, LifeRun } from "./scenarios/do-life.js";
 import type { FootprintRep, StartupResult, UnaryRun } from "./scenarios/footprint.js";
 import type { ListingAtTotal, ListingResult } from "./scenarios/listing.js";
 import { PHASE_STEPS, type LocalLifeResult } from "./scenarios/local-life.js";
+import type { SoakResult } from "./scenarios/soak.js";
+import type { Trend } from "./scenarios/soak-trend.js";
 
 export interface BenchOptions {
   readonly calls: number;
@@ -25,6 +27,10 @@ export interface BenchOptions {
   readonly listingTotals: readonly number[];
   readonly listingPageSize: number;
   readonly listingPasses: number;
+  /** Row 8 (absent from runs made before it existed). */
+  readonly soakLives?: number;
+  readonly soakNodeEvery?: number;
+  readonly soakConcurrency?: number;
   readonly quick: boolean;
 }
 
@@ -52,6 +58,7 @@ export interface BenchResults {
   readonly doRateLimitedNoClientLimit?: DoLifeResult;
   readonly localLife?: LocalLifeResult;
   readonly listing?: ListingResult;
+  readonly soak?: SoakResult;
   readonly diagnostics?: Diagnostics;
   readonly leftovers: { readonly mounts: readonly string[]; readonly loops: readonly string[] };
   rows?: Row[];
@@ -243,7 +250,26 @@ export function buildRows(r: BenchResults): Row[] {
       });
     }
   }
+  const soak = r.soak;
+  if (soak) {
+    const growing = [soak.rss.growth ? "RSS" : "", soak.fds.growth ? "open fds" : ""].filter(Boolean);
+    rows.push({
+      id: "8",
+      what: `soak: ${soak.lives.toLocaleString("en")} volume lives`,
+      how: `controller life each (${soak.nodeLives} also staged and published on the node), local backend, c=${soak.concurrency}; VmRSS and /proc/PID/fd sampled ${soak.samples.length} times`,
+      target: "RSS and open fds: no growth trend",
+      measured: `RSS ${trendText(soak.rss, mib, "MiB")}; fds ${trendText(soak.fds, (n) => n, "")}; ${f0(soak.livesPerS)} lives/s`,
+      ...(growing.length === 0 ? { verdict: "pass" as const } : { verdict: "miss" as const, by: `${growing.join(" and ")} grew` }),
+    });
+  }
   return rows;
+}
+
+/** "floor 72.1 -> 73.0 MiB (+0.9), slope +0.10 MiB/1000 lives over the second half" */
+function trendText(t: Trend, scale: (n: number) => number, unit: string): string {
+  const sign = (n: number) => (n >= 0 ? "+" : "");
+  const u = unit === "" ? "" : ` ${unit}`;
+  return `floor ${f1(scale(t.afterWarmup))} -> ${f1(scale(t.final))}${u} (${sign(t.delta)}${f1(scale(t.delta))}), slope ${sign(t.slopePer1000)}${scale(t.slopePer1000).toFixed(2)}${u}/1000 lives over the second half`;
 }
 
 function median(values: readonly number[]): number {
@@ -653,6 +679,37 @@ export function renderMarkdown(r: BenchResults, rows: readonly Row[]): string {
   }
 
   L.push("");
+  const soak = r.soak;
+  if (soak) {
+    L.push("## 8. Soak");
+    L.push("");
+    if (soak.run)
+      L.push(
+        `Measured in a separate run (\`npm run bench -- --only soak\`) on ${soak.run.date}, driver built from ${soak.run.commit.slice(0, 12)}, load average ${soak.run.loadAverage.start.toFixed(2)} / ${soak.run.loadAverage.end.toFixed(2)}; raw figures: \`${soak.run.file}\`.`,
+        "",
+      );
+    L.push(
+      `Driver: \`${r.commands.localAllInOne ?? ""}\` (one process for the whole run). ${soak.lives.toLocaleString("en")} volume lives, ${soak.concurrency} at a time: ` +
+        `each CreateVolume (${soak.volumeBytes / 2 ** 20} MiB) -> ControllerPublishVolume -> ControllerUnpublishVolume -> DeleteVolume, and one life in ${r.options.soakNodeEvery ?? "n"} (${soak.nodeLives} in all) also NodeStageVolume (mkfs.ext4, mount) -> NodePublishVolume -> NodeUnpublishVolume -> NodeUnstageVolume between the publishes. ` +
+        `A full node life costs ~130 ms of host tools (row 6), so 10,000 of them would take most of an hour; the controller life, where per-volume state is kept, runs ${f0(soak.livesPerS)} lives/s. ` +
+        `VmRSS and the entries of /proc/PID/fd were sampled every ~${Math.round(soak.lives / Math.max(1, soak.samples.length - 1))} lives. ` +
+        "RSS saws with garbage collection, so the verdict reads the floor: the lowest sample of each of 8 equal spans of lives after the first 10% (warm-up). " +
+        `Growth if the floor's least-squares slope over the second half exceeds ${f1(mib(soak.rss.limits.maxSlopePer1000))} MiB / ${soak.fds.limits.maxSlopePer1000} fds per 1000 lives, ` +
+        `or the last span's floor exceeds the first's by more than ${f1(mib(soak.rss.limits.maxDelta))} MiB / ${soak.fds.limits.maxDelta} fds. Took ${f0(soak.durationS)} s.`,
+    );
+    L.push("");
+    L.push("| lives | RSS MiB | open fds | s |");
+    L.push("|---|---|---|---|");
+    const step = Math.max(1, Math.floor(soak.samples.length / 10));
+    const shown = soak.samples.filter((_, i) => i % step === 0 || i === soak.samples.length - 1);
+    for (const x of shown) L.push(`| ${x.lives.toLocaleString("en")} | ${f1(mib(x.rssBytes))} | ${x.fds} | ${f0(x.elapsedMs / 1000)} |`);
+    L.push("");
+    L.push(
+      `Floors (end of span: RSS MiB / fds): ${soak.rss.floors.map((f, i) => `${f.lives.toLocaleString("en")}: ${f1(mib(f.value))} / ${soak.fds.floors[i]?.value ?? "?"}`).join("; ")}.`,
+    );
+    L.push("");
+  }
+
   L.push("## Method notes");
   L.push("");
   L.push(

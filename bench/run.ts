@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every row of issue 8's table against the built driver
  * (dist/), then a console table, bench/results/<timestamp>.json and
- * bench/RESULTS.md. Rows 6 and the local half of row 7 need root (loop devices,
- * mounts); without root they are skipped and say so.
+ * bench/RESULTS.md. Rows 6 and 8 and the local half of row 7 need root (loop
+ * devices, mounts); without root they are skipped and say so.
  *
- *   npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]
+ *   npm run bench [-- --quick] [-- --only footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]
+ *                 [-- --soak-lives N] [-- --soak-node-every N]
  */
 import { execFileSync } from "node:child_process";
 import { cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
@@ -28,8 +29,9 @@ import { DROPLET, measureDoLives, REGION, type DoLifeResult } from "./scenarios/
 import { measureFootprint, measureStartup, nodePluginArgs, type FootprintRep, type StartupResult } from "./scenarios/footprint.js";
 import { measureListing, type ListingResult } from "./scenarios/listing.js";
 import { measureLocalLife, type LocalLifeResult } from "./scenarios/local-life.js";
+import { measureSoak, type SoakResult } from "./scenarios/soak.js";
 
-const SECTIONS = ["footprint", "do", "local", "listing", "diagnostics"] as const;
+const SECTIONS = ["footprint", "do", "local", "listing", "soak", "diagnostics"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -38,21 +40,42 @@ const { values } = parseArgs({
     only: { type: "string" },
     "no-markdown": { type: "boolean", default: false },
     render: { type: "string" },
+    "with-soak": { type: "string" },
+    "soak-lives": { type: "string" },
+    "soak-node-every": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,diagnostics] [-- --no-markdown]\n" +
-      "       tsx bench/run.ts --render bench/results/<run>.json   (rewrite bench/RESULTS.md from a run's figures)\n",
+    "usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
+      "                     [-- --soak-lives N (10000; --quick: 1000)] [-- --soak-node-every N (50; 0: controller lives only)]\n" +
+      "       tsx bench/run.ts --render bench/results/<run>.json [--with-soak bench/results/<soak run>.json]\n" +
+      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run)\n",
   );
   process.exit(0);
 }
 if (values.render !== undefined) {
-  const results = JSON.parse(await readFile(values.render, "utf8")) as BenchResults;
+  let results = JSON.parse(await readFile(values.render, "utf8")) as BenchResults;
+  const soakFile = values["with-soak"];
+  if (soakFile !== undefined) {
+    // Row 8 from a separate `--only soak` run (it takes tens of minutes), marked as such in RESULTS.md.
+    const soakRun = JSON.parse(await readFile(soakFile, "utf8")) as BenchResults;
+    if (soakRun.soak === undefined) throw new Error(`${soakFile} has no soak figures`);
+    results = {
+      ...results,
+      options: { ...results.options, soakNodeEvery: soakRun.options.soakNodeEvery, soakLives: soakRun.options.soakLives },
+      soak: {
+        ...soakRun.soak,
+        run: { file: soakFile, date: soakRun.date, commit: soakRun.provenance.commit, loadAverage: soakRun.loadAverage },
+      },
+    };
+  }
   const rows = buildRows(results);
   await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
-  process.stdout.write(`${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}\n`);
+  process.stdout.write(
+    `${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}${soakFile ? ` and ${soakFile}` : ""}\n`,
+  );
   process.exit(0);
 }
 const only = new Set<Section>(
@@ -68,6 +91,21 @@ const only = new Set<Section>(
       }),
 );
 const quick = values.quick;
+function countFlag(name: "soak-lives" | "soak-node-every", fallback: number): number {
+  const text = values[name];
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) {
+    process.stderr.write(`bench: --${name} must be a whole number, not ${JSON.stringify(text.slice(0, 20))}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+const soakOptions = {
+  soakLives: countFlag("soak-lives", quick ? 1000 : 10_000),
+  soakNodeEvery: countFlag("soak-node-every", 50),
+  soakConcurrency: 4,
+};
 const options: BenchOptions = {
   calls: quick ? 5000 : 20_000,
   reps: quick ? 2 : 3,
@@ -80,6 +118,7 @@ const options: BenchOptions = {
   listingTotals: [1000, 10_000],
   listingPageSize: 500,
   listingPasses: quick ? 2 : 3,
+  ...soakOptions,
   quick,
 };
 
@@ -152,6 +191,7 @@ async function main(): Promise<number> {
   let doRateLimitedNoClientLimit: DoLifeResult | undefined;
   let localLife: LocalLifeResult | undefined;
   let listing: ListingResult | undefined;
+  let soak: SoakResult | undefined;
   let diagnostics: Diagnostics | undefined;
   let left: { mounts: string[]; loops: string[] } = { mounts: [], loops: [] };
   try {
@@ -195,6 +235,19 @@ async function main(): Promise<number> {
         }),
       );
     }
+    if (only.has("soak")) {
+      if (isRoot)
+        soak = await section(`row 8: soak, ${soakOptions.soakLives.toLocaleString("en")} volume lives`, errors, () =>
+          measureSoak({
+            lives: soakOptions.soakLives,
+            nodeEvery: soakOptions.soakNodeEvery,
+            concurrency: soakOptions.soakConcurrency,
+            samples: 200,
+            log,
+          }),
+        );
+      else skipped.push("row 8 (soak) needs root");
+    }
     if (only.has("diagnostics")) {
       diagnostics = await section("diagnostics (separate processes: CPU profiles, heap reports, strace)", errors, () =>
         gatherDiagnostics({ calls: quick ? 3000 : 5000, local: isRoot, log }),
@@ -232,6 +285,7 @@ async function main(): Promise<number> {
     ...(doRateLimitedNoClientLimit ? { doRateLimitedNoClientLimit } : {}),
     ...(localLife ? { localLife } : {}),
     ...(listing ? { listing } : {}),
+    ...(soak ? { soak } : {}),
     ...(diagnostics ? { diagnostics } : {}),
     leftovers: left,
   };

@@ -2,7 +2,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { Duplex } from "node:stream";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { fromBinary, toBinary, type DescService, type Message } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import {
   type ChannelOptions,
   Server as GrpcServer,
@@ -12,7 +12,7 @@ import {
 } from "@grpc/grpc-js";
 import type { Logger } from "../log/logger.js";
 import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
-import { Unavailable } from "../errors.js";
+import { InvalidArgument, Unavailable } from "../errors.js";
 import { formatEndpoint, type Endpoint } from "../util/endpoint.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import type { Router, ServiceHandlers } from "../driver/service.js";
@@ -69,6 +69,31 @@ function bytes(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * Requests whose bytes are not a valid message of their type. grpc-js answers
+ * INTERNAL when deserialisation throws, so an undecodable request becomes an
+ * empty placeholder that the handler rejects with INVALID_ARGUMENT instead.
+ */
+const undecodable = new WeakSet<Message>();
+
+function decodeRequest(method: DescMethod, data: Buffer): Message {
+  try {
+    return fromBinary(method.input, data);
+  } catch {
+    const placeholder = create(method.input);
+    undecodable.add(placeholder);
+    return placeholder;
+  }
+}
+
+function rejectingUndecodable(method: DescMethod, handler: UntypedHandler | undefined): UntypedHandler | undefined {
+  if (handler === undefined) return undefined;
+  return (request, ctx) => {
+    if (undecodable.has(request)) throw InvalidArgument("the request is not a valid %s message", method.input.typeName);
+    return handler(request, ctx);
+  };
+}
+
 /** grpc-js method definitions for a service, with protobuf-es doing the (de)serialisation. */
 function definitionOf(service: DescService): ServiceDefinition {
   const definition: Record<string, ServiceDefinition[string]> = {};
@@ -79,7 +104,7 @@ function definitionOf(service: DescService): ServiceDefinition {
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message: Message) => bytes(toBinary(method.input, message)),
-      requestDeserialize: (data: Buffer) => fromBinary(method.input, data),
+      requestDeserialize: (data: Buffer) => decodeRequest(method, data),
       responseSerialize: (message: Message) => bytes(toBinary(method.output, message)),
       responseDeserialize: (data: Buffer) => fromBinary(method.output, data),
     };
@@ -126,7 +151,12 @@ export class CsiServer {
         const implementation: UntypedServiceImplementation = {};
         const byName = handlers as Record<string, UntypedHandler | undefined>;
         for (const method of service.methods) {
-          implementation[method.localName] = grpcHandler(method, byName[method.localName], middleware, this.#active);
+          implementation[method.localName] = grpcHandler(
+            method,
+            rejectingUndecodable(method, byName[method.localName]),
+            middleware,
+            this.#active,
+          );
         }
         this.#grpc.addService(definitionOf(service), implementation);
       },

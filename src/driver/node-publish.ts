@@ -256,7 +256,7 @@ async function removeTarget(targetPath: string): Promise<void> {
         await rmdir(targetPath);
         return;
       case "file":
-        if (left.size > 0) throw Internal("target_path %s is a file with data after unmounting; it is left in place", targetPath);
+        if (left.size > 0) throw FailedPrecondition("target_path %s is a file with data after unmounting; it is left in place", targetPath);
         await unlink(targetPath);
         return;
       case "other":
@@ -271,7 +271,7 @@ async function removeTarget(targetPath: string): Promise<void> {
     }
   } catch (err) {
     if (err instanceof Error && "code" in err && err.code === "ENOTEMPTY") {
-      throw Internal("target_path %s is not empty after unmounting; it is left in place so that no data is deleted", targetPath);
+      throw FailedPrecondition("target_path %s is not empty after unmounting; it is left in place so that no data is deleted", targetPath);
     }
     if (err instanceof Error && "code" in err && err.code === "ENOENT") return;
     throw err;

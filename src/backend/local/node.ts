@@ -1,7 +1,8 @@
 import { access, constants, realpath, stat } from "node:fs/promises";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../log/logger.js";
-import { FailedPrecondition, NotFound } from "../../errors.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Aborted, FailedPrecondition, NotFound } from "../../errors.js";
 import type { NodeBackend, NodeInfo, StringMap } from "../backend.js";
 import {
   attachLoop,
@@ -16,6 +17,29 @@ import {
   refreshLoopCapacity,
 } from "../../mounter/index.js";
 import { isLocalId, nodeTopologyKey, volumeImagePath } from "./layout.js";
+
+/** How long an unstage waits for a loop device that another process holds open to be let go. */
+const DETACH_WAIT_MS = 10_000;
+
+/**
+ * `losetup --detach` of a loop device that another process has open (udev or
+ * blkid probing it, a tool still reading it) succeeds at once, but the kernel
+ * only detaches the device on its last close. Wait for that, so that an
+ * unstaged volume is really free (DeleteVolume refuses a volume with a loop
+ * device); past the bound the unstage fails ABORTED and is retried.
+ */
+async function untilDetached(volumeId: string, device: string, backing: string | undefined, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + DETACH_WAIT_MS;
+  while (backing !== undefined && (await loopBackingFile(device)) === backing) {
+    if (Date.now() > deadline)
+      throw Aborted(
+        "volume %s: loop device %s is held open by another process and is detached only when it closes it; retry",
+        volumeId,
+        device,
+      );
+    await sleep(20, undefined, { signal });
+  }
+}
 
 /**
  * The node side of the local backend: a volume is its image file under the
@@ -79,7 +103,9 @@ export async function openLocalNode(config: Config, log: Logger): Promise<NodeBa
             users.map((m) => m.mountPoint).join(", "),
           );
         }
+        const backing = await loopBackingFile(device);
         await detachLoop(device, signal);
+        await untilDetached(volumeId, device, backing, signal);
         log.debug({ volumeId, device }, "local volume detached");
       }
     },
