@@ -22,12 +22,9 @@ import {
   type MountPointState,
 } from "../mounter/index.js";
 import {
-  checkNodeMaps,
   checkedPath,
-  parseCapability,
   requirePath,
   requireVolumeId,
-  stageRules,
   type NodeCapability,
   checkVolumeUse,
 } from "./node-request.js";

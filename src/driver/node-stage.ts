@@ -33,12 +33,9 @@ import {
   type MountedFilesystem,
 } from "../mounter/index.js";
 import {
-  checkNodeMaps,
   formattingForbidden,
-  parseCapability,
   requirePath,
   requireVolumeId,
-  stageRules,
   type NodeCapability,
   checkVolumeUse,
 } from "./node-request.js";
