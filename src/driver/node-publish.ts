@@ -21,13 +21,7 @@ import {
   type MountEntry,
   type MountPointState,
 } from "../mounter/index.js";
-import {
-  checkedPath,
-  requirePath,
-  requireVolumeId,
-  type NodeCapability,
-  checkVolumeUse,
-} from "./node-request.js";
+import { checkedPath, requirePath, requireVolumeId, type NodeCapability, checkVolumeUse } from "./node-request.js";
 import {
   foreignMountAt,
   notThisVolume,

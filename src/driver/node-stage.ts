@@ -32,13 +32,7 @@ import {
   type MountEntry,
   type MountedFilesystem,
 } from "../mounter/index.js";
-import {
-  formattingForbidden,
-  requirePath,
-  requireVolumeId,
-  type NodeCapability,
-  checkVolumeUse,
-} from "./node-request.js";
+import { formattingForbidden, requirePath, requireVolumeId, type NodeCapability, checkVolumeUse } from "./node-request.js";
 import {
   blockStagingFile,
   filesystemNeedsGrowth,
