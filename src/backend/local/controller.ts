@@ -1,7 +1,11 @@
 import { mkdir, readdir, rename, statfs } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Config } from "../../config.js";
+import { AlreadyExists, FailedPrecondition, NotFound, OutOfRange, ResourceExhausted } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
+import { loopDevicesFor, refreshLoopCapacity } from "../../mounter/loop.js";
+import { formatBytes } from "../../util/bytes.js";
+import { type DriverMetrics, NO_METRICS, type PoolReading } from "../../util/metrics.js";
 import type {
   ControllerBackend,
   ControllerFeatures,
@@ -17,15 +21,12 @@ import type {
   Volume,
   VolumeCondition,
 } from "../backend.js";
-import { AlreadyExists, FailedPrecondition, NotFound, OutOfRange, ResourceExhausted } from "../../errors.js";
-import { formatBytes } from "../../util/bytes.js";
 import type { HealthCheck } from "../health-check.js";
-import { loopDevicesFor, refreshLoopCapacity } from "../../mounter/loop.js";
 import { crashPoint } from "./crash-points.js";
 import { DataDirLock } from "./data-dir-lock.js";
-import { allocatedBytes, createSparseFile, fsyncPath, growFile, removeIfExists, statIfExists } from "./durable-files.js";
+import { createSparseFile, fsyncPath, growFile, removeIfExists, statIfExists } from "./durable-files.js";
 import { withFrozenSource } from "./frozen-source.js";
-import { pageAfter, snapshotsInListOrder, volumesInListOrder } from "./list-order.js";
+import { clientVisible } from "./host-errors.js";
 import {
   backingFileKey,
   isLocalId,
@@ -38,16 +39,17 @@ import {
   volumeImagePath,
   volumesDir,
 } from "./layout.js";
-import { newSnapshotId, newVolumeId } from "./local-ids.js";
-import { validateSnapshotParameters, validateVolumeParameters } from "./local-parameters.js";
+import { pageAfter, volumesInListOrder } from "./list-order.js";
+import { newVolumeId } from "./local-ids.js";
+import { validateVolumeParameters } from "./local-parameters.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import { availableBytes, measurePool } from "./pool-capacity.js";
+import { LocalPool } from "./pool.js";
+import { availableBytes, measurePool, poolReading } from "./pool-capacity.js";
 import { reconcile } from "./reconcile.js";
+import { LocalSnapshots } from "./snapshots.js";
 import { copySparse } from "./sparse-copy.js";
-import type { FrozenMount, LocalState, SnapshotRecord, VolumeRecord } from "./state.js";
+import type { VolumeRecord } from "./state.js";
 import { StateStore } from "./state-store.js";
-import { NO_METRICS, type DriverMetrics, type PoolReading } from "../../util/metrics.js";
-import type { ProgressOptions } from "../../util/progress.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -72,33 +74,17 @@ const LOCAL_FEATURES: ControllerFeatures = {
   reportsContentSource: true,
 };
 
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : undefined;
-}
-
-/** Host errors a client can act on, as status errors; anything else stays INTERNAL. */
-function clientVisible(err: unknown): unknown {
-  const message = err instanceof Error ? err.message : String(err);
-  if (errnoOf(err) === "ENOSPC" || /No space left on device/.test(message)) {
-    return ResourceExhausted("the data dir's filesystem is full: %s", message);
-  }
-  if (errnoOf(err) === "EFBIG") return OutOfRange("the data dir's filesystem cannot hold a file this large: %s", message);
-  return err;
-}
-
-/** The controller side of the local backend: sparse image files under --data-dir, metadata in state.json. */
+/**
+ * The controller side of the local backend: sparse image files under --data-dir, metadata in state.json.
+ * Volumes are here; snapshots are in snapshots.ts, the steps both share in pool.ts, capacity in pool-capacity.ts.
+ */
 export class LocalController implements ControllerBackend {
   readonly sizeRules = LOCAL_SIZE_RULES;
   readonly features = LOCAL_FEATURES;
   readonly health: HealthCheck;
-  readonly #dataDir: string;
-  readonly #driverName: string;
-  readonly #nodeId: string;
-  readonly #overcommitRatio: number;
-  readonly #store: StateStore;
+  readonly #pool: LocalPool;
+  readonly #snapshots: LocalSnapshots;
   readonly #lock: DataDirLock;
-  readonly #log: Logger;
-  readonly #progressIntervalMs: number | undefined;
 
   constructor(options: {
     dataDir: string;
@@ -111,15 +97,10 @@ export class LocalController implements ControllerBackend {
     /** Time between "still waiting" lines of a long image copy (default: 10 s). */
     progressIntervalMs?: number;
   }) {
-    this.#dataDir = options.dataDir;
-    this.#driverName = options.driverName;
-    this.#nodeId = options.nodeId;
-    this.#overcommitRatio = options.overcommitRatio;
-    this.#store = options.store;
+    this.#pool = new LocalPool(options);
+    this.#snapshots = new LocalSnapshots(this.#pool);
     this.#lock = options.lock;
-    this.#log = options.log;
-    this.#progressIntervalMs = options.progressIntervalMs;
-    const dataDir = this.#dataDir;
+    const dataDir = options.dataDir;
     this.health = {
       name: "local data dir",
       async check() {
@@ -136,12 +117,12 @@ export class LocalController implements ControllerBackend {
   // ---- volumes -------------------------------------------------------------
 
   async findVolumeByName(name: string): Promise<Volume | undefined> {
-    const record = Object.values(this.#store.state.volumes).find((v) => v.name === name && v.phase === "ready");
+    const record = Object.values(this.#pool.store.state.volumes).find((v) => v.name === name && v.phase === "ready");
     return record ? this.#volume(record) : undefined;
   }
 
   async getVolume(volumeId: string): Promise<Volume | undefined> {
-    const record = this.#readyVolume(volumeId);
+    const record = this.#pool.readyVolume(volumeId);
     return record ? this.#volume(record, await this.#condition(record)) : undefined;
   }
 
@@ -150,14 +131,14 @@ export class LocalController implements ControllerBackend {
     this.#requireReachable(spec.requisite);
     const source = this.#sourceImage(spec);
     const id = newVolumeId();
-    const image = volumeImagePath(this.#dataDir, id);
+    const image = volumeImagePath(this.#pool.dataDir, id);
     const partial = `${image}${PARTIAL_SUFFIX}`;
 
-    await this.#store.update(async (draft) => {
-      await this.#dropUnfinished(draft, spec.name, "volume");
+    await this.#pool.store.update(async (draft) => {
+      await this.#pool.dropUnfinished(draft, spec.name, "volume");
       if (Object.values(draft.volumes).some((v) => v.name === spec.name && v.phase === "ready"))
         throw AlreadyExists("a volume named %s already exists", spec.name);
-      await this.#reserve(draft, spec.sizeBytes, "volume");
+      await this.#pool.reserve(draft, spec.sizeBytes, "volume");
       draft.volumes[id] = {
         id,
         name: spec.name,
@@ -179,38 +160,40 @@ export class LocalController implements ControllerBackend {
         await createSparseFile(partial, spec.sizeBytes);
       } else if (source.kind === "snapshot") {
         // Snapshot images never change: a plain copy is consistent.
-        await copySparse(source.image, partial, this.#copyProgress({ volumeId: id }));
+        await copySparse(source.image, partial, this.#pool.copyProgress({ volumeId: id }));
       } else {
         await withFrozenSource(
           source.image,
-          this.#log,
-          (mounts) => this.#recordFrozen("volume", id, mounts),
-          () => copySparse(source.image, partial, this.#copyProgress({ volumeId: id })),
+          this.#pool.log,
+          (mounts) => this.#pool.recordFrozen("volume", id, mounts),
+          () => copySparse(source.image, partial, this.#pool.copyProgress({ volumeId: id })),
         );
       }
       // A restore or clone into a bigger volume: the extra space is a hole; the node grows the filesystem.
       await growFile(partial, spec.sizeBytes);
       crashPoint("volume-create:written");
       await rename(partial, image);
-      await fsyncPath(volumesDir(this.#dataDir));
+      await fsyncPath(volumesDir(this.#pool.dataDir));
       crashPoint("volume-create:renamed");
-      const record = await this.#store.update((draft) => this.#markReady(draft, "volume", id));
+      const record = await this.#pool.store.update((draft) => this.#pool.markReady(draft, "volume", id));
       crashPoint("volume-create:ready");
-      this.#log.info({ volumeId: id, name: spec.name, sizeBytes: spec.sizeBytes, source: spec.source }, "volume created");
+      this.#pool.log.info({ volumeId: id, name: spec.name, sizeBytes: spec.sizeBytes, source: spec.source }, "volume created");
       return this.#volume(record as VolumeRecord);
     } catch (err) {
-      await this.#rollBack("volume", id).catch((cleanup: unknown) =>
-        this.#log.error(
-          { volumeId: id, err: (cleanup as Error).message },
-          "could not roll back a failed volume creation; the next start will",
-        ),
-      );
+      await this.#pool
+        .rollBack("volume", id)
+        .catch((cleanup: unknown) =>
+          this.#pool.log.error(
+            { volumeId: id, err: (cleanup as Error).message },
+            "could not roll back a failed volume creation; the next start will",
+          ),
+        );
       throw clientVisible(err);
     }
   }
 
   async deleteVolume(volumeId: string): Promise<void> {
-    const record = isLocalId(volumeId) ? this.#store.state.volumes[volumeId] : undefined;
+    const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
     // Unknown, or still being created (its id cannot have been handed out yet): nothing to delete.
     if (!record || record.phase === "creating") return;
     if (record.attachments.length > 0) {
@@ -220,35 +203,35 @@ export class LocalController implements ControllerBackend {
         record.attachments.map((a) => a.nodeId).join(", "),
       );
     }
-    const image = volumeImagePath(this.#dataDir, volumeId);
+    const image = volumeImagePath(this.#pool.dataDir, volumeId);
     const devices = await loopDevicesFor(image);
     if (devices.length > 0) {
       throw FailedPrecondition("volume %s is still attached to %s on this node: NodeUnstageVolume it first", volumeId, devices.join(", "));
     }
-    await this.#store.update((draft) => {
+    await this.#pool.store.update((draft) => {
       const current = draft.volumes[volumeId];
       if (current) draft.volumes[volumeId] = { ...current, phase: "deleting" };
     });
     crashPoint("volume-delete:marked");
     await removeIfExists(image);
     await removeIfExists(`${image}${PARTIAL_SUFFIX}`);
-    await fsyncPath(volumesDir(this.#dataDir));
+    await fsyncPath(volumesDir(this.#pool.dataDir));
     crashPoint("volume-delete:unlinked");
-    await this.#store.update((draft) => {
+    await this.#pool.store.update((draft) => {
       delete draft.volumes[volumeId];
     });
-    this.#log.info({ volumeId }, "volume deleted");
+    this.#pool.log.info({ volumeId }, "volume deleted");
   }
 
   async publishVolume(request: PublishRequest): Promise<StringMap> {
-    const record = this.#readyVolume(request.volumeId);
+    const record = this.#pool.readyVolume(request.volumeId);
     if (!record) throw NotFound("volume %s does not exist", request.volumeId);
-    if (request.nodeId !== this.#nodeId) {
-      throw NotFound("node %s does not exist: local volumes live on node %s only", request.nodeId, this.#nodeId);
+    if (request.nodeId !== this.#pool.nodeId) {
+      throw NotFound("node %s does not exist: local volumes live on node %s only", request.nodeId, this.#pool.nodeId);
     }
     const publishContext = {
-      [backingFileKey(this.#driverName)]: volumeImagePath(this.#dataDir, record.id),
-      [readonlyKey(this.#driverName)]: String(request.readonly),
+      [backingFileKey(this.#pool.driverName)]: volumeImagePath(this.#pool.dataDir, record.id),
+      [readonlyKey(this.#pool.driverName)]: String(request.readonly),
     };
     const existing = record.attachments.find((a) => a.nodeId === request.nodeId);
     if (existing) {
@@ -273,7 +256,7 @@ export class LocalController implements ControllerBackend {
         elsewhere.map((a) => a.nodeId).join(", "),
       );
     }
-    await this.#store.update((draft) => {
+    await this.#pool.store.update((draft) => {
       const current = draft.volumes[record.id];
       if (!current) throw NotFound("volume %s does not exist", record.id);
       draft.volumes[record.id] = {
@@ -285,9 +268,9 @@ export class LocalController implements ControllerBackend {
   }
 
   async unpublishVolume(volumeId: string, nodeId: string): Promise<void> {
-    const record = isLocalId(volumeId) ? this.#store.state.volumes[volumeId] : undefined;
+    const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
     if (!record?.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
-    await this.#store.update((draft) => {
+    await this.#pool.store.update((draft) => {
       const current = draft.volumes[volumeId];
       if (current)
         draft.volumes[volumeId] = { ...current, attachments: current.attachments.filter((a) => nodeId !== "" && a.nodeId !== nodeId) };
@@ -295,7 +278,7 @@ export class LocalController implements ControllerBackend {
   }
 
   async listVolumes(maxEntries: number, startingToken: string): Promise<Page<Volume>> {
-    const state = this.#store.state;
+    const state = this.#pool.store.state;
     const after = decodePageToken("volumes", startingToken, state.lastListPosition);
     const { page, more } = pageAfter(volumesInListOrder(state), after, maxEntries);
     const last = page.at(-1);
@@ -304,15 +287,15 @@ export class LocalController implements ControllerBackend {
   }
 
   async expandVolume(volumeId: string, sizeBytes: number, signal: AbortSignal): Promise<number> {
-    const record = this.#readyVolume(volumeId);
+    const record = this.#pool.readyVolume(volumeId);
     if (!record) throw NotFound("volume %s does not exist", volumeId);
     if (sizeBytes <= record.sizeBytes) return record.sizeBytes;
-    const image = volumeImagePath(this.#dataDir, volumeId);
+    const image = volumeImagePath(this.#pool.dataDir, volumeId);
     try {
-      await this.#store.update(async (draft) => {
+      await this.#pool.store.update(async (draft) => {
         const current = draft.volumes[volumeId];
         if (current?.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
-        await this.#reserve(draft, sizeBytes - current.sizeBytes, "volume expansion");
+        await this.#pool.reserve(draft, sizeBytes - current.sizeBytes, "volume expansion");
         // Grow first and record after: a crash in between leaves a bigger image, whose size the next start adopts.
         await growFile(image, sizeBytes);
         crashPoint("volume-expand:grown");
@@ -323,181 +306,58 @@ export class LocalController implements ControllerBackend {
     } catch (err) {
       throw clientVisible(err);
     }
-    this.#log.info({ volumeId, sizeBytes }, "volume expanded");
+    this.#pool.log.info({ volumeId, sizeBytes }, "volume expanded");
     return sizeBytes;
   }
 
   async availableCapacity(_parameters: StringMap, topology: Topology | undefined): Promise<number> {
-    if (topology !== undefined && !this.#onThisNode(topology)) return 0;
-    return availableBytes(await measurePool(this.#dataDir, this.#store.state), this.#overcommitRatio);
+    if (topology !== undefined && !this.#pool.onThisNode(topology)) return 0;
+    return availableBytes(await measurePool(this.#pool.dataDir, this.#pool.store.state), this.#pool.overcommitRatio);
   }
 
   /** The pool's figures for metrics: one statfs and one stat per image, only when asked. */
   async poolReading(): Promise<PoolReading> {
-    const state = this.#store.state;
-    const pool = await measurePool(this.#dataDir, state);
-    const usedBytes = pool.volumeAllocatedBytes + pool.snapshotAllocatedBytes;
-    return {
-      dataDir: this.#dataDir,
-      capacityBytes: pool.freeBytes + usedBytes,
-      provisionedBytes: pool.volumeLogicalBytes + pool.snapshotAllocatedBytes,
-      usedBytes,
-      availableBytes: availableBytes(pool, this.#overcommitRatio),
-      volumes: Object.values(state.volumes).filter((v) => v.phase === "ready").length,
-      snapshots: Object.values(state.snapshots).filter((s) => s.phase === "ready").length,
-    };
-  }
-
-  #copyProgress(fields: Record<string, string>): ProgressOptions {
-    return { log: this.#log, intervalMs: this.#progressIntervalMs, fields };
+    return poolReading(this.#pool.dataDir, this.#pool.store.state, this.#pool.overcommitRatio);
   }
 
   // ---- snapshots -----------------------------------------------------------
 
-  async findSnapshotByName(name: string): Promise<Snapshot | undefined> {
-    const record = Object.values(this.#store.state.snapshots).find((s) => s.name === name && s.phase === "ready");
-    return record ? this.#snapshot(record) : undefined;
+  findSnapshotByName(name: string): Promise<Snapshot | undefined> {
+    return this.#snapshots.findByName(name);
   }
 
-  async getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
-    const record = this.#readySnapshot(snapshotId);
-    return record ? this.#snapshot(record) : undefined;
+  getSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    return this.#snapshots.get(snapshotId);
   }
 
-  async createSnapshot(spec: NewSnapshot, signal: AbortSignal): Promise<Snapshot> {
-    signal.throwIfAborted();
-    validateSnapshotParameters(spec.parameters);
-    const volume = this.#readyVolume(spec.sourceVolumeId);
-    if (!volume) throw NotFound("source volume %s does not exist", spec.sourceVolumeId);
-    const id = newSnapshotId();
-    const source = volumeImagePath(this.#dataDir, volume.id);
-    const image = snapshotImagePath(this.#dataDir, id);
-    const partial = `${image}${PARTIAL_SUFFIX}`;
-
-    await this.#store.update(async (draft) => {
-      await this.#dropUnfinished(draft, spec.name, "snapshot");
-      if (Object.values(draft.snapshots).some((s) => s.name === spec.name && s.phase === "ready"))
-        throw AlreadyExists("a snapshot named %s already exists", spec.name);
-      // The copy occupies what the volume occupies (less with reflinks): it must fit in the pool and on the disk.
-      await this.#reserve(draft, await allocatedBytes(source), "snapshot", true);
-      draft.snapshots[id] = {
-        id,
-        name: spec.name,
-        phase: "creating",
-        sourceVolumeId: volume.id,
-        sizeBytes: volume.sizeBytes,
-        parameters: { ...spec.parameters },
-        createdAt: new Date().toISOString(),
-        listPosition: 0,
-        frozenMounts: [],
-      };
-    });
-    crashPoint("snapshot-create:recorded");
-    try {
-      let cutAt = new Date();
-      await withFrozenSource(
-        source,
-        this.#log,
-        (mounts) => this.#recordFrozen("snapshot", id, mounts),
-        async () => {
-          crashPoint("snapshot-create:frozen");
-          cutAt = new Date();
-          await copySparse(source, partial, this.#copyProgress({ snapshotId: id }));
-        },
-      );
-      crashPoint("snapshot-create:written");
-      await rename(partial, image);
-      await fsyncPath(snapshotsDir(this.#dataDir));
-      crashPoint("snapshot-create:renamed");
-      const record = await this.#store.update((draft) => {
-        const ready = this.#markReady(draft, "snapshot", id) as SnapshotRecord;
-        draft.snapshots[id] = { ...ready, createdAt: cutAt.toISOString() };
-        return draft.snapshots[id];
-      });
-      crashPoint("snapshot-create:ready");
-      this.#log.info({ snapshotId: id, name: spec.name, sourceVolumeId: volume.id }, "snapshot created");
-      return this.#snapshot(record);
-    } catch (err) {
-      await this.#rollBack("snapshot", id).catch((cleanup: unknown) =>
-        this.#log.error({ snapshotId: id, err: (cleanup as Error).message }, "could not roll back a failed snapshot; the next start will"),
-      );
-      throw clientVisible(err);
-    }
+  createSnapshot(spec: NewSnapshot, signal: AbortSignal): Promise<Snapshot> {
+    return this.#snapshots.create(spec, signal);
   }
 
-  async deleteSnapshot(snapshotId: string): Promise<void> {
-    const record = isLocalId(snapshotId) ? this.#store.state.snapshots[snapshotId] : undefined;
-    if (!record || record.phase === "creating") return;
-    await this.#store.update((draft) => {
-      const current = draft.snapshots[snapshotId];
-      if (current) draft.snapshots[snapshotId] = { ...current, phase: "deleting" };
-    });
-    crashPoint("snapshot-delete:marked");
-    const image = snapshotImagePath(this.#dataDir, snapshotId);
-    await removeIfExists(image);
-    await removeIfExists(`${image}${PARTIAL_SUFFIX}`);
-    await fsyncPath(snapshotsDir(this.#dataDir));
-    crashPoint("snapshot-delete:unlinked");
-    await this.#store.update((draft) => {
-      delete draft.snapshots[snapshotId];
-    });
-    this.#log.info({ snapshotId }, "snapshot deleted");
+  deleteSnapshot(snapshotId: string): Promise<void> {
+    return this.#snapshots.delete(snapshotId);
   }
 
-  async listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string): Promise<Page<Snapshot>> {
-    const state = this.#store.state;
-    const after = decodePageToken("snapshots", startingToken, state.lastListPosition);
-    const ordered = snapshotsInListOrder(state);
-    const filtered =
-      filter.snapshotId === undefined && filter.sourceVolumeId === undefined
-        ? ordered
-        : ordered.filter(
-            (s) =>
-              (filter.snapshotId === undefined || s.id === filter.snapshotId) &&
-              (filter.sourceVolumeId === undefined || s.sourceVolumeId === filter.sourceVolumeId),
-          );
-    const { page, more } = pageAfter(filtered, after, maxEntries);
-    const last = page.at(-1);
-    return {
-      items: page.map((s) => this.#snapshot(s)),
-      nextToken: last && more ? encodePageToken("snapshots", last.listPosition) : "",
-    };
+  listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string): Promise<Page<Snapshot>> {
+    return this.#snapshots.list(filter, maxEntries, startingToken);
   }
 
   async close(): Promise<void> {
     // Let a metadata write in progress finish before giving up the data dir.
-    await this.#store.update(() => undefined).catch(() => undefined);
+    await this.#pool.store.update(() => undefined).catch(() => undefined);
     await this.#lock.release();
   }
 
-  // ---- helpers -------------------------------------------------------------
-
-  #readyVolume(volumeId: string): VolumeRecord | undefined {
-    const record = isLocalId(volumeId) ? this.#store.state.volumes[volumeId] : undefined;
-    return record?.phase === "ready" ? record : undefined;
-  }
-
-  #readySnapshot(snapshotId: string): SnapshotRecord | undefined {
-    const record = isLocalId(snapshotId) ? this.#store.state.snapshots[snapshotId] : undefined;
-    return record?.phase === "ready" ? record : undefined;
-  }
-
-  #topology(): Topology {
-    return { [nodeTopologyKey(this.#driverName)]: this.#nodeId };
-  }
-
-  #onThisNode(topology: Topology): boolean {
-    return topology[nodeTopologyKey(this.#driverName)] === this.#nodeId;
-  }
+  // ---- volume helpers ------------------------------------------------------
 
   /** Volumes live on this node: a requisite list that excludes it cannot be met. */
   #requireReachable(requisite: readonly Topology[]): void {
-    if (requisite.length > 0 && !requisite.some((t) => this.#onThisNode(t))) {
+    if (requisite.length > 0 && !requisite.some((t) => this.#pool.onThisNode(t))) {
       throw ResourceExhausted(
         "cannot provision in the requisite topologies: local volumes live on node %s only (topology %s=%s)",
-        this.#nodeId,
-        nodeTopologyKey(this.#driverName),
-        this.#nodeId,
+        this.#pool.nodeId,
+        nodeTopologyKey(this.#pool.driverName),
+        this.#pool.nodeId,
       );
     }
   }
@@ -505,7 +365,7 @@ export class LocalController implements ControllerBackend {
   #sourceImage(spec: NewVolume): { kind: "snapshot" | "volume"; image: string } | undefined {
     if (spec.source === undefined) return undefined;
     if (spec.source.kind === "snapshot") {
-      const snapshot = this.#readySnapshot(spec.source.id);
+      const snapshot = this.#pool.readySnapshot(spec.source.id);
       if (!snapshot) throw NotFound("source snapshot %s does not exist", spec.source.id);
       if (snapshot.sizeBytes > spec.sizeBytes) {
         throw OutOfRange(
@@ -515,9 +375,9 @@ export class LocalController implements ControllerBackend {
           formatBytes(spec.sizeBytes),
         );
       }
-      return { kind: "snapshot", image: snapshotImagePath(this.#dataDir, snapshot.id) };
+      return { kind: "snapshot", image: snapshotImagePath(this.#pool.dataDir, snapshot.id) };
     }
-    const volume = this.#readyVolume(spec.source.id);
+    const volume = this.#pool.readyVolume(spec.source.id);
     if (!volume) throw NotFound("source volume %s does not exist", spec.source.id);
     if (volume.sizeBytes > spec.sizeBytes) {
       throw OutOfRange(
@@ -527,80 +387,11 @@ export class LocalController implements ControllerBackend {
         formatBytes(spec.sizeBytes),
       );
     }
-    return { kind: "volume", image: volumeImagePath(this.#dataDir, volume.id) };
-  }
-
-  /**
-   * Refuse what the pool cannot hold; `physical` when the bytes are written at
-   * once (a snapshot copy) and so must also be free on the disk now. Runs inside
-   * a store update, so concurrent creations cannot both take the last bytes.
-   */
-  async #reserve(draft: LocalState, bytes: number, what: string, physical = false): Promise<void> {
-    const pool = await measurePool(this.#dataDir, draft);
-    const available = availableBytes(pool, this.#overcommitRatio);
-    if (bytes > available || (physical && bytes > pool.freeBytes)) {
-      throw ResourceExhausted(
-        "not enough capacity for this %s: it needs %s and the pool has %s left (%s free on the data dir's filesystem, overcommit ratio %s)",
-        what,
-        formatBytes(bytes),
-        formatBytes(physical ? Math.min(available, pool.freeBytes) : available),
-        formatBytes(pool.freeBytes),
-        this.#overcommitRatio,
-      );
-    }
-  }
-
-  /** Leftovers of an earlier attempt with this name that failed and could not be rolled back at the time. */
-  async #dropUnfinished(draft: LocalState, name: string, kind: "volume" | "snapshot"): Promise<void> {
-    const records = kind === "volume" ? draft.volumes : draft.snapshots;
-    for (const record of Object.values(records)) {
-      if (record.name !== name || record.phase !== "creating") continue;
-      const image = kind === "volume" ? volumeImagePath(this.#dataDir, record.id) : snapshotImagePath(this.#dataDir, record.id);
-      await removeIfExists(image);
-      await removeIfExists(`${image}${PARTIAL_SUFFIX}`);
-      delete records[record.id];
-    }
-  }
-
-  async #recordFrozen(kind: "volume" | "snapshot", id: string, mounts: readonly FrozenMount[]): Promise<void> {
-    await this.#store.update((draft) => {
-      if (kind === "volume") {
-        const record = draft.volumes[id];
-        if (record) draft.volumes[id] = { ...record, frozenMounts: [...mounts] };
-      } else {
-        const record = draft.snapshots[id];
-        if (record) draft.snapshots[id] = { ...record, frozenMounts: [...mounts] };
-      }
-    });
-  }
-
-  #markReady(draft: LocalState, kind: "volume" | "snapshot", id: string): VolumeRecord | SnapshotRecord {
-    draft.lastListPosition += 1;
-    if (kind === "volume") {
-      const record = draft.volumes[id];
-      if (!record) throw new Error(`volume ${id} vanished while it was being created`);
-      draft.volumes[id] = { ...record, phase: "ready", listPosition: draft.lastListPosition, frozenMounts: [] };
-      return draft.volumes[id];
-    }
-    const record = draft.snapshots[id];
-    if (!record) throw new Error(`snapshot ${id} vanished while it was being created`);
-    draft.snapshots[id] = { ...record, phase: "ready", listPosition: draft.lastListPosition, frozenMounts: [] };
-    return draft.snapshots[id];
-  }
-
-  /** Undo a failed creation: files first, then the record. */
-  async #rollBack(kind: "volume" | "snapshot", id: string): Promise<void> {
-    const image = kind === "volume" ? volumeImagePath(this.#dataDir, id) : snapshotImagePath(this.#dataDir, id);
-    await removeIfExists(`${image}${PARTIAL_SUFFIX}`);
-    await removeIfExists(image);
-    await this.#store.update((draft) => {
-      if (kind === "volume") delete draft.volumes[id];
-      else delete draft.snapshots[id];
-    });
+    return { kind: "volume", image: volumeImagePath(this.#pool.dataDir, volume.id) };
   }
 
   async #condition(record: VolumeRecord): Promise<VolumeCondition> {
-    const image = volumeImagePath(this.#dataDir, record.id);
+    const image = volumeImagePath(this.#pool.dataDir, record.id);
     const stats = await statIfExists(image);
     if (!stats) return { abnormal: true, message: `the volume's image ${image} is missing` };
     if (stats.size < record.sizeBytes) {
@@ -619,21 +410,10 @@ export class LocalController implements ControllerBackend {
       capacityBytes: record.sizeBytes,
       context: {},
       ...(record.source ? { source: record.source } : {}),
-      accessibleTopology: [this.#topology()],
+      accessibleTopology: [this.#pool.topology()],
       publishedNodeIds: record.attachments.map((a) => a.nodeId),
       parameters: record.parameters,
       ...(condition ? { condition } : {}),
-    };
-  }
-
-  #snapshot(record: SnapshotRecord): Snapshot {
-    return {
-      id: record.id,
-      name: record.name,
-      sourceVolumeId: record.sourceVolumeId,
-      sizeBytes: record.sizeBytes,
-      createdAt: new Date(record.createdAt),
-      readyToUse: true,
     };
   }
 }
@@ -650,13 +430,13 @@ async function requireNoImages(dataDir: string): Promise<void> {
   }
 }
 
+/** CSI topology values: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
+const TOPOLOGY_VALUE = /^[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
+
 /**
  * Open the data dir for the controller: take its lock (a second process
  * refuses to start), load the metadata and reconcile what a crash left.
  */
-/** CSI topology values: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
-const TOPOLOGY_VALUE = /^[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
-
 export async function openLocalController(
   config: Config,
   log: Logger,

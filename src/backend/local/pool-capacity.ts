@@ -1,5 +1,6 @@
 import { statSync } from "node:fs";
 import { statfs } from "node:fs/promises";
+import type { PoolReading } from "../../util/metrics.js";
 import { PARTIAL_SUFFIX, snapshotImagePath, volumeImagePath } from "./layout.js";
 import type { StateView } from "./state-store.js";
 
@@ -60,4 +61,19 @@ export async function measurePool(dataDir: string, state: StateView): Promise<Po
     snapshotAllocatedBytes += imageAllocation(snapshotImagePath(dataDir, snapshot.id));
   }
   return { freeBytes: fs.bavail * fs.bsize, volumeLogicalBytes, volumeAllocatedBytes, snapshotAllocatedBytes };
+}
+
+/** The pool's figures for metrics: one statfs and one stat per image, only when asked. */
+export async function poolReading(dataDir: string, state: StateView, overcommitRatio: number): Promise<PoolReading> {
+  const pool = await measurePool(dataDir, state);
+  const usedBytes = pool.volumeAllocatedBytes + pool.snapshotAllocatedBytes;
+  return {
+    dataDir,
+    capacityBytes: pool.freeBytes + usedBytes,
+    provisionedBytes: pool.volumeLogicalBytes + pool.snapshotAllocatedBytes,
+    usedBytes,
+    availableBytes: availableBytes(pool, overcommitRatio),
+    volumes: Object.values(state.volumes).filter((v) => v.phase === "ready").length,
+    snapshots: Object.values(state.snapshots).filter((s) => s.phase === "ready").length,
+  };
 }
