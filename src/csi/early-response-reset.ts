@@ -16,9 +16,15 @@ import type { Server as GrpcServer } from "@grpc/grpc-js";
 export function resetStreamsAnsweredEarly(server: Http2Server): void {
   server.on("stream", (stream: ServerHttp2Stream) => {
     stream.once("finish", () => {
-      // Only once the status went out: in the response headers (trailers-only) or in trailers.
+      // Only once the status went out: in the response headers (trailers-only) or in trailers. The reset
+      // waits a moment: a client still writing the request when the answer arrives (a flood of streams
+      // over a full connection window) then reads the answer before its stream is reset, and the
+      // streams it queued behind the refused ones still start.
       const answered = stream.sentHeaders["grpc-status"] !== undefined || stream.sentTrailers?.["grpc-status"] !== undefined;
-      if (answered && !stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
+      if (!answered) return;
+      setTimeout(() => {
+        if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
+      }, 200).unref();
     });
   });
 }
