@@ -14,6 +14,7 @@ import type { Logger } from "../log/logger.js";
 import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
 import { InvalidArgument, Unavailable } from "../errors.js";
 import { formatEndpoint, type Endpoint } from "../util/endpoint.js";
+import { injectorHttp2Server, resetStreamsAnsweredEarly } from "./early-response-reset.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import type { Router, ServiceHandlers } from "../driver/service.js";
 import {
@@ -163,6 +164,7 @@ export class CsiServer {
     };
     options.routes(router);
     const injector = this.#grpc.createConnectionInjector(ServerCredentials.createInsecure());
+    resetStreamsAnsweredEarly(injectorHttp2Server(this.#grpc));
 
     // Every connection's start is read before grpc-js sees it (legacy-authority.ts),
     // which bounds what a connection can cost before it is an HTTP/2 client.
