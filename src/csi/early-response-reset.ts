@@ -20,7 +20,8 @@ export function resetStreamsAnsweredEarly(server: Http2Server): void {
       // waits a moment: a client still writing the request when the answer arrives (a flood of streams
       // over a full connection window) then reads the answer before its stream is reset, and the
       // streams it queued behind the refused ones still start.
-      const answered = stream.sentHeaders["grpc-status"] !== undefined || stream.sentTrailers?.["grpc-status"] !== undefined;
+      // A stream the client cancelled before any answer has sent no headers at all.
+      const answered = stream.sentHeaders?.["grpc-status"] !== undefined || stream.sentTrailers?.["grpc-status"] !== undefined;
       if (!answered) return;
       setTimeout(() => {
         if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
