@@ -7,7 +7,17 @@ import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { HTTP2, MAX_CONCURRENT_STREAMS, MAX_RECEIVE_MESSAGE_BYTES, UNFINISHED_REQUEST_TIMEOUT_MS } from "../../src/csi/transport-limits.js";
 import { type DriverProcess, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-import { CONTINUATION, END_HEADERS, frame, frameHeader, HEADERS, RawConnection, requestBlock, sleep, unaryRequest } from "./raw-http2.js";
+import {
+  CONTINUATION,
+  END_HEADERS,
+  frame,
+  frameHeader,
+  HEADERS,
+  RawConnection,
+  requestBlock,
+  unaryRequest,
+  watchProbes,
+} from "./raw-http2.js";
 
 /**
  * The attacks of hostile-http2.test.ts against the built program, measuring
@@ -30,27 +40,13 @@ async function rssMiB(pid: number): Promise<number> {
 /** Samples the driver's RSS and a Probe's latency every 100 ms until stopped. */
 function watch(pid: number, clients: CsiClients) {
   let peak = 0;
-  let slowest = 0;
-  let failures = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rssMiB(pid));
-      const started = Date.now();
-      try {
-        await clients.identity.probe({}, { timeoutMs: 5_000 });
-      } catch {
-        failures++;
-      }
-      slowest = Math.max(slowest, Date.now() - started);
-      await sleep(100);
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
+  const stop = watchProbes(clients, 100, async () => {
     peak = Math.max(peak, await rssMiB(pid));
-    return { peak, slowest, failures };
+  });
+  return async () => {
+    const probes = await stop();
+    peak = Math.max(peak, await rssMiB(pid));
+    return { peak, ...probes };
   };
 }
 

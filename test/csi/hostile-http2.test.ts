@@ -25,6 +25,7 @@ import {
   SETTINGS,
   sleep,
   unaryRequest,
+  watchProbes,
 } from "./raw-http2.js";
 
 /**
@@ -36,30 +37,6 @@ import {
 
 const PROBE = "/csi.v1.Identity/Probe";
 const LEGACY_AUTHORITY = "/var/lib/kubelet/plugins/test/csi.sock";
-
-/** Probes on their own connection every 50 ms until stopped; reports the slowest answer and any failure. */
-function watchProbes(clients: CsiClients) {
-  let slowest = 0;
-  let failures = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const started = Date.now();
-      try {
-        await clients.identity.probe({}, { timeoutMs: 5_000 });
-      } catch {
-        failures++;
-      }
-      slowest = Math.max(slowest, Date.now() - started);
-      await sleep(50);
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    return { slowest, failures };
-  };
-}
 
 describe("hostile HTTP/2", () => {
   let dir: string;
@@ -112,7 +89,7 @@ describe("hostile HTTP/2", () => {
 
   it("closes a connection that announces a frame longer than 16 KiB before reading its payload", async () => {
     const socket = await start();
-    const probes = watchProbes(clients as CsiClients);
+    const probes = watchProbes(clients as CsiClients, 50);
     const attackers = Array.from({ length: 20 }, () => raw(socket));
     for (const attacker of attackers) {
       await attacker.start();
@@ -131,7 +108,7 @@ describe("hostile HTTP/2", () => {
     ["after the relay took the connection over", LEGACY_AUTHORITY],
   ])("closes a connection that sends CONTINUATION frames without end %s", async (_when, authority) => {
     const socket = await start();
-    const probes = watchProbes(clients as CsiClients);
+    const probes = watchProbes(clients as CsiClients, 50);
     const attacker = raw(socket);
     await attacker.start();
     if (authority === LEGACY_AUTHORITY) {

@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import type { CsiClients } from "../../src/csi/client.js";
 import { encodeHeaderBlock, HpackDecoder, type HeaderField } from "../../src/csi/hpack.js";
 
 /** Hand-built HTTP/2 for tests that must send what no well-behaved client library would. */
@@ -202,3 +203,32 @@ export function fieldValue(result: StreamResult, name: string): string | undefin
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Probes on their own connection every `intervalMs` until stopped, running
+ * `sample` (e.g. a memory reading) before each; reports the slowest answer and
+ * any failure.
+ */
+export function watchProbes(clients: CsiClients, intervalMs: number, sample: () => Promise<void> = async () => undefined) {
+  let slowest = 0;
+  let failures = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await sample();
+      const started = Date.now();
+      try {
+        await clients.identity.probe({}, { timeoutMs: 5_000 });
+      } catch {
+        failures++;
+      }
+      slowest = Math.max(slowest, Date.now() - started);
+      await sleep(intervalMs);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return { slowest, failures };
+  };
+}
