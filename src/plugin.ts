@@ -6,6 +6,8 @@ import { identityService } from "./driver/identity.js";
 import { Readiness } from "./driver/readiness.js";
 import { missingExecutables } from "./util/executables.js";
 import { openControllerBackend, openNodeBackend } from "./backend/index.js";
+import type { ControllerBackend } from "./backend/backend.js";
+import { deploymentShape } from "./driver/deployment.js";
 import { NO_METRICS, type DriverMetrics } from "./util/metrics.js";
 
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
@@ -40,11 +42,14 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
     });
   }
 
+  const shape = deploymentShape(config);
   let controller: ServiceHandlers<typeof Controller> = {};
+  let controllerBackend: ControllerBackend | undefined;
   let node: ServiceHandlers<typeof Node> = {};
   try {
     if (servesController(config.mode)) {
       const backend = await openControllerBackend(config, log, metrics);
+      controllerBackend = backend;
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
       // Loaded on demand: a node plugin never loads controller code, and vice versa.
@@ -56,7 +61,9 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
       const { nodeService } = await import("./driver/node.js");
-      node = nodeService({ config, backend, log });
+      // With --node-deployment the node grows its own pool's images (NodeExpandVolume).
+      const storage = shape.nodeGrowsStorage ? controllerBackend : undefined;
+      node = nodeService({ config, backend, log, ...(storage ? { storage } : {}) });
     }
   } catch (err) {
     for (const close of closers.reverse()) await close().catch(() => undefined);

@@ -1,7 +1,7 @@
 import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
-import type { NodeBackend } from "../backend/backend.js";
+import type { ControllerBackend, NodeBackend } from "../backend/backend.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
 import { InFlight } from "./inflight.js";
@@ -22,6 +22,11 @@ export interface NodeServiceOptions {
    * (mount propagation); default /var/lib/kubelet.
    */
   readonly kubeletDir?: string;
+  /**
+   * With --node-deployment, this node's own pool: NodeExpandVolume grows the
+   * volume's storage there first (deployment.ts decides).
+   */
+  readonly storage?: ControllerBackend;
 }
 
 type NodeCapabilityInit = MessageInitShape<typeof NodeServiceCapabilitySchema>;
@@ -49,28 +54,39 @@ export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof
     kubeletDir: checkedPath(options.kubeletDir ?? options.config.kubeletDir ?? DEFAULT_KUBELET_DIR, "kubelet directory"),
     volumeCondition: config.alpha.has("volume-condition"),
     singleNodeMultiWriter: config.alpha.has("single-node-multi-writer"),
+    ...(options.storage ? { storage: options.storage } : {}),
   };
   const capabilities = nodeCapabilities(config);
 
   return {
     async nodeStageVolume(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
       await answeringLongNames(() => stageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnstageVolume(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
       await answeringLongNames(() => unstageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodePublishVolume(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
       await answeringLongNames(() => publishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnpublishVolume(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
       await answeringLongNames(() => unpublishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
-    nodeGetVolumeStats: (req, ctx) => answeringLongNames(() => volumeStats(env, req, ctx.signal)),
-    nodeExpandVolume: (req, ctx) => answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log)),
+    nodeGetVolumeStats(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
+      return answeringLongNames(() => volumeStats(env, req, ctx.signal));
+    },
+    nodeExpandVolume(req, ctx) {
+      backend.requireOwnVolume?.(req.volumeId);
+      return answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log));
+    },
     nodeGetCapabilities: () => ({ capabilities }),
     async nodeGetInfo(_req, ctx) {
       const info = await backend.nodeInfo(ctx.signal);

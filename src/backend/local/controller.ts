@@ -40,7 +40,7 @@ import {
   volumesDir,
 } from "./layout.js";
 import { pageAfter, volumesInListOrder } from "./list-order.js";
-import { newVolumeId } from "./local-ids.js";
+import { newVolumeId, requireOnNode } from "./local-ids.js";
 import { validateVolumeParameters } from "./local-parameters.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { LocalPool } from "./pool.js";
@@ -130,7 +130,7 @@ export class LocalController implements ControllerBackend {
     signal.throwIfAborted();
     this.#requireReachable(spec.requisite);
     const source = this.#sourceImage(spec);
-    const id = newVolumeId();
+    const id = newVolumeId(this.#pool.nodeId);
     const image = volumeImagePath(this.#pool.dataDir, id);
     const partial = `${image}${PARTIAL_SUFFIX}`;
 
@@ -193,6 +193,8 @@ export class LocalController implements ControllerBackend {
   }
 
   async deleteVolume(volumeId: string): Promise<void> {
+    // Another node's volume is not "already gone": answering OK would let the CO forget it while it still uses space there.
+    requireOnNode(volumeId, "volume", this.#pool.nodeId);
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
     // Unknown, or still being created (its id cannot have been handed out yet): nothing to delete.
     if (!record || record.phase === "creating") return;
@@ -268,6 +270,7 @@ export class LocalController implements ControllerBackend {
   }
 
   async unpublishVolume(volumeId: string, nodeId: string): Promise<void> {
+    requireOnNode(volumeId, "volume", this.#pool.nodeId);
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
     if (!record?.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
     await this.#pool.store.update((draft) => {
@@ -365,7 +368,7 @@ export class LocalController implements ControllerBackend {
   #sourceImage(spec: NewVolume): { kind: "snapshot" | "volume"; image: string } | undefined {
     if (spec.source === undefined) return undefined;
     if (spec.source.kind === "snapshot") {
-      const snapshot = this.#pool.readySnapshot(spec.source.id);
+      const snapshot = this.#pool.readySnapshot(spec.source.id, "source snapshot");
       if (!snapshot) throw NotFound("source snapshot %s does not exist", spec.source.id);
       if (snapshot.sizeBytes > spec.sizeBytes) {
         throw OutOfRange(
@@ -377,7 +380,7 @@ export class LocalController implements ControllerBackend {
       }
       return { kind: "snapshot", image: snapshotImagePath(this.#pool.dataDir, snapshot.id) };
     }
-    const volume = this.#pool.readyVolume(spec.source.id);
+    const volume = this.#pool.readyVolume(spec.source.id, "source volume");
     if (!volume) throw NotFound("source volume %s does not exist", spec.source.id);
     if (volume.sizeBytes > spec.sizeBytes) {
       throw OutOfRange(
