@@ -181,11 +181,11 @@ export interface NodeBackend {
    */
   attachedDevices?(volumeId: string, signal: AbortSignal): Promise<readonly string[]>;
   /**
-   * Optional: throw NotFound naming both nodes when the volume's id places it
-   * on another node. The node service calls it first in every RPC that names a
-   * volume, so a misrouted call changes nothing.
+   * Optional: throw NotFound naming both nodes when the volume is not on this
+   * node and its id places it on another. The node service calls it first in
+   * every RPC that names a volume, so a misrouted call changes nothing.
    */
-  requireOwnVolume?(volumeId: string): void;
+  requireOwnVolume?(volumeId: string, signal: AbortSignal): Promise<void>;
   /**
    * Optional: the condition of the volume's storage on this node (local: its
    * image file), for volume_condition; undefined when the backend cannot tell.

@@ -60,31 +60,31 @@ export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof
 
   return {
     async nodeStageVolume(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => stageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnstageVolume(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => unstageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodePublishVolume(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => publishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnpublishVolume(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => unpublishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
-    nodeGetVolumeStats(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+    async nodeGetVolumeStats(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       return answeringLongNames(() => volumeStats(env, req, ctx.signal));
     },
-    nodeExpandVolume(req, ctx) {
-      backend.requireOwnVolume?.(req.volumeId);
+    async nodeExpandVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       return answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log));
     },
     nodeGetCapabilities: () => ({ capabilities }),

@@ -193,9 +193,9 @@ export class LocalController implements ControllerBackend {
   }
 
   async deleteVolume(volumeId: string): Promise<void> {
-    // Another node's volume is not "already gone": answering OK would let the CO forget it while it still uses space there.
-    requireOnNode(volumeId, "volume", this.#pool.nodeId);
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
+    // Another node's volume is not "already gone": answering OK would let the CO forget it while it still uses space there.
+    if (!record) requireOnNode(volumeId, "volume", this.#pool.nodeId);
     // Unknown, or still being created (its id cannot have been handed out yet): nothing to delete.
     if (!record || record.phase === "creating") return;
     if (record.attachments.length > 0) {
@@ -270,8 +270,8 @@ export class LocalController implements ControllerBackend {
   }
 
   async unpublishVolume(volumeId: string, nodeId: string): Promise<void> {
-    requireOnNode(volumeId, "volume", this.#pool.nodeId);
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
+    if (!record) requireOnNode(volumeId, "volume", this.#pool.nodeId);
     if (!record?.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
     await this.#pool.store.update((draft) => {
       const current = draft.volumes[volumeId];

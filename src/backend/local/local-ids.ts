@@ -41,9 +41,11 @@ export function volumeNodeOf(id: string): string | undefined {
 }
 
 /**
- * Refuse, before anything is looked up or changed, a volume or snapshot that
- * its id places on another node: NOT_FOUND (it is not in this node's pool)
- * naming both nodes, so a misrouted call is plain in the caller's log.
+ * Refuse a volume or snapshot that this node's pool does not hold and that its
+ * id places on another node: NOT_FOUND naming both nodes, so a misrouted call
+ * is plain in the caller's log, and nothing is changed. Callers ask only about
+ * ids their pool does not hold: a data dir keeps serving what it holds when its
+ * node is renamed.
  */
 export function requireOnNode(id: string, kind: "volume" | "snapshot" | "source volume" | "source snapshot", nodeId: string): void {
   const owner = volumeNodeOf(id);

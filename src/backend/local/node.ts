@@ -17,7 +17,14 @@ import {
   refreshLoopCapacity,
 } from "../../mounter/index.js";
 import { isLocalId, nodeTopologyKey, volumeImagePath } from "./layout.js";
-import { requireOnNode } from "./local-ids.js";
+import { requireOnNode, volumeNodeOf } from "./local-ids.js";
+
+function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
 
 /** How long an unstage waits for a loop device that another process holds open to be let go. */
 const DETACH_WAIT_MS = 10_000;
@@ -111,17 +118,18 @@ export async function openLocalNode(config: Config, log: Logger): Promise<NodeBa
       }
     },
 
-    requireOwnVolume(volumeId: string): void {
-      requireOnNode(volumeId, "volume", config.nodeId);
+    async requireOwnVolume(volumeId: string): Promise<void> {
+      const owner = volumeNodeOf(volumeId);
+      if (owner === undefined || owner === config.nodeId) return;
+      // A data dir keeps serving what it holds when its node is renamed.
+      const image = imageOf(volumeId);
+      if (image === undefined || !(await isFile(image))) requireOnNode(volumeId, "volume", config.nodeId);
     },
 
     async storageCondition(volumeId: string): Promise<VolumeCondition | undefined> {
       const image = imageOf(volumeId);
       if (image === undefined) return undefined;
-      const present = await stat(image).then(
-        (s) => s.isFile(),
-        () => false,
-      );
+      const present = await isFile(image);
       // A loop device keeps a deleted image alive: the mount works, but the data is gone once it is unstaged.
       return present
         ? { abnormal: false, message: `the volume's image ${image} is present` }

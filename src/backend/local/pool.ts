@@ -47,15 +47,15 @@ export class LocalPool {
 
   /** A ready volume of this pool; undefined when unknown, NOT_FOUND naming both nodes when its id names another node. */
   readyVolume(volumeId: string, kind: "volume" | "source volume" = "volume"): VolumeRecord | undefined {
-    requireOnNode(volumeId, kind, this.nodeId);
     const record = isLocalId(volumeId) ? this.store.state.volumes[volumeId] : undefined;
+    if (!record) requireOnNode(volumeId, kind, this.nodeId);
     return record?.phase === "ready" ? record : undefined;
   }
 
   /** A ready snapshot of this pool; undefined when unknown, NOT_FOUND naming both nodes when its id names another node. */
   readySnapshot(snapshotId: string, kind: "snapshot" | "source snapshot" = "snapshot"): SnapshotRecord | undefined {
-    requireOnNode(snapshotId, kind, this.nodeId);
     const record = isLocalId(snapshotId) ? this.store.state.snapshots[snapshotId] : undefined;
+    if (!record) requireOnNode(snapshotId, kind, this.nodeId);
     return record?.phase === "ready" ? record : undefined;
   }
 

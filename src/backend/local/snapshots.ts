@@ -114,9 +114,9 @@ export class LocalSnapshots {
 
   async delete(snapshotId: string): Promise<void> {
     const pool = this.#pool;
-    // Another node's snapshot is not "already gone": answering OK would let the CO forget it while it still uses space there.
-    requireOnNode(snapshotId, "snapshot", pool.nodeId);
     const record = isLocalId(snapshotId) ? pool.store.state.snapshots[snapshotId] : undefined;
+    // Another node's snapshot is not "already gone": answering OK would let the CO forget it while it still uses space there.
+    if (!record) requireOnNode(snapshotId, "snapshot", pool.nodeId);
     if (!record || record.phase === "creating") return;
     await pool.store.update((draft) => {
       const current = draft.snapshots[snapshotId];
