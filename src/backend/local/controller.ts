@@ -85,11 +85,17 @@ export class LocalController implements ControllerBackend {
   readonly #pool: LocalPool;
   readonly #snapshots: LocalSnapshots;
   readonly #lock: DataDirLock;
+  readonly #nodeDeployment: boolean;
 
   constructor(options: {
     dataDir: string;
     driverName: string;
     nodeId: string;
+    /**
+     * One instance per node: nothing calls ControllerUnpublishVolume, so the
+     * attachments a single-node layout recorded no longer hold a volume back.
+     */
+    nodeDeployment?: boolean;
     overcommitRatio: number;
     store: StateStore;
     lock: DataDirLock;
@@ -100,6 +106,7 @@ export class LocalController implements ControllerBackend {
     this.#pool = new LocalPool(options);
     this.#snapshots = new LocalSnapshots(this.#pool);
     this.#lock = options.lock;
+    this.#nodeDeployment = options.nodeDeployment ?? false;
     const dataDir = options.dataDir;
     this.health = {
       name: "local data dir",
@@ -198,7 +205,9 @@ export class LocalController implements ControllerBackend {
     if (!record) requireOnNode(volumeId, "volume", this.#pool.nodeId);
     // Unknown, or still being created (its id cannot have been handed out yet): nothing to delete.
     if (!record || record.phase === "creating") return;
-    if (record.attachments.length > 0) {
+    // A volume in use on this node is still refused below (its loop device); with
+    // --node-deployment, attachments are leftovers of the single-node layout.
+    if (record.attachments.length > 0 && !this.#nodeDeployment) {
       throw FailedPrecondition(
         "volume %s is published to node %s: ControllerUnpublishVolume it first",
         volumeId,
@@ -465,6 +474,7 @@ export async function openLocalController(
       dataDir,
       driverName: config.driverName,
       nodeId: config.nodeId,
+      nodeDeployment: config.nodeDeployment,
       overcommitRatio: config.local.overcommitRatio,
       store,
       lock,
