@@ -91,7 +91,7 @@ describe("server-streaming calls", () => {
     expect(received).toHaveLength(1);
     expect(err.code).toBe(Code.NotFound);
     expect(err.rawMessage).toBe("snapshot snap-2 was deleted");
-    expect(finishedLines()[0]).toMatchObject({ code: "NOT_FOUND" });
+    expect(finishedLines()[0]).toMatchObject({ code: "NOT_FOUND", baseSnapshotId: "a", targetSnapshotId: "b" });
   });
 
   it("turns anything that is not a status error into INTERNAL", async () => {
