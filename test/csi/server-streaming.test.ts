@@ -52,8 +52,8 @@ describe("server-streaming calls", () => {
     await removeTestDir(dir);
   });
 
-  const serve = async (handlers: ServiceHandlers<typeof SnapshotMetadata>) => {
-    served = await serveRoutes(dir, log.logger, (router) => router.service(SnapshotMetadata, handlers));
+  const serve = async (handlers: ServiceHandlers<typeof SnapshotMetadata>, shutdownTimeoutMs?: number) => {
+    served = await serveRoutes(dir, log.logger, (router) => router.service(SnapshotMetadata, handlers), { shutdownTimeoutMs });
     return served.clients.snapshotMetadata;
   };
   const finishedLines = () => log.records().filter((r) => r.msg === "call finished" || r.msg === "call failed");
@@ -156,6 +156,61 @@ describe("server-streaming calls", () => {
     expect(err.code).toBe(Code.DeadlineExceeded);
     expect(Date.now() - started).toBeLessThan(5_000);
     await expect.poll(() => finishedLines()[0]).toMatchObject({ code: "DEADLINE_EXCEEDED" });
+  });
+
+  it("stops a handler that never looks at its signal once the deadline passes", async () => {
+    let pulled = 0;
+    let stopped = false;
+    const sm = await serve({
+      async *getMetadataAllocated() {
+        try {
+          for (let i = 0; ; i++) {
+            pulled++;
+            yield page(i, 1);
+            await sleep(10);
+          }
+        } finally {
+          stopped = true;
+        }
+      },
+    });
+    const err = await failure(collect(sm.getMetadataAllocated({ snapshotId: "x" }, { timeoutMs: 300 })));
+    expect(err.code).toBe(Code.DeadlineExceeded);
+    await expect.poll(() => stopped).toBe(true);
+    const after = pulled;
+    await sleep(100);
+    expect(pulled).toBe(after);
+  });
+
+  it("cancels a stream still running when shutdown's grace period ends", async () => {
+    let stoppedWith: unknown;
+    const sm = await serve(
+      {
+        async *getMetadataAllocated(_request, ctx: CallContext) {
+          try {
+            for (let i = 0; ; i++) {
+              yield page(i, 1);
+              await sleep(20);
+            }
+          } finally {
+            stoppedWith = ctx.signal.reason;
+          }
+        },
+      },
+      300,
+    );
+    const received: unknown[] = [];
+    const reading = failure(
+      (async () => {
+        for await (const m of sm.getMetadataAllocated({ snapshotId: "x" })) received.push(m);
+      })(),
+    );
+    await expect.poll(() => received.length).toBeGreaterThan(2);
+    const started = Date.now();
+    await served?.server.shutdown();
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((await reading).code).toBe(Code.Unavailable);
+    expect(stoppedWith).toMatchObject({ code: Code.Unavailable });
   });
 
   it("stops pulling from the handler while the caller does not read, and delivers everything once it does", async () => {
