@@ -148,8 +148,7 @@ async function* differingBlocks(
     for (let chunk = range.offset; chunk < stop; chunk += READ_CHUNK_BYTES) {
       signal.throwIfAborted();
       const length = Math.min(READ_CHUNK_BYTES, stop - chunk);
-      await readFully(base, left, length, chunk);
-      await readFully(target, right, length, chunk);
+      await Promise.all([readFully(base, left, length, chunk), readFully(target, right, length, chunk)]);
       for (let at = 0; at < length; at += COMPARE_BLOCK_BYTES) {
         const size = Math.min(COMPARE_BLOCK_BYTES, length - at);
         if (left.subarray(at, at + size).equals(right.subarray(at, at + size))) continue;
