@@ -54,16 +54,9 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       const { controllerService } = await import("./driver/controller.js");
       controller = controllerService({ config, backend, log });
       if (offersSnapshotMetadata && backend.snapshotMetadata) {
-        const { snapshotMetadataService, SNAPSHOT_METADATA_TOOLS } = await import("./driver/snapshot-metadata.js");
+        const { snapshotMetadataService } = await import("./driver/snapshot-metadata.js");
         snapshotMetadata = snapshotMetadataService(backend.snapshotMetadata);
-        readiness.add({
-          name: "snapshot metadata tools",
-          async check() {
-            const missing = await missingExecutables(SNAPSHOT_METADATA_TOOLS);
-            if (missing.length > 0) throw new Error(`missing ${missing.join(", ")}; install xfsprogs (or use the driver's image)`);
-            return "ready";
-          },
-        });
+        if (backend.snapshotMetadata.health) readiness.add(backend.snapshotMetadata.health);
       }
     }
     if (servesNode(config.mode)) {

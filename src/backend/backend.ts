@@ -145,6 +145,8 @@ export interface SnapshotMetadataBackend {
    * InvalidArgument when they are of different volumes or out of order.
    */
   changedBlocks(baseSnapshotId: string, targetSnapshotId: string, signal: AbortSignal): Promise<SnapshotBlocks>;
+  /** What the service needs on the host (checked by Probe while it is served). */
+  readonly health?: HealthCheck;
 }
 
 export interface ControllerBackend {

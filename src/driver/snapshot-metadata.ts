@@ -13,9 +13,6 @@ import type { ServiceHandlers } from "./service.js";
  * one message, so a caller always learns the volume's capacity.
  */
 
-/** Host tools the service needs (the local backend reads extent maps with xfs_io). */
-export const SNAPSHOT_METADATA_TOOLS = ["xfs_io"];
-
 /** Tuples per message when the caller leaves max_results at 0. */
 export const DEFAULT_RESULTS_PER_MESSAGE = 1024;
 /** Most tuples in one message whatever the caller asks (about 100 KiB, far below the 4 MiB message limit). */

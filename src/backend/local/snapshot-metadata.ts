@@ -1,8 +1,10 @@
 import { type FileHandle, open } from "node:fs/promises";
-import { InvalidArgument, NotFound } from "../../errors.js";
+import { FailedPrecondition, InvalidArgument, NotFound } from "../../errors.js";
+import { findExecutable } from "../../util/executables.js";
 import type { BlockRange, SnapshotBlocks, SnapshotMetadataBackend } from "../backend.js";
+import type { HealthCheck } from "../health-check.js";
 import { allocatedRanges, changedRanges } from "./block-ranges.js";
-import { dataExtents } from "./image-extents.js";
+import { dataExtents, FIEMAP_TOOL } from "./image-extents.js";
 import { snapshotImagePath } from "./layout.js";
 import type { LocalPool } from "./pool.js";
 import type { SnapshotRecord } from "./state.js";
@@ -17,6 +19,14 @@ import type { SnapshotRecord } from "./state.js";
  */
 export class LocalSnapshotMetadata implements SnapshotMetadataBackend {
   readonly #pool: LocalPool;
+  readonly health: HealthCheck = {
+    name: "snapshot metadata tools",
+    async check() {
+      if (!(await findExecutable(FIEMAP_TOOL)))
+        throw FailedPrecondition("%s is missing; install xfsprogs on the controller's host (or use the driver's image)", FIEMAP_TOOL);
+      return "ready";
+    },
+  };
 
   constructor(pool: LocalPool) {
     this.#pool = pool;

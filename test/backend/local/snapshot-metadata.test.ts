@@ -138,6 +138,9 @@ for (const fsType of ["ext4", "xfs"] as const) {
       const { capabilities } = await (h as ControllerHarness).clients.identity.getPluginCapabilities({});
       const services = capabilities.map((c) => (c.type.case === "service" ? c.type.value.type : undefined));
       expect(services).toContain(PluginCapability_Service_Type.SNAPSHOT_METADATA_SERVICE);
+      // Probe covers the tool the service reads extent maps with.
+      const report = await (h as ControllerHarness).plugin.readiness.report(new AbortController().signal);
+      expect(report.checks).toContainEqual(expect.objectContaining({ name: "snapshot metadata tools", state: "ready" }));
     });
 
     it("reports exactly the blocks of a snapshot that hold data", async () => {
@@ -302,3 +305,33 @@ for (const fsType of ["ext4", "xfs"] as const) {
     });
   });
 }
+
+describe("without --alpha-features snapshot-metadata", () => {
+  let dir: string;
+  let h: ControllerHarness | undefined;
+  beforeAll(async () => {
+    dir = await makeTestDir("snapmeta-off");
+    h = await startController(dir, ["--alpha-features", "get-snapshot"]);
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await removeTestDir(dir);
+  });
+
+  it("neither advertises nor serves the service", async () => {
+    const { capabilities } = await (h as ControllerHarness).clients.identity.getPluginCapabilities({});
+    const services = capabilities.map((c) => (c.type.case === "service" ? c.type.value.type : undefined));
+    expect(services).not.toContain(PluginCapability_Service_Type.SNAPSHOT_METADATA_SERVICE);
+    const stream = (h as ControllerHarness).clients.snapshotMetadata.getMetadataAllocated({ snapshotId: "snap-x" });
+    await expectCode(
+      (async () => {
+        for await (const _m of stream) {
+          // an answer would be a failure; UNIMPLEMENTED ends the stream
+        }
+      })(),
+      Code.Unimplemented,
+    );
+    const report = await (h as ControllerHarness).plugin.readiness.report(new AbortController().signal);
+    expect(report.checks.map((c) => c.name)).not.toContain("snapshot metadata tools");
+  });
+});
