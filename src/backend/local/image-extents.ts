@@ -11,6 +11,8 @@ import { findExecutable } from "../../util/executables.js";
  * zero, not what is allocated; FIEMAP also gives each extent's physical
  * place on disk, which says when two images share a block (a reflink copy).
  *
+ * On a filesystem without FIEMAP (tmpfs) the whole image counts as data.
+ *
  * The map is read as xfs_io writes it, line by line, so an image with
  * millions of extents never sits in memory whole: a consumer that stops
  * pulling stops the tool (its output pipe fills).
@@ -47,6 +49,9 @@ const NO_STABLE_PLACE =
   FIEMAP_EXTENT_NOT_ALIGNED |
   FIEMAP_EXTENT_DATA_INLINE |
   FIEMAP_EXTENT_DATA_TAIL;
+
+/** What xfs_io says when the filesystem does not implement the FIEMAP ioctl. */
+const NO_FIEMAP = /FS_IOC_FIEMAP.*(?:Operation not supported|Inappropriate ioctl)/;
 
 /** `   3: [8000..8007]:    228007744..228007751     8   0x1` (sectors of 512 bytes; "hole" for a hole). */
 const EXTENT_LINE = /^\s*\d+:\s+\[(\d+)\.\.(\d+)\]:\s+(?:hole|(\d+)\.\.\d+)\s+\d+(?:\s+0x([0-9a-f]+))?\s*$/;
@@ -127,6 +132,13 @@ export async function* dataExtents(handle: FileHandle, from: number, signal: Abo
     }
     const code = await exited;
     signal.throwIfAborted();
+    if (code !== 0 && pending === undefined && NO_FIEMAP.test(stderr.text())) {
+      // A filesystem without FIEMAP (tmpfs): no map, so all of the image counts as data, with no place on disk.
+      const { size } = await handle.stat();
+      finished = true;
+      if (size > from) yield { offset: from, length: size - from, physical: undefined };
+      return;
+    }
     if (code !== 0) {
       const detail = stderr.text().trim().split("\n").slice(-3).join("; ");
       throw new CommandError(FIEMAP_TOOL, args, code, detail, `exit status ${code ?? "(killed)"}${detail ? `: ${detail}` : ""}`);

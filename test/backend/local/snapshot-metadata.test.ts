@@ -335,3 +335,69 @@ describe("without --alpha-features snapshot-metadata", () => {
     expect(report.checks.map((c) => c.name)).not.toContain("snapshot metadata tools");
   });
 });
+
+describe("on a data dir without FIEMAP (tmpfs)", () => {
+  let dir: string;
+  let h: ControllerHarness | undefined;
+  beforeAll(async () => {
+    dir = await makeTestDir("snapmeta-tmpfs");
+    await mkdir(join(dir, "data"));
+    await run("mount", ["-t", "tmpfs", "-o", "size=256m", "tmpfs", join(dir, "data")]);
+    h = await startController(dir, ["--alpha-features", "snapshot-metadata"]);
+  });
+  afterAll(async () => {
+    try {
+      await h?.stop();
+      await run("umount", [join(dir, "data")]).catch(() => undefined);
+    } finally {
+      await cleanHost(dir);
+      await removeTestDir(dir);
+    }
+  });
+
+  it("counts the whole image as allocated and still reports exactly the blocks that changed", async () => {
+    const c = (h as ControllerHarness).clients;
+    const dataDir = (h as ControllerHarness).dataDir;
+    const size = 16 * MiB;
+    const { volume } = await c.controller.createVolume({
+      name: "tmpfs-vol",
+      volumeCapabilities: [mountCapability()],
+      capacityRange: { requiredBytes: BigInt(size) },
+    });
+    const image = volumeImagePath(dataDir, volume?.volumeId ?? "");
+    const write = async (offset: number, data: Buffer) => {
+      const handle = await open(image, "r+");
+      try {
+        await handle.write(data, 0, data.length, offset);
+      } finally {
+        await handle.close();
+      }
+    };
+    await write(MiB, randomBytes(4 * BLOCK));
+    const base =
+      (await c.controller.createSnapshot({ name: "tmpfs-1", sourceVolumeId: volume?.volumeId ?? "" })).snapshot?.snapshotId ?? "";
+    await write(MiB + BLOCK, randomBytes(BLOCK));
+    await write(9 * MiB, randomBytes(2 * BLOCK));
+    const target =
+      (await c.controller.createSnapshot({ name: "tmpfs-2", sourceVolumeId: volume?.volumeId ?? "" })).snapshot?.snapshotId ?? "";
+
+    const ranges = async (stream: AsyncIterable<{ blockMetadata: { byteOffset: bigint; sizeBytes: bigint }[] }>) => {
+      const out: Range[] = [];
+      for await (const m of stream)
+        for (const b of m.blockMetadata) out.push({ offset: Number(b.byteOffset), length: Number(b.sizeBytes) });
+      return out;
+    };
+    expect(await ranges(c.snapshotMetadata.getMetadataAllocated({ snapshotId: base }))).toEqual([{ offset: 0, length: size }]);
+    expect(await ranges(c.snapshotMetadata.getMetadataAllocated({ snapshotId: base, startingOffset: BigInt(size - 100) }))).toEqual([
+      { offset: size - 100, length: 100 },
+    ]);
+    const changed = await ranges(c.snapshotMetadata.getMetadataDelta({ baseSnapshotId: base, targetSnapshotId: target }));
+    expect(changed).toEqual(
+      blocksToRanges(await differingBlocks(size, snapshotImagePath(dataDir, base), snapshotImagePath(dataDir, target))),
+    );
+    expect(changed).toEqual([
+      { offset: MiB + BLOCK, length: BLOCK },
+      { offset: 9 * MiB, length: 2 * BLOCK },
+    ]);
+  });
+});
