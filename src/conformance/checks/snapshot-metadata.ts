@@ -98,8 +98,8 @@ function coverage(ranges: readonly Range[], from = 0n): Range[] {
     const offset = r.offset > from ? r.offset : from;
     if (r.end <= offset) continue;
     const last = out.at(-1);
-    if (last && last.end >= offset) out[out.length - 1] = { offset: last.offset, end: last.end > r.end ? last.end : r.end };
-    else out.push({ offset, end: r.end });
+    if (!last || last.end < offset) out.push({ offset, end: r.end });
+    else if (r.end > last.end) out[out.length - 1] = { offset: last.offset, end: r.end };
   }
   return out;
 }
