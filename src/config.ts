@@ -30,6 +30,7 @@ export const ALPHA_FEATURES = [
   "get-volume", // ControllerGetVolume, GET_VOLUME
   "get-snapshot", // GetSnapshot, GET_SNAPSHOT
   "single-node-multi-writer", // SINGLE_NODE_MULTI_WRITER and the SINGLE_NODE_{SINGLE,MULTI}_WRITER access modes
+  "snapshot-metadata", // SNAPSHOT_METADATA_SERVICE and the SnapshotMetadata service (local backend)
 ] as const;
 export type AlphaFeature = (typeof ALPHA_FEATURES)[number];
 

@@ -46,6 +46,9 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
   let controller: ServiceHandlers<typeof Controller> = {};
   let controllerBackend: ControllerBackend | undefined;
   let node: ServiceHandlers<typeof Node> = {};
+  let snapshotMetadata: ServiceHandlers<typeof SnapshotMetadata> = {};
+  // Alpha, and only the local backend keeps snapshot images whose blocks it can map.
+  const offersSnapshotMetadata = config.alpha.has("snapshot-metadata") && config.backend === "local";
   try {
     if (servesController(config.mode)) {
       const backend = await openControllerBackend(config, log, metrics);
@@ -55,6 +58,11 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       // Loaded on demand: a node plugin never loads controller code, and vice versa.
       const { controllerService } = await import("./driver/controller.js");
       controller = controllerService({ config, backend, log });
+      if (offersSnapshotMetadata && backend.snapshotMetadata) {
+        const { snapshotMetadataService } = await import("./driver/snapshot-metadata.js");
+        snapshotMetadata = snapshotMetadataService(backend.snapshotMetadata);
+        if (backend.snapshotMetadata.health) readiness.add(backend.snapshotMetadata.health);
+      }
     }
     if (servesNode(config.mode)) {
       const backend = await openNodeBackend(config, log);
@@ -82,7 +90,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       controllerService: true,
       accessibilityConstraints: true,
       onlineExpansion: true,
-      snapshotMetadataService: false,
+      snapshotMetadataService: offersSnapshotMetadata,
     },
   });
   log.debug({ mode: config.mode, backend: config.backend }, "plugin assembled");
@@ -95,7 +103,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       router.service(Controller, controller);
       router.service(Node, node);
       router.service(GroupController, {});
-      router.service(SnapshotMetadata, {});
+      router.service(SnapshotMetadata, snapshotMetadata);
     },
     async close() {
       for (const close of closers.reverse()) await close();

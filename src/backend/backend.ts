@@ -117,6 +117,38 @@ export interface SnapshotFilter {
   readonly sourceVolumeId?: string;
 }
 
+/** A byte range of a volume or snapshot. */
+export interface BlockRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Ranges of one snapshot (or between two), as the SnapshotMetadata service reports them. */
+export interface SnapshotBlocks {
+  /** Size of the volume the (target) snapshot was cut from. */
+  readonly capacityBytes: number;
+  /**
+   * The ranges in ascending order, none overlapping and none ending at or
+   * before `from`. Computed as they are pulled; stopping early releases
+   * whatever they hold. NotFound when the snapshot went away meanwhile.
+   */
+  ranges(from: number, signal: AbortSignal): AsyncIterable<BlockRange>;
+}
+
+/** Changed-block metadata of snapshots (the SnapshotMetadata service). */
+export interface SnapshotMetadataBackend {
+  /** The ranges of a snapshot that hold data. NotFound for an unknown snapshot. */
+  allocatedBlocks(snapshotId: string, signal: AbortSignal): Promise<SnapshotBlocks>;
+  /**
+   * The ranges whose contents differ between two snapshots of one volume, the
+   * target cut after the base. NotFound for an unknown snapshot;
+   * InvalidArgument when they are of different volumes or out of order.
+   */
+  changedBlocks(baseSnapshotId: string, targetSnapshotId: string, signal: AbortSignal): Promise<SnapshotBlocks>;
+  /** What the service needs on the host (checked by Probe while it is served). */
+  readonly health?: HealthCheck;
+}
+
 export interface ControllerBackend {
   readonly sizeRules: SizeRules;
   readonly features: ControllerFeatures;
@@ -148,6 +180,8 @@ export interface ControllerBackend {
   deleteSnapshot(snapshotId: string, signal: AbortSignal): Promise<void>;
   listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string, signal: AbortSignal): Promise<Page<Snapshot>>;
 
+  /** Present when the backend can serve changed-block metadata of its snapshots. */
+  readonly snapshotMetadata?: SnapshotMetadataBackend;
   readonly health?: HealthCheck;
   close(): Promise<void>;
 }

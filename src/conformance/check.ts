@@ -23,6 +23,7 @@ export type CheckGroup =
   | "ControllerModifyVolume"
   | "Snapshots"
   | "ListSnapshots"
+  | "SnapshotMetadata"
   | "ControllerExpandVolume"
   | "NodeGetInfo"
   | "NodeStageVolume"

@@ -159,7 +159,9 @@ export function grpcHandler(
           const messages = implemented(call.request, run.ctx) as AsyncIterable<unknown>;
           let sent = 0;
           for await (const init of messages) {
+            // Cancelled, past its deadline or cut by shutdown: no further message, whether or not the handler looked.
             if (call.cancelled) throw run.ctx.signal.reason ?? Canceled("the caller cancelled %s", name);
+            run.ctx.signal.throwIfAborted();
             const message = create(method.output, init as never);
             if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "stream message");
             sent++;

@@ -14,6 +14,8 @@ const ID_KEYS: Readonly<Record<string, string>> = {
   node_id: "nodeId",
   source_volume_id: "sourceVolumeId",
   group_snapshot_id: "groupSnapshotId",
+  base_snapshot_id: "baseSnapshotId",
+  target_snapshot_id: "targetSnapshotId",
 };
 
 /** Inside volume_content_source (snapshot.snapshot_id or volume.volume_id) the ids are the source's. */

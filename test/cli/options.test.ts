@@ -140,6 +140,7 @@ describe("command line", () => {
       "get-snapshot",
       "get-volume",
       "single-node-multi-writer",
+      "snapshot-metadata",
       "volume-condition",
     ]);
   });

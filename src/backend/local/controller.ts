@@ -16,6 +16,7 @@ import type {
   SizeRules,
   Snapshot,
   SnapshotFilter,
+  SnapshotMetadataBackend,
   StringMap,
   Topology,
   Volume,
@@ -46,6 +47,7 @@ import { decodePageToken, encodePageToken } from "./page-token.js";
 import { LocalPool } from "./pool.js";
 import { availableBytes, measurePool, poolReading } from "./pool-capacity.js";
 import { reconcile } from "./reconcile.js";
+import { LocalSnapshotMetadata } from "./snapshot-metadata.js";
 import { LocalSnapshots } from "./snapshots.js";
 import { copySparse } from "./sparse-copy.js";
 import type { VolumeRecord } from "./state.js";
@@ -82,6 +84,7 @@ export class LocalController implements ControllerBackend {
   readonly sizeRules = LOCAL_SIZE_RULES;
   readonly features = LOCAL_FEATURES;
   readonly health: HealthCheck;
+  readonly snapshotMetadata: SnapshotMetadataBackend;
   readonly #pool: LocalPool;
   readonly #snapshots: LocalSnapshots;
   readonly #lock: DataDirLock;
@@ -105,6 +108,7 @@ export class LocalController implements ControllerBackend {
   }) {
     this.#pool = new LocalPool(options);
     this.#snapshots = new LocalSnapshots(this.#pool);
+    this.snapshotMetadata = new LocalSnapshotMetadata(this.#pool);
     this.#lock = options.lock;
     this.#nodeDeployment = options.nodeDeployment ?? false;
     const dataDir = options.dataDir;

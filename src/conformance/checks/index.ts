@@ -15,6 +15,7 @@ import {
   nodeUnpublishChecks,
   nodeUnstageChecks,
 } from "./node.js";
+import { snapshotMetadataChecks } from "./snapshot-metadata.js";
 import { snapshotChecks } from "./snapshots.js";
 import { createVolumeChecks, deleteVolumeChecks } from "./volumes.js";
 
@@ -33,6 +34,7 @@ export const allChecks: readonly Check[] = [
   ...modifyVolumeChecks,
   ...snapshotChecks,
   ...listSnapshotsChecks,
+  ...snapshotMetadataChecks,
   ...expansionChecks,
   ...nodeStageChecks,
   ...nodeUnstageChecks,
