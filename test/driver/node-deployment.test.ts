@@ -94,6 +94,13 @@ async function createVolume(name: string, size: bigint, capability = mountCapabi
   return volume?.volumeId ?? "";
 }
 
+/** Read a server stream to its end (or its error). */
+async function drain(stream: AsyncIterable<unknown>): Promise<number> {
+  let count = 0;
+  for await (const _ of stream) count++;
+  return count;
+}
+
 /** The size the pool's metadata records for a volume: what its capacity counts as promised. */
 async function recordedSize(volumeId: string): Promise<number | undefined> {
   const state = JSON.parse(await readFile(stateFilePath(dataDir()), "utf8")) as { volumes: Record<string, { sizeBytes: number }> };
@@ -277,42 +284,59 @@ describe("another node's volumes and snapshots", () => {
     const stateBefore = await readFile(stateFilePath(dataDir()), "utf8");
     const { staging, target } = await volumePaths("theirs");
     const capability = mountCapability("ext4");
-    const refused: [string, Promise<unknown>][] = [
-      ["DeleteVolume", c.controller.deleteVolume({ volumeId: theirVolume })],
-      ["ValidateVolumeCapabilities", c.controller.validateVolumeCapabilities({ volumeId: theirVolume, volumeCapabilities: [capability] })],
-      ["ControllerGetVolume", c.controller.controllerGetVolume({ volumeId: theirVolume })],
-      ["ControllerModifyVolume", c.controller.controllerModifyVolume({ volumeId: theirVolume, mutableParameters: { k: "v" } })],
+    const refused: [string, () => Promise<unknown>][] = [
+      ["DeleteVolume", () => c.controller.deleteVolume({ volumeId: theirVolume })],
+      [
+        "ValidateVolumeCapabilities",
+        () => c.controller.validateVolumeCapabilities({ volumeId: theirVolume, volumeCapabilities: [capability] }),
+      ],
+      ["ControllerGetVolume", () => c.controller.controllerGetVolume({ volumeId: theirVolume })],
+      ["ControllerModifyVolume", () => c.controller.controllerModifyVolume({ volumeId: theirVolume, mutableParameters: { k: "v" } })],
       [
         "CreateVolume from their volume",
-        c.controller.createVolume({
-          name: "clone-of-theirs",
-          volumeCapabilities: [capability],
-          volumeContentSource: { type: { case: "volume", value: { volumeId: theirVolume } } },
-        }),
+        () =>
+          c.controller.createVolume({
+            name: "clone-of-theirs",
+            volumeCapabilities: [capability],
+            volumeContentSource: { type: { case: "volume", value: { volumeId: theirVolume } } },
+          }),
       ],
       [
         "CreateVolume from their snapshot",
-        c.controller.createVolume({
-          name: "restore-of-theirs",
-          volumeCapabilities: [capability],
-          volumeContentSource: { type: { case: "snapshot", value: { snapshotId: theirSnapshot } } },
-        }),
+        () =>
+          c.controller.createVolume({
+            name: "restore-of-theirs",
+            volumeCapabilities: [capability],
+            volumeContentSource: { type: { case: "snapshot", value: { snapshotId: theirSnapshot } } },
+          }),
       ],
-      ["CreateSnapshot", c.controller.createSnapshot({ name: "snap-of-theirs", sourceVolumeId: theirVolume })],
-      ["DeleteSnapshot", c.controller.deleteSnapshot({ snapshotId: theirSnapshot })],
-      ["GetSnapshot", c.controller.getSnapshot({ snapshotId: theirSnapshot })],
-      ["NodeStageVolume", c.node.nodeStageVolume({ volumeId: theirVolume, stagingTargetPath: staging, volumeCapability: capability })],
-      ["NodeUnstageVolume", c.node.nodeUnstageVolume({ volumeId: theirVolume, stagingTargetPath: staging })],
+      ["CreateSnapshot", () => c.controller.createSnapshot({ name: "snap-of-theirs", sourceVolumeId: theirVolume })],
+      ["DeleteSnapshot", () => c.controller.deleteSnapshot({ snapshotId: theirSnapshot })],
+      ["GetSnapshot", () => c.controller.getSnapshot({ snapshotId: theirSnapshot })],
+      [
+        "NodeStageVolume",
+        () => c.node.nodeStageVolume({ volumeId: theirVolume, stagingTargetPath: staging, volumeCapability: capability }),
+      ],
+      ["NodeUnstageVolume", () => c.node.nodeUnstageVolume({ volumeId: theirVolume, stagingTargetPath: staging })],
       [
         "NodePublishVolume",
-        c.node.nodePublishVolume({ volumeId: theirVolume, stagingTargetPath: staging, targetPath: target, volumeCapability: capability }),
+        () =>
+          c.node.nodePublishVolume({ volumeId: theirVolume, stagingTargetPath: staging, targetPath: target, volumeCapability: capability }),
       ],
-      ["NodeUnpublishVolume", c.node.nodeUnpublishVolume({ volumeId: theirVolume, targetPath: target })],
-      ["NodeGetVolumeStats", c.node.nodeGetVolumeStats({ volumeId: theirVolume, volumePath: target })],
-      ["NodeExpandVolume", c.node.nodeExpandVolume({ volumeId: theirVolume, volumePath: target, capacityRange: { requiredBytes: MiB } })],
+      ["NodeUnpublishVolume", () => c.node.nodeUnpublishVolume({ volumeId: theirVolume, targetPath: target })],
+      ["NodeGetVolumeStats", () => c.node.nodeGetVolumeStats({ volumeId: theirVolume, volumePath: target })],
+      [
+        "NodeExpandVolume",
+        () => c.node.nodeExpandVolume({ volumeId: theirVolume, volumePath: target, capacityRange: { requiredBytes: MiB } }),
+      ],
+      ["GetMetadataAllocated", () => drain(c.snapshotMetadata.getMetadataAllocated({ snapshotId: theirSnapshot }))],
+      [
+        "GetMetadataDelta",
+        () => drain(c.snapshotMetadata.getMetadataDelta({ baseSnapshotId: snapshot?.snapshotId ?? "", targetSnapshotId: theirSnapshot })),
+      ],
     ];
     for (const [rpc, call] of refused) {
-      const message = await expectCode(call, Code.NotFound).catch((err: unknown) => {
+      const message = await expectCode(call(), Code.NotFound).catch((err: unknown) => {
         throw new Error(`${rpc}: ${String(err)}`);
       });
       expect(message, rpc).toMatch(bothNodes);
