@@ -72,7 +72,8 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       if (backend.health) readiness.add(backend.health);
       const { nodeService } = await import("./driver/node.js");
       // With --node-deployment the node grows its own pool's images (NodeExpandVolume), under the controller's keys.
-      const storage = shape.nodeGrowsStorage && controllerBackend ? { backend: controllerBackend, inflight: controllerInflight } : undefined;
+      const storage =
+        shape.nodeGrowsStorage && controllerBackend ? { backend: controllerBackend, inflight: controllerInflight } : undefined;
       node = nodeService({ config, backend, log, ...(storage ? { storage } : {}) });
     }
   } catch (err) {
