@@ -2,11 +2,24 @@ import type { Endpoint } from "./util/endpoint.js";
 import type { LogFormat } from "./log/logger.js";
 import type { LevelWithSilent } from "pino";
 
+/** The DigitalOcean backend's name: the Go driver's, so a cluster can swap images and keep its volumes. */
 export const DEFAULT_DRIVER_NAME = "dobs.csi.digitalocean.com";
+/** The local backend's own name, so both drivers can run side by side in one cluster. */
+export const LOCAL_DRIVER_NAME = "local.csi.do-csi-plugin.io";
 
 /** Which CSI services this process serves. */
 export type Mode = "controller" | "node" | "all";
 export type BackendKind = "digitalocean" | "local";
+
+/** The driver name a backend uses unless --driver-name says otherwise. */
+export function defaultDriverName(backend: BackendKind): string {
+  return backend === "local" ? LOCAL_DRIVER_NAME : DEFAULT_DRIVER_NAME;
+}
+
+/** Where kubelet looks for a driver's socket: the default endpoint for a driver name. */
+export function defaultEndpoint(driverName: string): string {
+  return `unix:///var/lib/kubelet/plugins/${driverName}/csi.sock`;
+}
 
 /**
  * Capabilities that CSI v1.12 marks alpha. Conformance tools reject alpha
@@ -52,6 +65,12 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly mode: Mode;
   readonly backend: BackendKind;
+  /**
+   * One instance per node (local backend, --node-deployment): each serves the
+   * controller and node services of its own node's pool, with no controller
+   * publish and expansion done on the node (see driver/deployment.ts).
+   */
+  readonly nodeDeployment: boolean;
   readonly logLevel: LevelWithSilent;
   readonly logFormat: LogFormat;
   /** host:port for the HTTP debug server (/health, /metrics); empty disables it. */

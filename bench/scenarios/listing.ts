@@ -19,7 +19,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { writeFileSync } from "node:fs";
 import { stateFilePath, volumeImagePath } from "../../src/backend/local/layout.js";
-import { newVolumeId } from "../../src/backend/local/local-ids.js";
+import { newVolumeId, volumeNodeOf } from "../../src/backend/local/local-ids.js";
 import type { CsiClients } from "../../src/csi/client.js";
 import { benchRoot } from "../lib/cleanup.js";
 import { startDriver, type RunningDriver } from "../lib/driver.js";
@@ -243,7 +243,7 @@ async function seedLocal(dataDir: string, total: number): Promise<number> {
   for (let i = 0; i < missing; i++) {
     const template = templates[i % templates.length];
     if (!template) throw new Error("no template");
-    const id = newVolumeId();
+    const id = newVolumeId(volumeNodeOf(template.id) ?? "bench");
     state.lastListPosition += 1;
     state.volumes[id] = {
       ...template,

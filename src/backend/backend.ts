@@ -214,6 +214,17 @@ export interface NodeBackend {
    * on staging_target_path, or trusts the CO.
    */
   attachedDevices?(volumeId: string, signal: AbortSignal): Promise<readonly string[]>;
+  /**
+   * Optional: throw NotFound naming both nodes when the volume is not on this
+   * node and its id places it on another. The node service calls it first in
+   * every RPC that names a volume, so a misrouted call changes nothing.
+   */
+  requireOwnVolume?(volumeId: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional: the condition of the volume's storage on this node (local: its
+   * image file), for volume_condition; undefined when the backend cannot tell.
+   */
+  storageCondition?(volumeId: string, signal: AbortSignal): Promise<VolumeCondition | undefined>;
   readonly health?: HealthCheck;
   close(): Promise<void>;
 }

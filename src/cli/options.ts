@@ -5,6 +5,9 @@ import { LOG_LEVELS } from "../log/levels.js";
 import {
   ALPHA_FEATURES,
   DEFAULT_DRIVER_NAME,
+  defaultDriverName,
+  defaultEndpoint,
+  LOCAL_DRIVER_NAME,
   validPluginName,
   type AlphaFeature,
   type BackendKind,
@@ -22,7 +25,8 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     name: "endpoint",
     type: "string",
-    default: `unix:///var/lib/kubelet/plugins/${DEFAULT_DRIVER_NAME}/csi.sock`,
+    default: "",
+    shownDefault: `${defaultEndpoint(DEFAULT_DRIVER_NAME)} (digitalocean); ${defaultEndpoint("<driver-name>")} (local)`,
     usage: "CSI endpoint: unix:///path/to/socket or tcp://host:port.",
   },
   {
@@ -40,7 +44,13 @@ export const FLAGS: readonly FlagSpec[] = [
     usage: "DigitalOcean region slug. Specify only when running in controller mode outside of a DigitalOcean droplet.",
   },
   { name: "do-tag", type: "string", default: "", usage: "Tag DigitalOcean volumes on Create/Attach." },
-  { name: "driver-name", type: "string", default: DEFAULT_DRIVER_NAME, usage: "Name for the driver." },
+  {
+    name: "driver-name",
+    type: "string",
+    default: "",
+    shownDefault: `${DEFAULT_DRIVER_NAME} (digitalocean), ${LOCAL_DRIVER_NAME} (local)`,
+    usage: "Name for the driver.",
+  },
   { name: "debug-addr", type: "string", default: "", usage: "Address to serve the HTTP debug server on (/health, /metrics)." },
   {
     name: "default-volumes-page-size",
@@ -118,6 +128,13 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "log-level", type: "string", default: "info", usage: `Log level: ${LOG_LEVELS.join(", ")}.` },
   { name: "log-format", type: "string", default: "json", usage: "Log format: json or pretty." },
   {
+    name: "node-deployment",
+    type: "bool",
+    default: "false",
+    usage:
+      "Local backend: one instance per node, serving the controller and node services of this node's pool (no controller publish; volumes are expanded on the node).",
+  },
+  {
     name: "alpha-features",
     type: "string",
     default: "",
@@ -181,25 +198,39 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const parsed: ParsedFlags = parseFlags(FLAGS, argv, env);
   const get = (name: string): string => parsed.values.get(name) ?? "";
 
-  let endpoint;
-  try {
-    endpoint = parseEndpoint(get("endpoint"));
-  } catch (err) {
-    throw new FlagError(`invalid value for flag --endpoint: ${(err as Error).message}`);
-  }
-  const driverName = get("driver-name");
+  const backend = oneOf<BackendKind>("backend", get("backend"), ["digitalocean", "local"]);
+  // An explicit empty value is checked (and refused) like any other; an unset flag takes the backend's default.
+  const driverName = parsed.explicit.has("driver-name") ? get("driver-name") : defaultDriverName(backend);
   if (!validPluginName(driverName)) {
     throw new FlagError(
       `invalid value ${JSON.stringify(driverName)} for flag --driver-name: must be at most 63 characters of letters, digits, '-' and '.', starting and ending with a letter or digit`,
     );
   }
+  // The local endpoint follows the driver's name; the DigitalOcean one is the Go driver's, whatever the name.
+  const endpointText = parsed.explicit.has("endpoint")
+    ? get("endpoint")
+    : defaultEndpoint(backend === "local" ? driverName : DEFAULT_DRIVER_NAME);
+  let endpoint;
+  try {
+    endpoint = parseEndpoint(endpointText);
+  } catch (err) {
+    throw new FlagError(`invalid value for flag --endpoint: ${(err as Error).message}`);
+  }
   const socketModeText = get("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketModeText))
     throw new FlagError(`invalid value ${JSON.stringify(socketModeText)} for flag --socket-mode: must be an octal file mode such as 0660`);
-  const backend = oneOf<BackendKind>("backend", get("backend"), ["digitalocean", "local"]);
   const token = get("token");
   const region = get("region");
+  const nodeDeployment = parseBool("node-deployment", get("node-deployment"));
+  if (nodeDeployment && backend !== "local") {
+    throw new FlagError("flag --node-deployment needs --backend local: DigitalOcean volumes are attached by one cluster-wide controller");
+  }
   const mode = deriveMode(backend, get("mode"), token, region);
+  if (nodeDeployment && mode !== "all") {
+    throw new FlagError(
+      `--node-deployment serves both the controller and the node service of its node: drop --mode ${mode} (or set it to all)`,
+    );
+  }
   const volumeLimitText = get("volume-limit");
   const volumeLimit =
     volumeLimitText === "" ? (backend === "digitalocean" ? DIGITALOCEAN_VOLUME_LIMIT : 0) : parseUint("volume-limit", volumeLimitText);
@@ -221,6 +252,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     shutdownTimeoutMs: parseDuration("shutdown-timeout", get("shutdown-timeout")),
     mode,
     backend,
+    nodeDeployment,
     logLevel: oneOf<LevelWithSilent>("log-level", get("log-level"), LOG_LEVELS),
     logFormat: oneOf("log-format", get("log-format"), ["json", "pretty"] as const),
     debugAddr,

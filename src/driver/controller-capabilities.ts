@@ -1,7 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ControllerServiceCapability_RPC_Type as Rpc, type ControllerServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { ControllerFeatures } from "../backend/backend.js";
-import type { AlphaFeature } from "../config.js";
+import type { Config } from "../config.js";
+import { deploymentShape } from "./deployment.js";
 
 export type ControllerCapabilityInit = MessageInitShape<typeof ControllerServiceCapabilitySchema>;
 
@@ -12,6 +13,8 @@ export type ControllerCapabilityInit = MessageInitShape<typeof ControllerService
  * only if its RPC works.
  */
 export interface ControllerOffer {
+  /** PUBLISH_UNPUBLISH_VOLUME: ControllerPublishVolume and ControllerUnpublishVolume. */
+  readonly publishUnpublish: boolean;
   readonly snapshots: boolean;
   readonly cloneVolume: boolean;
   readonly expandVolume: boolean;
@@ -30,14 +33,17 @@ export interface ControllerOffer {
   readonly minimumVolumeSize: boolean;
 }
 
-export function controllerOffer(features: ControllerFeatures, alpha: ReadonlySet<AlphaFeature>): ControllerOffer {
+export function controllerOffer(features: ControllerFeatures, config: Pick<Config, "alpha" | "nodeDeployment">): ControllerOffer {
+  const { alpha } = config;
+  const shape = deploymentShape(config);
   return {
+    publishUnpublish: shape.controllerPublish,
     snapshots: features.snapshots,
     cloneVolume: features.cloneVolume,
-    expandVolume: features.expandVolume,
+    expandVolume: features.expandVolume && shape.controllerExpansion,
     getCapacity: features.getCapacity,
-    publishReadonly: features.publishReadonly,
-    listPublishedNodes: features.listPublishedNodes,
+    publishReadonly: features.publishReadonly && shape.controllerPublish,
+    listPublishedNodes: features.listPublishedNodes && shape.controllerPublish,
     volumeCondition: features.volumeCondition && alpha.has("volume-condition"),
     getVolume: alpha.has("get-volume"),
     getSnapshot: features.snapshots && alpha.has("get-snapshot"),
@@ -47,7 +53,9 @@ export function controllerOffer(features: ControllerFeatures, alpha: ReadonlySet
 }
 
 export function controllerCapabilities(offer: ControllerOffer): ControllerCapabilityInit[] {
-  const types: Rpc[] = [Rpc.CREATE_DELETE_VOLUME, Rpc.PUBLISH_UNPUBLISH_VOLUME, Rpc.LIST_VOLUMES];
+  const types: Rpc[] = [Rpc.CREATE_DELETE_VOLUME];
+  if (offer.publishUnpublish) types.push(Rpc.PUBLISH_UNPUBLISH_VOLUME);
+  types.push(Rpc.LIST_VOLUMES);
   if (offer.listPublishedNodes) types.push(Rpc.LIST_VOLUMES_PUBLISHED_NODES);
   if (offer.getCapacity) types.push(Rpc.GET_CAPACITY);
   if (offer.snapshots) types.push(Rpc.CREATE_DELETE_SNAPSHOT, Rpc.LIST_SNAPSHOTS);

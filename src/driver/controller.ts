@@ -15,7 +15,8 @@ import {
   Unimplemented,
   type MessagePart,
 } from "../errors.js";
-import { InFlight } from "./inflight.js";
+import { InFlight, volumeKey } from "./inflight.js";
+import { growVolumeStorage } from "./volume-growth.js";
 import { formatBytes } from "../util/bytes.js";
 import { parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
 import { controllerCapabilities, controllerOffer } from "./controller-capabilities.js";
@@ -39,13 +40,16 @@ export interface ControllerServiceOptions {
   readonly config: Config;
   readonly backend: ControllerBackend;
   readonly log: Logger;
+  /** Operations in progress; shared with the node's storage growth with --node-deployment (plugin.ts). */
+  readonly inflight?: InFlight;
 }
 
 const VOLUME_ID_HINT = "give the volume_id that CreateVolume returned";
 const SNAPSHOT_ID_HINT = "give the snapshot_id that CreateSnapshot returned";
+const NO_CONTROLLER_PUBLISH =
+  "ControllerPublishVolume and ControllerUnpublishVolume are not offered with --node-deployment: a local volume is used on its own node without attaching (NodeStageVolume needs no publish_context)";
 
 // In-flight keys: one operation at a time per volume, per snapshot and per CO-chosen name.
-const volumeKey = (id: string) => `volume:${id}`;
 const volumeNameKey = (name: string) => `volume-name:${name}`;
 const snapshotKey = (id: string) => `snapshot:${id}`;
 const snapshotNameKey = (name: string) => `snapshot-name:${name}`;
@@ -110,12 +114,12 @@ type VolumeStatusInit = MessageInitShape<typeof ListVolumesResponse_VolumeStatus
  */
 export function controllerService(options: ControllerServiceOptions): ServiceHandlers<typeof Controller> {
   const { config, backend } = options;
-  const offer = controllerOffer(backend.features, config.alpha);
+  const offer = controllerOffer(backend.features, config);
   const capabilities = controllerCapabilities(offer);
   const policy: CapabilityPolicy = { singleNodeMultiWriter: offer.singleNodeMultiWriter };
   const rules = backend.sizeRules;
   const reportsContentSource = backend.features.reportsContentSource === true;
-  const inflight = new InFlight();
+  const inflight = options.inflight ?? new InFlight();
 
   function volumeStatus(volume: Volume): VolumeStatusInit | undefined {
     if (!offer.listPublishedNodes && !offer.volumeCondition) return undefined;
@@ -208,6 +212,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
     },
 
     async controllerPublishVolume(req, ctx) {
+      if (!offer.publishUnpublish) throw Unimplemented(NO_CONTROLLER_PUBLISH);
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
       const nodeId = requireString(req.nodeId, "node_id", "give the node_id that NodeGetInfo reported", MAX_NODE_ID_BYTES);
       const capability = requireCapability(req.volumeCapability, policy, "volume_capability");
@@ -227,6 +232,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
     },
 
     async controllerUnpublishVolume(req, ctx) {
+      if (!offer.publishUnpublish) throw Unimplemented(NO_CONTROLLER_PUBLISH);
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
       checkStringSize(req.nodeId, "node_id", MAX_NODE_ID_BYTES);
       checkMap(req.secrets, "secrets");
@@ -403,7 +409,13 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
     },
 
     async controllerExpandVolume(req, ctx) {
-      if (!offer.expandVolume) throw Unimplemented("volume expansion is not supported by this backend");
+      if (!offer.expandVolume) {
+        throw Unimplemented(
+          config.nodeDeployment
+            ? "ControllerExpandVolume is not offered with --node-deployment: volumes are expanded on their node (NodeExpandVolume)"
+            : "volume expansion is not supported by this backend",
+        );
+      }
       const volumeId = requireString(req.volumeId, "volume_id", VOLUME_ID_HINT);
       const range = parseCapacityRange(req.capacityRange);
       const capability = req.volumeCapability ? requireCapability(req.volumeCapability, policy, "volume_capability") : undefined;
@@ -411,9 +423,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       // Checks that do not depend on the volume (missing range, above the maximum) come before the lookup.
       sizeForExpansion(range, rules, 0);
       return inflight.run([volumeKey(volumeId)], "ControllerExpandVolume", async () => {
-        const volume = await requireVolume(volumeId, ctx);
-        const target = sizeForExpansion(range, rules, volume.capacityBytes);
-        const capacityBytes = target.grows ? await backend.expandVolume(volumeId, target.sizeBytes, ctx.signal) : volume.capacityBytes;
+        const capacityBytes = await growVolumeStorage(backend, volumeId, range, ctx.signal);
         // A filesystem must be grown by the node; a raw block volume is usable at its new size at once.
         return { capacityBytes: BigInt(capacityBytes), nodeExpansionRequired: capability?.accessType !== "block" };
       });

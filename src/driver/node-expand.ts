@@ -18,14 +18,18 @@ import {
   type MountedFilesystem,
 } from "../mounter/index.js";
 import { checkNodeMaps, checkPathSize, checkedPath, expandRules, parseCapability, requiredBytes, requireVolumeId } from "./node-request.js";
+import { parseCapacityRange } from "./capacity.js";
+import { growOwnedStorage } from "./volume-growth.js";
 import { filesystemNeedsGrowth, inspectVolumePath, requireFilesystemTools, requireVolumeDevice, type NodeEnv } from "./node-volume.js";
 
 type ExpandResponse = MessageInitShape<typeof NodeExpandVolumeResponseSchema>;
 
 /**
- * Grow a staged or published volume on the node: make the device show its new
- * size (a loop device re-reads its file, a SCSI disk is rescanned), then grow
- * the filesystem online. A block volume has nothing to grow on the node.
+ * Grow a staged or published volume on the node: with --node-deployment first
+ * its storage (the image in this node's pool, as ControllerExpandVolume does
+ * elsewhere), then make the device show its new size (a loop device re-reads
+ * its file, a SCSI disk is rescanned), then grow the filesystem online. Each
+ * step is skipped when already done, so a retry after a crash finishes the job.
  */
 export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, signal: AbortSignal, log: Logger): Promise<ExpandResponse> {
   const volumeId = requireVolumeId(req.volumeId);
@@ -55,6 +59,11 @@ export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, s
         volumePath,
         isBlock ? "as a block device" : "as a mounted filesystem",
       );
+    }
+
+    // The node owns the storage (--node-deployment): grow the image first, as ControllerExpandVolume would.
+    if (env.storage !== undefined && req.capacityRange !== undefined) {
+      await growOwnedStorage(env.storage, volumeId, parseCapacityRange(req.capacityRange), signal);
     }
 
     const device = found.devicePath;

@@ -72,7 +72,9 @@ export async function volumeStats(env: NodeEnv, req: NodeGetVolumeStatsRequest, 
     const size = BigInt(await blockDeviceSize(found.devicePath));
     return {
       usage: [{ unit: VolumeUsage_Unit.BYTES, total: size }],
-      volumeCondition: env.volumeCondition ? { abnormal: false, message: `block device ${found.devicePath} is attached` } : undefined,
+      volumeCondition: env.volumeCondition
+        ? await withStorageCondition(env, volumeId, { abnormal: false, message: `block device ${found.devicePath} is attached` }, signal)
+        : undefined,
     };
   }
 
@@ -89,8 +91,20 @@ export async function volumeStats(env: NodeEnv, req: NodeGetVolumeStatsRequest, 
       { unit: VolumeUsage_Unit.BYTES, total: usage.bytes.total, used: usage.bytes.used, available: usage.bytes.available },
       { unit: VolumeUsage_Unit.INODES, total: usage.inodes.total, used: usage.inodes.used, available: usage.inodes.available },
     ],
-    volumeCondition: env.volumeCondition ? await filesystemCondition(found) : undefined,
+    volumeCondition: env.volumeCondition ? await withStorageCondition(env, volumeId, await filesystemCondition(found), signal) : undefined,
   };
+}
+
+/** The backend's view of the volume's storage wins when it is abnormal (e.g. an image deleted under a loop device that still serves it). */
+async function withStorageCondition(
+  env: NodeEnv,
+  volumeId: string,
+  condition: VolumeCondition,
+  signal: AbortSignal,
+): Promise<VolumeCondition> {
+  if (condition.abnormal || env.backend.storageCondition === undefined) return condition;
+  const storage = await env.backend.storageCondition(volumeId, signal);
+  return storage?.abnormal ? storage : condition;
 }
 
 async function filesystemCondition(found: MountedFilesystem): Promise<VolumeCondition> {

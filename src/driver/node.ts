@@ -2,6 +2,7 @@ import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
 import type { NodeBackend } from "../backend/backend.js";
+import type { NodeOwnedStorage } from "./volume-growth.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
 import { InFlight } from "./inflight.js";
@@ -22,6 +23,11 @@ export interface NodeServiceOptions {
    * (mount propagation); default /var/lib/kubelet.
    */
   readonly kubeletDir?: string;
+  /**
+   * With --node-deployment, this node's own pool: NodeExpandVolume grows the
+   * volume's storage there first (deployment.ts decides).
+   */
+  readonly storage?: NodeOwnedStorage;
 }
 
 type NodeCapabilityInit = MessageInitShape<typeof NodeServiceCapabilitySchema>;
@@ -49,28 +55,39 @@ export function nodeService(options: NodeServiceOptions): ServiceHandlers<typeof
     kubeletDir: checkedPath(options.kubeletDir ?? options.config.kubeletDir ?? DEFAULT_KUBELET_DIR, "kubelet directory"),
     volumeCondition: config.alpha.has("volume-condition"),
     singleNodeMultiWriter: config.alpha.has("single-node-multi-writer"),
+    ...(options.storage ? { storage: options.storage } : {}),
   };
   const capabilities = nodeCapabilities(config);
 
   return {
     async nodeStageVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => stageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnstageVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => unstageVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodePublishVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => publishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
     async nodeUnpublishVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
       await answeringLongNames(() => unpublishVolume(env, req, ctx.signal, ctx.log));
       return {};
     },
-    nodeGetVolumeStats: (req, ctx) => answeringLongNames(() => volumeStats(env, req, ctx.signal)),
-    nodeExpandVolume: (req, ctx) => answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log)),
+    async nodeGetVolumeStats(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
+      return answeringLongNames(() => volumeStats(env, req, ctx.signal));
+    },
+    async nodeExpandVolume(req, ctx) {
+      await backend.requireOwnVolume?.(req.volumeId, ctx.signal);
+      return answeringLongNames(() => expandVolume(env, req, ctx.signal, ctx.log));
+    },
     nodeGetCapabilities: () => ({ capabilities }),
     async nodeGetInfo(_req, ctx) {
       const info = await backend.nodeInfo(ctx.signal);

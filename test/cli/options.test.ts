@@ -7,9 +7,9 @@ const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => parseCommandLine(
 describe("command line", () => {
   it("has every flag of the Go csi-digitalocean v4 driver with its default", () => {
     const byName = new Map(FLAGS.map((f) => [f.name, f]));
-    expect(byName.get("endpoint")?.default).toBe("unix:///var/lib/kubelet/plugins/dobs.csi.digitalocean.com/csi.sock");
+    expect(parse([]).endpoint).toEqual({ kind: "unix", path: "/var/lib/kubelet/plugins/dobs.csi.digitalocean.com/csi.sock" });
     expect(byName.get("url")?.default).toBe("https://api.digitalocean.com/");
-    expect(byName.get("driver-name")?.default).toBe("dobs.csi.digitalocean.com");
+    expect(parse([]).driverName).toBe("dobs.csi.digitalocean.com");
     for (const name of [
       "token",
       "region",
@@ -102,6 +102,30 @@ describe("command line", () => {
     expect(c.nodeId).not.toBe("");
     expect(c.volumeLimit).toBe(0);
     expect(parse(["--backend", "local", "--node-id", "n1"]).nodeId).toBe("n1");
+  });
+
+  it("names the local backend local.csi.do-csi-plugin.io, its endpoint following the name, unless told otherwise", () => {
+    const local = parse(["--backend", "local"]);
+    expect(local.driverName).toBe("local.csi.do-csi-plugin.io");
+    expect(local.endpoint).toEqual({ kind: "unix", path: "/var/lib/kubelet/plugins/local.csi.do-csi-plugin.io/csi.sock" });
+    const renamed = parse(["--backend", "local", "--driver-name", "dobs.csi.digitalocean.com"]);
+    expect(renamed.driverName).toBe("dobs.csi.digitalocean.com");
+    expect(renamed.endpoint).toEqual({ kind: "unix", path: "/var/lib/kubelet/plugins/dobs.csi.digitalocean.com/csi.sock" });
+    // The DigitalOcean endpoint is the Go driver's, whatever the name.
+    expect(parse(["--driver-name", "x.example.com"]).endpoint).toEqual({
+      kind: "unix",
+      path: "/var/lib/kubelet/plugins/dobs.csi.digitalocean.com/csi.sock",
+    });
+    expect(() => parse(["--backend", "local", "--driver-name="])).toThrow(/--driver-name: must be at most 63 characters/);
+  });
+
+  it("takes --node-deployment for the local backend only, serving both services of the node", () => {
+    expect(parse(["--backend", "local"]).nodeDeployment).toBe(false);
+    const perNode = parse(["--backend", "local", "--node-deployment"]);
+    expect(perNode).toMatchObject({ nodeDeployment: true, mode: "all" });
+    expect(parse(["--backend", "local", "--node-deployment", "--mode", "all"]).nodeDeployment).toBe(true);
+    expect(() => parse(["--node-deployment", "--token", "t"])).toThrow(/--node-deployment needs --backend local/);
+    expect(() => parse(["--backend", "local", "--node-deployment", "--mode", "node"])).toThrow(/drop --mode node/);
   });
 
   it("knows the kubelet directory, for the mount propagation check", () => {

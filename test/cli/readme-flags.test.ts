@@ -378,6 +378,31 @@ const CHECKS: readonly FlagCheck[] = [
     },
   },
   {
+    flags: ["node-deployment"],
+    effect: "drops controller publish and expansion from the capabilities, and is refused with the digitalocean backend",
+    async run(r) {
+      const rpcs = async (extra: readonly string[]) => {
+        let found: ControllerServiceCapability_RPC_Type[] = [];
+        await withDriver(r, local(r, extra), async (clients) => {
+          const { capabilities } = await clients.controller.controllerGetCapabilities({});
+          found = capabilities.flatMap((c) => (c.type.case === "rpc" ? [c.type.value.type] : []));
+        });
+        return found;
+      };
+      const controllerOnly = [
+        ControllerServiceCapability_RPC_Type.PUBLISH_UNPUBLISH_VOLUME,
+        ControllerServiceCapability_RPC_Type.EXPAND_VOLUME,
+      ];
+      expect(await rpcs([])).toEqual(expect.arrayContaining(controllerOnly));
+      const perNode = await rpcs(["--node-deployment", "--node-id", "flags-node"]);
+      for (const rpc of controllerOnly) expect(perNode).not.toContain(rpc);
+      expect(perNode).toContain(ControllerServiceCapability_RPC_Type.CREATE_DELETE_VOLUME);
+      const refused = await runDriver(["--node-deployment", "--token", TOKEN], {}, { node: r.node });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/--node-deployment needs --backend local/);
+    },
+  },
+  {
     flags: ["alpha-features"],
     effect: "lists the alpha capability it switches on",
     async run(r) {

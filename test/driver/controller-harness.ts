@@ -3,13 +3,14 @@ import { Code } from "@connectrpc/connect";
 import { parseCommandLine } from "../../src/cli/options.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { CsiServer } from "../../src/csi/server.js";
-import type { Config } from "../../src/config.js";
+import { LOCAL_DRIVER_NAME, type Config } from "../../src/config.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { createPlugin, type Plugin } from "../../src/plugin.js";
 import { VolumeCapability_AccessMode_Mode as Mode } from "../../src/gen/csi/v1/csi_pb.js";
 
 export const NODE_ID = "test-node";
-export const DRIVER = "dobs.csi.digitalocean.com";
+/** The local backend's own default name. */
+export const DRIVER = LOCAL_DRIVER_NAME;
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 

@@ -45,7 +45,7 @@ describe("CreateSnapshot", () => {
       sourceVolumeId,
       parameters: { "csi.storage.k8s.io/volumesnapshot/name": "a" },
     });
-    expect(snapshot?.snapshotId).toMatch(/^snap-[0-9a-f-]{36}$/);
+    expect(snapshot?.snapshotId).toMatch(/^snap-[0-9a-f-]{36}\.test-node$/);
     expect(snapshot).toMatchObject({ sourceVolumeId, sizeBytes: BigInt(16 * MiB), readyToUse: true, groupSnapshotId: "" });
     const seconds = Number(snapshot?.creationTime?.seconds ?? 0n);
     expect(seconds * 1000).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);

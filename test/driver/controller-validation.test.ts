@@ -107,8 +107,8 @@ describe("controller capabilities", () => {
     listPublishedNodes: true,
     volumeCondition: true,
   };
-  const names = (alpha: AlphaFeature[]) =>
-    controllerCapabilities(controllerOffer(all, new Set(alpha))).map((c) => Rpc[c.type?.value?.type ?? 0]);
+  const names = (alpha: AlphaFeature[], nodeDeployment = false) =>
+    controllerCapabilities(controllerOffer(all, { alpha: new Set(alpha), nodeDeployment })).map((c) => Rpc[c.type?.value?.type ?? 0]);
 
   it("add each alpha capability only with its own switch", () => {
     expect(names([])).not.toEqual(expect.arrayContaining(["VOLUME_CONDITION"]));
@@ -121,7 +121,25 @@ describe("controller capabilities", () => {
   });
 
   it("send minimum_volume_size once any alpha feature is on", () => {
-    expect(controllerOffer(all, new Set()).minimumVolumeSize).toBe(false);
-    expect(controllerOffer(all, new Set<AlphaFeature>(["get-volume"])).minimumVolumeSize).toBe(true);
+    expect(controllerOffer(all, { alpha: new Set(), nodeDeployment: false }).minimumVolumeSize).toBe(false);
+    expect(controllerOffer(all, { alpha: new Set<AlphaFeature>(["get-volume"]), nodeDeployment: false }).minimumVolumeSize).toBe(true);
+  });
+
+  it("drop controller publish (and what describes it) and controller expansion with --node-deployment, and nothing else", () => {
+    const published = ["PUBLISH_UNPUBLISH_VOLUME", "PUBLISH_READONLY", "LIST_VOLUMES_PUBLISHED_NODES", "EXPAND_VOLUME"];
+    expect(names([])).toEqual(expect.arrayContaining(published));
+    const perNode = names(["volume-condition"], true);
+    for (const name of published) expect(perNode).not.toContain(name);
+    expect(perNode.sort()).toEqual(
+      [
+        "CREATE_DELETE_VOLUME",
+        "LIST_VOLUMES",
+        "GET_CAPACITY",
+        "CREATE_DELETE_SNAPSHOT",
+        "LIST_SNAPSHOTS",
+        "CLONE_VOLUME",
+        "VOLUME_CONDITION",
+      ].sort(),
+    );
   });
 });

@@ -38,7 +38,7 @@ const create = (name: string, extra: Record<string, unknown> = {}) =>
 describe("CreateVolume", () => {
   it("creates a sparse image of the default size, accessible from this node", async () => {
     const { volume } = await create(uniqueName("default"));
-    expect(volume?.volumeId).toMatch(/^vol-[0-9a-f-]{36}$/);
+    expect(volume?.volumeId).toMatch(/^vol-[0-9a-f-]{36}\.test-node$/);
     expect(volume?.capacityBytes).toBe(BigInt(GiB));
     expect(volume?.accessibleTopology.map((t) => t.segments)).toEqual([{ [`${DRIVER}/node`]: NODE_ID }]);
     expect(volume?.contentSource).toBeUndefined();

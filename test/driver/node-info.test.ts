@@ -23,7 +23,7 @@ describe("NodeGetInfo and NodeGetCapabilities", () => {
     const info = await plain.node.nodeGetInfo({});
     expect(info.nodeId).toBe("test-node");
     expect(info.maxVolumesPerNode).toBe(0n);
-    expect(info.accessibleTopology?.segments).toEqual({ "dobs.csi.digitalocean.com/node": "test-node" });
+    expect(info.accessibleTopology?.segments).toEqual({ "local.csi.do-csi-plugin.io/node": "test-node" });
   });
 
   it("lists stage/unstage, stats and expansion; alpha capabilities only when switched on", async () => {

@@ -2,6 +2,7 @@ import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Client } from "@connectrpc/connect";
 import { volumesDir } from "../../src/backend/local/layout.js";
+import { LOCAL_DRIVER_NAME } from "../../src/config.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import type { Controller, Node } from "../../src/gen/csi/v1/csi_pb.js";
 import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
@@ -106,7 +107,7 @@ abstract class BaseEnvironment {
 
 class LocalEnvironment extends BaseEnvironment implements LifecycleEnvironment {
   readonly name = "local" as const;
-  readonly driverName = DRIVER_NAME;
+  readonly driverName = LOCAL_DRIVER_NAME;
   readonly smallBytes = 64n * MiB;
   readonly largeBytes = 128n * MiB;
   readonly controller: DriverProcess;

@@ -41,7 +41,7 @@ import {
   volumesDir,
 } from "./layout.js";
 import { pageAfter, volumesInListOrder } from "./list-order.js";
-import { newVolumeId } from "./local-ids.js";
+import { newVolumeId, requireOnNode } from "./local-ids.js";
 import { validateVolumeParameters } from "./local-parameters.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { LocalPool } from "./pool.js";
@@ -88,11 +88,17 @@ export class LocalController implements ControllerBackend {
   readonly #pool: LocalPool;
   readonly #snapshots: LocalSnapshots;
   readonly #lock: DataDirLock;
+  readonly #nodeDeployment: boolean;
 
   constructor(options: {
     dataDir: string;
     driverName: string;
     nodeId: string;
+    /**
+     * One instance per node: nothing calls ControllerUnpublishVolume, so the
+     * attachments a single-node layout recorded no longer hold a volume back.
+     */
+    nodeDeployment?: boolean;
     overcommitRatio: number;
     store: StateStore;
     lock: DataDirLock;
@@ -104,6 +110,7 @@ export class LocalController implements ControllerBackend {
     this.#snapshots = new LocalSnapshots(this.#pool);
     this.snapshotMetadata = new LocalSnapshotMetadata(this.#pool);
     this.#lock = options.lock;
+    this.#nodeDeployment = options.nodeDeployment ?? false;
     const dataDir = options.dataDir;
     this.health = {
       name: "local data dir",
@@ -134,7 +141,7 @@ export class LocalController implements ControllerBackend {
     signal.throwIfAborted();
     this.#requireReachable(spec.requisite);
     const source = this.#sourceImage(spec);
-    const id = newVolumeId();
+    const id = newVolumeId(this.#pool.nodeId);
     const image = volumeImagePath(this.#pool.dataDir, id);
     const partial = `${image}${PARTIAL_SUFFIX}`;
 
@@ -198,9 +205,13 @@ export class LocalController implements ControllerBackend {
 
   async deleteVolume(volumeId: string): Promise<void> {
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
+    // Another node's volume is not "already gone": answering OK would let the CO forget it while it still uses space there.
+    if (!record) requireOnNode(volumeId, "volume", this.#pool.nodeId);
     // Unknown, or still being created (its id cannot have been handed out yet): nothing to delete.
     if (!record || record.phase === "creating") return;
-    if (record.attachments.length > 0) {
+    // A volume in use on this node is still refused below (its loop device); with
+    // --node-deployment, attachments are leftovers of the single-node layout.
+    if (record.attachments.length > 0 && !this.#nodeDeployment) {
       throw FailedPrecondition(
         "volume %s is published to node %s: ControllerUnpublishVolume it first",
         volumeId,
@@ -273,6 +284,7 @@ export class LocalController implements ControllerBackend {
 
   async unpublishVolume(volumeId: string, nodeId: string): Promise<void> {
     const record = isLocalId(volumeId) ? this.#pool.store.state.volumes[volumeId] : undefined;
+    if (!record) requireOnNode(volumeId, "volume", this.#pool.nodeId);
     if (!record?.attachments.some((a) => nodeId === "" || a.nodeId === nodeId)) return;
     await this.#pool.store.update((draft) => {
       const current = draft.volumes[volumeId];
@@ -369,7 +381,7 @@ export class LocalController implements ControllerBackend {
   #sourceImage(spec: NewVolume): { kind: "snapshot" | "volume"; image: string } | undefined {
     if (spec.source === undefined) return undefined;
     if (spec.source.kind === "snapshot") {
-      const snapshot = this.#pool.readySnapshot(spec.source.id);
+      const snapshot = this.#pool.readySnapshot(spec.source.id, "source snapshot");
       if (!snapshot) throw NotFound("source snapshot %s does not exist", spec.source.id);
       if (snapshot.sizeBytes > spec.sizeBytes) {
         throw OutOfRange(
@@ -381,7 +393,7 @@ export class LocalController implements ControllerBackend {
       }
       return { kind: "snapshot", image: snapshotImagePath(this.#pool.dataDir, snapshot.id) };
     }
-    const volume = this.#pool.readyVolume(spec.source.id);
+    const volume = this.#pool.readyVolume(spec.source.id, "source volume");
     if (!volume) throw NotFound("source volume %s does not exist", spec.source.id);
     if (volume.sizeBytes > spec.sizeBytes) {
       throw OutOfRange(
@@ -466,6 +478,7 @@ export async function openLocalController(
       dataDir,
       driverName: config.driverName,
       nodeId: config.nodeId,
+      nodeDeployment: config.nodeDeployment,
       overcommitRatio: config.local.overcommitRatio,
       store,
       lock,

@@ -3,7 +3,7 @@ import type { Config } from "../../config.js";
 import type { Logger } from "../../log/logger.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Aborted, FailedPrecondition, NotFound } from "../../errors.js";
-import type { NodeBackend, NodeInfo, StringMap } from "../backend.js";
+import type { NodeBackend, NodeInfo, StringMap, VolumeCondition } from "../backend.js";
 import {
   attachLoop,
   blockDeviceNumber,
@@ -17,6 +17,14 @@ import {
   refreshLoopCapacity,
 } from "../../mounter/index.js";
 import { isLocalId, nodeTopologyKey, volumeImagePath } from "./layout.js";
+import { requireOnNode, volumeNodeOf } from "./local-ids.js";
+
+function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
 
 /** How long an unstage waits for a loop device that another process holds open to be let go. */
 const DETACH_WAIT_MS = 10_000;
@@ -108,6 +116,24 @@ export async function openLocalNode(config: Config, log: Logger): Promise<NodeBa
         await untilDetached(volumeId, device, backing, signal);
         log.debug({ volumeId, device }, "local volume detached");
       }
+    },
+
+    async requireOwnVolume(volumeId: string): Promise<void> {
+      const owner = volumeNodeOf(volumeId);
+      if (owner === undefined || owner === config.nodeId) return;
+      // A data dir keeps serving what it holds when its node is renamed.
+      const image = imageOf(volumeId);
+      if (image === undefined || !(await isFile(image))) requireOnNode(volumeId, "volume", config.nodeId);
+    },
+
+    async storageCondition(volumeId: string): Promise<VolumeCondition | undefined> {
+      const image = imageOf(volumeId);
+      if (image === undefined) return undefined;
+      const present = await isFile(image);
+      // A loop device keeps a deleted image alive: the mount works, but the data is gone once it is unstaged.
+      return present
+        ? { abnormal: false, message: `the volume's image ${image} is present` }
+        : { abnormal: true, message: `the volume's image ${image} is missing from the data dir: its data is lost once it is unstaged` };
     },
 
     async attachedDevices(volumeId: string): Promise<readonly string[]> {

@@ -5,6 +5,7 @@ import type { ProgressOptions } from "../../util/progress.js";
 import type { Topology } from "../backend.js";
 import { removeIfExists } from "./durable-files.js";
 import { isLocalId, nodeTopologyKey, PARTIAL_SUFFIX, snapshotImagePath, volumeImagePath } from "./layout.js";
+import { requireOnNode } from "./local-ids.js";
 import { availableBytes, measurePool } from "./pool-capacity.js";
 import type { FrozenMount, LocalState, SnapshotRecord, VolumeRecord } from "./state.js";
 import type { StateStore } from "./state-store.js";
@@ -44,13 +45,17 @@ export class LocalPool {
     this.#progressIntervalMs = options.progressIntervalMs;
   }
 
-  readyVolume(volumeId: string): VolumeRecord | undefined {
+  /** A ready volume of this pool; undefined when unknown, NOT_FOUND naming both nodes when its id names another node. */
+  readyVolume(volumeId: string, kind: "volume" | "source volume" = "volume"): VolumeRecord | undefined {
     const record = isLocalId(volumeId) ? this.store.state.volumes[volumeId] : undefined;
+    if (!record) requireOnNode(volumeId, kind, this.nodeId);
     return record?.phase === "ready" ? record : undefined;
   }
 
-  readySnapshot(snapshotId: string): SnapshotRecord | undefined {
+  /** A ready snapshot of this pool; undefined when unknown, NOT_FOUND naming both nodes when its id names another node. */
+  readySnapshot(snapshotId: string, kind: "snapshot" | "source snapshot" = "snapshot"): SnapshotRecord | undefined {
     const record = isLocalId(snapshotId) ? this.store.state.snapshots[snapshotId] : undefined;
+    if (!record) requireOnNode(snapshotId, kind, this.nodeId);
     return record?.phase === "ready" ? record : undefined;
   }
 

@@ -7,7 +7,7 @@ import { withFrozenSource } from "./frozen-source.js";
 import { clientVisible } from "./host-errors.js";
 import { isLocalId, PARTIAL_SUFFIX, snapshotImagePath, snapshotsDir, volumeImagePath } from "./layout.js";
 import { pageAfter, snapshotsInListOrder } from "./list-order.js";
-import { newSnapshotId } from "./local-ids.js";
+import { newSnapshotId, requireOnNode } from "./local-ids.js";
 import { validateSnapshotParameters } from "./local-parameters.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { LocalPool } from "./pool.js";
@@ -52,9 +52,9 @@ export class LocalSnapshots {
     const pool = this.#pool;
     signal.throwIfAborted();
     validateSnapshotParameters(spec.parameters);
-    const volume = pool.readyVolume(spec.sourceVolumeId);
+    const volume = pool.readyVolume(spec.sourceVolumeId, "source volume");
     if (!volume) throw NotFound("source volume %s does not exist", spec.sourceVolumeId);
-    const id = newSnapshotId();
+    const id = newSnapshotId(pool.nodeId);
     const source = volumeImagePath(pool.dataDir, volume.id);
     const image = snapshotImagePath(pool.dataDir, id);
     const partial = `${image}${PARTIAL_SUFFIX}`;
@@ -115,6 +115,8 @@ export class LocalSnapshots {
   async delete(snapshotId: string): Promise<void> {
     const pool = this.#pool;
     const record = isLocalId(snapshotId) ? pool.store.state.snapshots[snapshotId] : undefined;
+    // Another node's snapshot is not "already gone": answering OK would let the CO forget it while it still uses space there.
+    if (!record) requireOnNode(snapshotId, "snapshot", pool.nodeId);
     if (!record || record.phase === "creating") return;
     await pool.store.update((draft) => {
       const current = draft.snapshots[snapshotId];

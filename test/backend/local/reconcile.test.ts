@@ -124,7 +124,7 @@ describe("start-up checks", () => {
     const base = join(dir, "bad-node-id");
     const config = controllerConfig(base, ["--node-id", `${"n".repeat(64)}`]);
     await expect(openLocalController(config, silentLogger)).rejects.toThrow(
-      /cannot be the value of the topology key dobs.csi.digitalocean.com\/node/,
+      /cannot be the value of the topology key local.csi.do-csi-plugin.io\/node/,
     );
     await expect(stat(join(base, "data"))).rejects.toThrow(/ENOENT/);
   });
