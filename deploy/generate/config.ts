@@ -6,6 +6,7 @@
  * the committed files differ from what this produces.
  */
 import pkg from "../../package.json" with { type: "json" };
+import { LOCAL_DRIVER_NAME } from "../../src/config.js";
 
 /** What a deployment is made of; `npm run manifests -- --driver-name X ...` overrides some of it for a custom output directory. */
 export interface DeployConfig {
@@ -28,6 +29,19 @@ export interface DeployConfig {
    * --http-endpoint, their named container ports, and a headless Service per workload selecting them.
    */
   readonly metrics: boolean;
+  /**
+   * The local backend's own identity: a driver name (and so a topology key, socket directory and CSIDriver) and
+   * object and class names of its own, so it installs beside the DigitalOcean driver in one cluster. A cluster
+   * moving from the single-node layout of earlier releases keeps its volumes' driver name with
+   * `npm run manifests -- --out DIR --local-driver-name dobs.csi.digitalocean.com` (see docs/multi-node.md).
+   */
+  readonly local: LocalDeployConfig;
+}
+
+export interface LocalDeployConfig {
+  readonly driverName: string;
+  readonly namePrefix: string;
+  readonly classPrefix: string;
 }
 
 export const PACKAGE_VERSION: string = pkg.version;
@@ -44,7 +58,13 @@ export const DEFAULT_CONFIG: DeployConfig = {
   classPrefix: "do-block-storage",
   defaultClasses: true,
   metrics: true,
+  local: { driverName: LOCAL_DRIVER_NAME, namePrefix: "csi-local", classPrefix: "local-volume" },
 };
+
+/** The configuration the local backend's objects are built from: the shared settings with the local identity. */
+export function localVariant(config: DeployConfig): DeployConfig {
+  return { ...config, ...config.local };
+}
 
 /** Secret holding the DigitalOcean API token, as the Go driver's manifests expect it. */
 export const TOKEN_SECRET = { name: "digitalocean", key: "access-token" } as const;

@@ -5,7 +5,7 @@
  * objects in place instead of starting a second driver next to it.
  */
 import { DaemonSet, StatefulSet } from "kubernetes-models/apps/v1";
-import { ClusterRole, ClusterRoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import type { IPolicyRule } from "kubernetes-models/rbac.authorization.k8s.io/v1/PolicyRule";
 import { CSIDriver, StorageClass } from "kubernetes-models/storage.k8s.io/v1";
 import { Service, ServiceAccount } from "kubernetes-models/v1";
@@ -30,6 +30,7 @@ import {
   SIDECARS,
   SOCKET_FILE,
   TOKEN_ENV,
+  localVariant,
   TOKEN_SECRET,
   pluginHostDir,
   type DeployConfig,
@@ -58,8 +59,6 @@ export function names(config: DeployConfig) {
     controllerSa: `${p}-controller-sa`,
     node: `${p}-node`,
     nodeSa: `${p}-node-sa`,
-    local: `${p}-local`,
-    localSa: `${p}-local-sa`,
     metrics: (workload: string) => `${workload}-metrics`,
     service: p,
     role: (sidecar: string) => `${p}-${sidecar}-role`,
@@ -241,12 +240,17 @@ function controllerRbac(config: DeployConfig, serviceAccount: string): KubeObjec
 
 // --- cluster-wide objects ---------------------------------------------------------
 
-function csiDriver(config: DeployConfig): CSIDriver {
+function csiDriver(config: DeployConfig, variant: Variant): CSIDriver {
+  const perNode = variant === "local";
   return new CSIDriver({
     metadata: { name: config.driverName },
     spec: {
-      // ControllerPublishVolume attaches the volume to the node (a droplet, or the local node's loop device).
-      attachRequired: true,
+      // DigitalOcean: ControllerPublishVolume attaches the volume to the droplet. Local: each node's plugin serves its
+      // own pool, nothing attaches a volume across nodes, and the plugin offers no ControllerPublishVolume.
+      attachRequired: !perNode,
+      // Local: the provisioner publishes each node's capacity, and the scheduler places a pod only where its
+      // WaitForFirstConsumer claims fit.
+      ...(perNode ? { storageCapacity: true } : {}),
       // The pod's name, namespace and uid reach NodePublishVolume (as with the Go driver).
       podInfoOnMount: true,
       // What Kubernetes does when the Go driver's CSIDriver leaves it unset: fsGroup ownership for RWO volumes with an fsType.
@@ -424,9 +428,73 @@ function doNode(config: DeployConfig): KubeObject[] {
   ];
 }
 
-// --- local: one pod with the whole driver ----------------------------------------------
+// --- local: the whole driver on every node ------------------------------------------------
 
-function localDriver(config: DeployConfig): KubeObject[] {
+const DOWNWARD = (name: string, fieldPath: string): IEnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
+const POD_NAMESPACE_ENV = DOWNWARD("NAMESPACE", "metadata.namespace");
+const POD_NAME_ENV = DOWNWARD("POD_NAME", "metadata.name");
+/** The node name the provisioner and snapshotter read in their node-deployment mode. */
+const SIDECAR_NODE_ENV = DOWNWARD("NODE_NAME", "spec.nodeName");
+
+/**
+ * Flags of the controller sidecars in the per-node pod. Each instance of the plugin owns its node's pool, so the
+ * provisioner and the snapshotter run in their node-deployment modes (each handles what belongs to its node) and
+ * the provisioner publishes a CSIStorageCapacity per node, owned by the DaemonSet (owner-reference level 1: pod ->
+ * DaemonSet) so that deleting the DaemonSet deletes them. The plugin advertises node expansion only, so the
+ * resizer answers resizes without calling the plugin (its "trivial" path: it updates the PV and the kubelet calls
+ * NodeExpandVolume on the volume's node); one resizer among the pods holds the lease.
+ */
+const PER_NODE_SIDECAR: Readonly<Record<"provisioner" | "snapshotter" | "resizer", { args: string[]; env: IEnvVar[] }>> = {
+  provisioner: {
+    args: ["--node-deployment=true", "--enable-capacity=true", "--capacity-ownerref-level=1", "--capacity-poll-interval=1m"],
+    env: [SIDECAR_NODE_ENV, POD_NAMESPACE_ENV, POD_NAME_ENV],
+  },
+  snapshotter: { args: ["--node-deployment=true"], env: [SIDECAR_NODE_ENV] },
+  resizer: { args: ["--leader-election=true", "--leader-election-namespace=$(NAMESPACE)"], env: [POD_NAMESPACE_ENV] },
+};
+
+function perNodeSidecar(config: DeployConfig, name: keyof typeof PER_NODE_SIDECAR, socketMount: IVolumeMount): IContainer {
+  const { args, env } = PER_NODE_SIDECAR[name];
+  const metrics = config.metrics ? SIDECAR_METRICS_PORTS[name] : undefined;
+  return {
+    ...sidecar(name, socketMount, [...args, ...(metrics ? [`--http-endpoint=:${metrics.port}`] : [])], env),
+    ...(metrics ? { ports: [{ name: metrics.name, containerPort: metrics.port, protocol: "TCP" }] } : {}),
+  };
+}
+
+const apps = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: ["apps"], resources, verbs });
+const leases: IPolicyRule = {
+  apiGroups: ["coordination.k8s.io"],
+  resources: ["leases"],
+  verbs: ["get", "watch", "list", "delete", "update", "create"],
+};
+
+/**
+ * Namespaced rights of the per-node sidecars: the provisioner's CSIStorageCapacity objects (and reading its own pod
+ * and DaemonSet for their owner reference), the resizer's leader-election lease.
+ */
+export const PER_NODE_NAMESPACED_RULES: Readonly<Record<"capacity" | "resizer-lease", readonly IPolicyRule[]>> = {
+  capacity: [
+    storage(["csistoragecapacities"], ["get", "list", "watch", "create", "update", "patch", "delete"]),
+    core(["pods"], ["get"]),
+    apps(["daemonsets"], ["get"]),
+  ],
+  "resizer-lease": [leases],
+};
+
+function namespacedRoleAndBinding(config: DeployConfig, role: string, rules: readonly IPolicyRule[], serviceAccount: string): KubeObject[] {
+  const n = names(config);
+  return [
+    new Role({ metadata: { name: n.role(role), namespace: config.namespace }, rules: [...rules] }),
+    new RoleBinding({
+      metadata: { name: n.binding(role), namespace: config.namespace },
+      subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace: config.namespace }],
+      roleRef: { kind: "Role", name: n.role(role), apiGroup: "rbac.authorization.k8s.io" },
+    }),
+  ];
+}
+
+function localNode(config: DeployConfig): KubeObject[] {
   const n = names(config);
   const socketMount: IVolumeMount = { name: "plugin-dir", mountPath: NODE_SOCKET_DIR };
   const metrics = pluginMetrics(config);
@@ -438,7 +506,7 @@ function localDriver(config: DeployConfig): KubeObject[] {
     args: [
       "--endpoint=$(CSI_ENDPOINT)",
       "--backend=local",
-      "--mode=all",
+      "--node-deployment=true",
       `--driver-name=${config.driverName}`,
       `--data-dir=${LOCAL_DATA_DIR}`,
       "--node-id=$(KUBE_NODE_NAME)",
@@ -457,23 +525,25 @@ function localDriver(config: DeployConfig): KubeObject[] {
     resources: { requests: { cpu: "10m", memory: "64Mi" } },
   };
   const containers = [
-    ...controllerSidecars(config, socketMount),
+    perNodeSidecar(config, "provisioner", socketMount),
+    perNodeSidecar(config, "snapshotter", socketMount),
+    perNodeSidecar(config, "resizer", socketMount),
     registrar(config, socketMount),
     livenessSidecar(socketMount, CONTROLLER_HEALTH_PORT),
     plugin,
   ];
-  const statefulSet = new StatefulSet({
-    metadata: { name: n.local, namespace: config.namespace },
+  const daemonSet = new DaemonSet({
+    metadata: { name: n.node, namespace: config.namespace },
     spec: {
-      serviceName: n.service,
-      // One process owns the data directory (it holds a lock on it): controller and node service in one pod.
-      replicas: 1,
-      selector: { matchLabels: { app: n.local } },
+      selector: { matchLabels: { app: n.node } },
+      // One node's pool is served by one pod at a time (it locks the data directory): replace, never surge.
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
       template: {
-        metadata: { labels: { app: n.local, role: n.service }, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: PLUGIN_CONTAINER } },
+        metadata: { labels: { app: n.node, role: n.service }, annotations: { [DEFAULT_CONTAINER_ANNOTATION]: PLUGIN_CONTAINER } },
         spec: {
           priorityClassName: "system-node-critical",
-          serviceAccountName: n.localSa,
+          serviceAccountName: n.nodeSa,
+          // Volumes must be usable on every node, tainted ones included.
           tolerations: [{ operator: "Exists" }],
           containers,
           volumes: [...NODE_VOLUMES(config), { name: "data-dir", hostPath: { path: LOCAL_DATA_DIR, type: "DirectoryOrCreate" } }],
@@ -482,16 +552,15 @@ function localDriver(config: DeployConfig): KubeObject[] {
     },
   });
   return [
-    statefulSet,
-    ...metricsService(config, n.local, containers),
-    new ServiceAccount({ metadata: { name: n.localSa, namespace: config.namespace } }),
-    ...controllerRbac(config, n.localSa),
-    ...roleAndBinding(
-      config,
-      "node-driver-registrar",
-      [core(["events"], ["get", "list", "watch", "create", "update", "patch"])],
-      n.localSa,
+    daemonSet,
+    ...metricsService(config, n.node, containers),
+    new ServiceAccount({ metadata: { name: n.nodeSa, namespace: config.namespace } }),
+    ...(["provisioner", "snapshotter", "resizer"] as const).flatMap((name) =>
+      roleAndBinding(config, name, CONTROLLER_RULES[name], n.nodeSa),
     ),
+    ...namespacedRoleAndBinding(config, "capacity", PER_NODE_NAMESPACED_RULES.capacity, n.nodeSa),
+    ...namespacedRoleAndBinding(config, "resizer-lease", PER_NODE_NAMESPACED_RULES["resizer-lease"], n.nodeSa),
+    ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.nodeSa),
   ];
 }
 
@@ -517,7 +586,9 @@ function snapshotController(config: DeployConfig): KubeObject[] {
                 name: spec.container,
                 image: spec.image,
                 imagePullPolicy: "IfNotPresent",
-                args: [...spec.args],
+                // Distributed snapshotting: a VolumeSnapshotContent of a volume bound to one node is labelled with that
+                // node, for the local driver's per-node snapshotter. One controller serves both drivers in a cluster.
+                args: [...spec.args, "--enable-distributed-snapshotting=true"],
                 securityContext: SIDECAR_SECURITY,
                 resources: SMALL,
               },
@@ -531,6 +602,8 @@ function snapshotController(config: DeployConfig): KubeObject[] {
       metadata: { name: `${name}-role` },
       rules: [
         core(["persistentvolumes"], READ),
+        // Distributed snapshotting: which node a volume's node affinity selects.
+        core(["nodes"], READ),
         core(["persistentvolumeclaims"], ["get", "list", "watch", "update", "patch"]),
         EVENTS,
         snapshots(["volumesnapshotclasses"], READ),
@@ -562,9 +635,10 @@ Skip it where the cluster already runs one (DigitalOcean Kubernetes does).`;
 export function kubernetesFiles(config: DeployConfig, root: string): ManifestFile[] {
   const doDir = `${root}/digitalocean`;
   const localDir = `${root}/local`;
-  const clusterObjects = (variant: Variant): Section => ({
+  const local = localVariant(config);
+  const clusterObjects = (variantConfig: DeployConfig, variant: Variant): Section => ({
     comment: "The driver, its StorageClasses and its VolumeSnapshotClass.",
-    objects: [csiDriver(config), ...storageClasses(config, variant), volumeSnapshotClass(config)],
+    objects: [csiDriver(variantConfig, variant), ...storageClasses(variantConfig, variant), volumeSnapshotClass(variantConfig)],
   });
   return [
     { path: `${doDir}/crds.yaml`, header: CRDS_HEADER(doDir), sections: [{ objects: snapshotCrds() }] },
@@ -574,7 +648,7 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
 (same object names, driver name, StorageClasses and token Secret). Needs the Secret first:
   kubectl -n ${config.namespace} create secret generic ${TOKEN_SECRET.name} --from-literal=${TOKEN_SECRET.key}=<DigitalOcean API token>`,
       sections: [
-        clusterObjects("digitalocean"),
+        clusterObjects(config, "digitalocean"),
         {
           comment: "Controller plugin: one replica with the provisioner, attacher, snapshotter and resizer sidecars.",
           objects: doController(config),
@@ -586,14 +660,17 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
     { path: `${localDir}/crds.yaml`, header: CRDS_HEADER(localDir), sections: [{ objects: snapshotCrds() }] },
     {
       path: `${localDir}/driver.yaml`,
-      header: `do-csi-plugin with the local backend on a single-node cluster (k3s, kind, minikube): volumes are sparse files
-under ${LOCAL_DATA_DIR} on the node, attached as loop devices. The same image as for DigitalOcean, with
---backend=local; volumes carry the topology key ${config.driverName}/node.`,
+      header: `do-csi-plugin with the local backend on every node: each node's volumes are sparse files under
+${LOCAL_DATA_DIR} on that node, attached as loop devices, served by that node's pod of one DaemonSet (driver
+${local.driverName}, topology key ${local.driverName}/node). The scheduler places pods by the capacity each node
+publishes (CSIStorageCapacity) and the classes bind when the pod is scheduled. Installs beside the DigitalOcean
+driver; see docs/multi-node.md.`,
       sections: [
-        clusterObjects("local"),
+        clusterObjects(local, "local"),
         {
-          comment: "The whole driver in one pod: controller sidecars, node registrar and the plugin serving both services.",
-          objects: localDriver(config),
+          comment:
+            "One pod per node: the plugin for that node's pool with the provisioner and snapshotter in their node-deployment modes, the resizer, the registrar and the liveness probe.",
+          objects: localNode(local),
         },
       ],
     },

@@ -9,7 +9,12 @@
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ControllerServiceCapability_RPC_Type as Rpc, PluginCapability_Service_Type as Service } from "../../src/gen/csi/v1/csi_pb.js";
+import {
+  ControllerServiceCapability_RPC_Type as Rpc,
+  NodeServiceCapability_RPC_Type as NodeRpc,
+  PluginCapability_Service_Type as Service,
+  PluginCapability_VolumeExpansion_Type as VolumeExpansion,
+} from "../../src/gen/csi/v1/csi_pb.js";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { PLUGIN_CONTAINER, SIDECARS, TOKEN_ENV } from "../../deploy/generate/config.js";
 import { DoSimulator } from "../fixtures/do-simulator/simulator.js";
@@ -88,8 +93,12 @@ async function pluginServices(clients: CsiClients): Promise<Set<Service>> {
   return new Set(res.capabilities.flatMap((c) => (c.type.case === "service" ? [c.type.value.type] : [])));
 }
 
-/** The sidecars a controller workload deploys must be exactly those its advertised capabilities call for. */
-function expectSidecarsMatch(w: Workload, rpcs: ReadonlySet<Rpc>, csiDriver: JsonObject): void {
+/**
+ * The sidecars a controller workload deploys must be exactly those its advertised capabilities call for. The resizer
+ * is needed for controller expansion, and also for node-only expansion: it then updates the PV itself and the kubelet
+ * calls NodeExpandVolume.
+ */
+function expectSidecarsMatch(w: Workload, rpcs: ReadonlySet<Rpc>, csiDriver: JsonObject, nodeExpansion = false): void {
   expect({
     provisioner: hasSidecar(w, "provisioner"),
     attacher: hasSidecar(w, "attacher"),
@@ -99,7 +108,7 @@ function expectSidecarsMatch(w: Workload, rpcs: ReadonlySet<Rpc>, csiDriver: Jso
   }).toEqual({
     provisioner: rpcs.has(Rpc.CREATE_DELETE_VOLUME),
     attacher: rpcs.has(Rpc.PUBLISH_UNPUBLISH_VOLUME),
-    resizer: rpcs.has(Rpc.EXPAND_VOLUME),
+    resizer: rpcs.has(Rpc.EXPAND_VOLUME) || nodeExpansion,
     snapshotter: rpcs.has(Rpc.CREATE_DELETE_SNAPSHOT),
     attachRequired: rpcs.has(Rpc.PUBLISH_UNPUBLISH_VOLUME),
   });
@@ -144,7 +153,8 @@ describe("local manifests against the running driver", () => {
     const [w] = workloads(docs).filter((x) => containers(x.pod).some((c) => c.name === PLUGIN_CONTAINER));
     expect(w).toBeDefined();
     const workload = w as Workload;
-    expect(modeOf(workload)).toBe("all");
+    // One instance per node serving both services for its own pool.
+    expect(flagValues(expandedArgs(pluginOf(workload))).get("node-deployment")).toBe("true");
     const dir = await makeTestDir("deploy-local");
     cleanups.push(() => removeTestDir(dir));
     const port = await freePort();
@@ -155,7 +165,24 @@ describe("local manifests against the running driver", () => {
     expect(await pluginServices(clients)).toContain(Service.CONTROLLER_SERVICE);
     const rpcs = await controllerRpcs(clients);
     expect(rpcs.size).toBeGreaterThan(0);
-    expectSidecarsMatch(workload, rpcs, csiDriver);
+    // Nothing attaches across nodes and the controller grows nothing: the node grows the volume, online.
+    expect(rpcs.has(Rpc.PUBLISH_UNPUBLISH_VOLUME)).toBe(false);
+    expect(rpcs.has(Rpc.EXPAND_VOLUME)).toBe(false);
+    expect(rpcs.has(Rpc.GET_CAPACITY)).toBe(true);
+    const nodeCaps = await clients.node.nodeGetCapabilities({});
+    const nodeExpansion = nodeCaps.capabilities.some((c) => c.type.case === "rpc" && c.type.value.type === NodeRpc.EXPAND_VOLUME);
+    expect(nodeExpansion).toBe(true);
+    const plugin = await clients.identity.getPluginCapabilities({});
+    expect(
+      plugin.capabilities.some((c) => c.type.case === "volumeExpansion" && c.type.value.type === VolumeExpansion.ONLINE),
+      "plugin VolumeExpansion ONLINE",
+    ).toBe(true);
+    expectSidecarsMatch(workload, rpcs, csiDriver, nodeExpansion);
+    // The capacity the provisioner publishes for this node, and none for another.
+    const topology = { segments: { [`${nameOf(csiDriver)}/node`]: NODE_NAME } };
+    expect((await clients.controller.getCapacity({ accessibleTopology: topology })).availableCapacity).toBeGreaterThan(0n);
+    const elsewhere = { segments: { [`${nameOf(csiDriver)}/node`]: "another-node" } };
+    expect((await clients.controller.getCapacity({ accessibleTopology: elsewhere })).availableCapacity).toBe(0n);
     // The one pod also registers the node service with the kubelet.
     expect(hasSidecar(workload, "registrar")).toBe(true);
 

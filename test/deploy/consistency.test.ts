@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { FLAGS } from "../../src/cli/options.js";
 import { envName } from "../../src/cli/flags.js";
 import { parseEndpoint } from "../../src/util/endpoint.js";
-import { DEFAULT_CONFIG, PLUGIN_CONTAINER, TOKEN_ENV, TOKEN_SECRET, SIDECARS } from "../../deploy/generate/config.js";
+import { DEFAULT_CONFIG, PLUGIN_CONTAINER, TOKEN_ENV, TOKEN_SECRET, SIDECARS, localVariant } from "../../deploy/generate/config.js";
 import { NO_FORMAT_ATTRIBUTE } from "../../deploy/generate/examples.js";
 import { EXAMPLES_DIR, NOMAD_DIR, generateFiles, staleFiles } from "../../deploy/generate/main.js";
 import {
@@ -33,6 +33,11 @@ beforeAll(async () => {
   for (const variant of VARIANTS) docsOf.set(variant, await loadManifests(`deploy/kubernetes/${variant}`));
   examples = await loadManifests(EXAMPLES_DIR);
 });
+
+/** Driver and class names of a variant: DigitalOcean keeps the Go driver's, the local backend has its own. */
+function identity(variant: VariantName): { driverName: string; classPrefix: string } {
+  return variant === "digitalocean" ? DEFAULT_CONFIG : localVariant(DEFAULT_CONFIG);
+}
 
 function variantDocs(variant: VariantName): LoadedDoc[] {
   const docs = docsOf.get(variant);
@@ -93,11 +98,18 @@ describe("committed files are what the generator produces", () => {
     for (const dir of dirs) await expect(readFile(join(REPO_ROOT, dir, "README.md"), "utf8"), dir).resolves.toMatch(/kubectl/);
   });
 
-  it("the driver name is set in one place: another name replaces every occurrence", () => {
-    const renamed = generateFiles({ ...DEFAULT_CONFIG, driverName: "block.csi.example.com" });
-    const leftovers = [...renamed].filter(([, content]) => content.includes(DEFAULT_CONFIG.driverName)).map(([path]) => path);
+  it("each driver name is set in one place: another name replaces every occurrence", () => {
+    const renamed = generateFiles({
+      ...DEFAULT_CONFIG,
+      driverName: "block.csi.example.com",
+      local: { ...DEFAULT_CONFIG.local, driverName: "local.csi.example.com" },
+    });
+    const leftovers = [...renamed]
+      .filter(([, content]) => content.includes(DEFAULT_CONFIG.driverName) || content.includes(DEFAULT_CONFIG.local.driverName))
+      .map(([path]) => path);
     expect(leftovers).toEqual([]);
     expect(renamed.get("deploy/kubernetes/digitalocean/driver.yaml")).toContain("/var/lib/kubelet/plugins/block.csi.example.com/csi.sock");
+    expect(renamed.get("deploy/kubernetes/local/driver.yaml")).toContain("/var/lib/kubelet/plugins/local.csi.example.com/csi.sock");
   });
 });
 
@@ -105,15 +117,11 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
   it("name the same driver everywhere: CSIDriver, StorageClasses, VolumeSnapshotClass, --driver-name, socket directories", () => {
     const docs = variantDocs(variant);
     const drivers = byKind(docs, "CSIDriver").map(nameOf);
-    expect(drivers).toEqual([DEFAULT_CONFIG.driverName]);
+    const { driverName, classPrefix } = identity(variant);
+    expect(drivers).toEqual([driverName]);
     const name = drivers[0];
     const classes = byKind(docs, "StorageClass");
-    expect(classes.map(nameOf).sort()).toEqual([
-      "do-block-storage",
-      "do-block-storage-retain",
-      "do-block-storage-xfs",
-      "do-block-storage-xfs-retain",
-    ]);
+    expect(classes.map(nameOf).sort()).toEqual([classPrefix, `${classPrefix}-retain`, `${classPrefix}-xfs`, `${classPrefix}-xfs-retain`]);
     for (const sc of classes) expect(sc.provisioner, nameOf(sc)).toBe(name);
     for (const vsc of byKind(docs, "VolumeSnapshotClass")) expect(vsc.driver).toBe(name);
     const plugins = pluginWorkloads(variant);
@@ -127,9 +135,16 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
     }
   });
 
-  it("CSIDriver: attach required, pod info on mount, fsGroup policy; expandable StorageClasses", () => {
+  it("CSIDriver: attach required (DigitalOcean) or storage capacity (local), pod info on mount, fsGroup policy; expandable StorageClasses", () => {
     const [driver] = byKind(variantDocs(variant), "CSIDriver");
-    expect(driver?.spec).toMatchObject({ attachRequired: true, podInfoOnMount: true, fsGroupPolicy: "ReadWriteOnceWithFSType" });
+    expect(driver?.spec).toMatchObject({ podInfoOnMount: true, fsGroupPolicy: "ReadWriteOnceWithFSType" });
+    // Local volumes are served where their data is: nothing attaches them, and the scheduler reads each node's capacity.
+    expect({
+      attachRequired: (driver?.spec as JsonObject).attachRequired,
+      storageCapacity: (driver?.spec as JsonObject).storageCapacity,
+    }).toEqual(
+      variant === "local" ? { attachRequired: false, storageCapacity: true } : { attachRequired: true, storageCapacity: undefined },
+    );
     const classes = byKind(variantDocs(variant), "StorageClass");
     for (const sc of classes) expect(sc.allowVolumeExpansion).toBe(true);
     const defaults = classes.filter(
@@ -138,7 +153,7 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
         isObject(sc.metadata.annotations) &&
         sc.metadata.annotations["storageclass.kubernetes.io/is-default-class"] === "true",
     );
-    expect(defaults.map(nameOf)).toEqual(["do-block-storage"]);
+    expect(defaults.map(nameOf)).toEqual([identity(variant).classPrefix]);
     // DigitalOcean keeps the Go driver's immutable fields (Immediate, `fstype`); local volumes wait for their pod's node.
     for (const sc of classes) expect(sc.volumeBindingMode).toBe(variant === "local" ? "WaitForFirstConsumer" : undefined);
     for (const sc of classes.filter((c) => nameOf(c).includes("-xfs"))) expect(Object.values(sc.parameters as JsonObject)).toEqual(["xfs"]);
@@ -253,6 +268,134 @@ describe("DigitalOcean: drop-in for the Go driver's release manifests", () => {
     // The node plugin must not get it: without a token the driver serves the node service only.
     const [node] = pluginWorkloads("digitalocean").filter((w) => flagValues(expandedArgs(plugin(w))).get("mode") === "node");
     expect(envValue(plugin(node as Workload), TOKEN_ENV)).toBeUndefined();
+  });
+});
+
+describe("local: the driver on every node", () => {
+  function daemonSet(): Workload {
+    const [w] = pluginWorkloads("local");
+    if (!w || w.doc.object.kind !== "DaemonSet") throw new Error("the local plugin runs in no DaemonSet");
+    return w;
+  }
+  function sidecarFlags(name: keyof typeof SIDECARS): Map<string, string> {
+    const c = container(daemonSet(), SIDECARS[name].container);
+    expect(c, name).toBeDefined();
+    return flagValues(stringArgs(c ?? {}));
+  }
+  function stringArgs(c: JsonObject): string[] {
+    return Array.isArray(c.args) ? c.args.map(String) : [];
+  }
+  function downward(c: JsonObject | undefined, name: string): string | undefined {
+    const value = c ? envValue(c, name) : undefined;
+    return isObject(value) && isObject(value.fieldRef) ? String(value.fieldRef.fieldPath) : undefined;
+  }
+  function rulesOf(kind: "ClusterRole" | "Role", name: string): JsonObject[] {
+    const role = byKind(variantDocs("local"), kind).find((r) => nameOf(r) === name);
+    expect(role, `${kind}/${name}`).toBeDefined();
+    return Array.isArray(role?.rules) ? role.rules.filter(isObject) : [];
+  }
+  function allows(rules: readonly JsonObject[], group: string, resource: string, verbs: readonly string[]): boolean {
+    return verbs.every((verb) =>
+      rules.some(
+        (r) =>
+          Array.isArray(r.apiGroups) &&
+          r.apiGroups.includes(group) &&
+          Array.isArray(r.resources) &&
+          r.resources.includes(resource) &&
+          Array.isArray(r.verbs) &&
+          r.verbs.includes(verb),
+      ),
+    );
+  }
+  /** The roles bound to the DaemonSet's service account, by kind. */
+  function boundRoles(kind: "ClusterRole" | "Role"): string[] {
+    const sa = String(daemonSet().pod.serviceAccountName);
+    return byKind(variantDocs("local"), `${kind}Binding`)
+      .filter((b) => Array.isArray(b.subjects) && b.subjects.some((s) => isObject(s) && s.name === sa))
+      .map((b) => String((b.roleRef as JsonObject).name));
+  }
+
+  it("one plugin per node, for its own pool: --node-deployment, the node's name as node id", () => {
+    const w = daemonSet();
+    const flags = flagValues(expandedArgs(plugin(w), { KUBE_NODE_NAME: "node-a" }));
+    expect(flags.get("backend")).toBe("local");
+    expect(flags.get("node-deployment")).toBe("true");
+    expect(flags.get("node-id")).toBe("node-a");
+    expect(downward(plugin(w), "KUBE_NODE_NAME")).toBe("spec.nodeName");
+    // No other workload runs the plugin: nothing cluster-wide serves local volumes.
+    expect(pluginWorkloads("local").map((x) => x.name)).toEqual([w.name]);
+  });
+
+  it("the provisioner runs in node-deployment mode and publishes each node's capacity, owned by the DaemonSet", () => {
+    const flags = sidecarFlags("provisioner");
+    expect(flags.get("node-deployment")).toBe("true");
+    expect(flags.get("enable-capacity")).toBe("true");
+    // Owner-reference level 1 from the pod is the DaemonSet: its CSIStorageCapacity objects go when it goes.
+    expect(flags.get("capacity-ownerref-level")).toBe("1");
+    const provisioner = container(daemonSet(), SIDECARS.provisioner.container);
+    expect(downward(provisioner, "NODE_NAME")).toBe("spec.nodeName");
+    expect(downward(provisioner, "POD_NAME")).toBe("metadata.name");
+    expect(downward(provisioner, "NAMESPACE")).toBe("metadata.namespace");
+  });
+
+  it("the snapshotter runs in node-deployment mode, and the snapshot controller labels contents with their node", async () => {
+    expect(sidecarFlags("snapshotter").get("node-deployment")).toBe("true");
+    expect(downward(container(daemonSet(), SIDECARS.snapshotter.container), "NODE_NAME")).toBe("spec.nodeName");
+    const controllers = workloads(await loadManifests("deploy/kubernetes/local")).filter((w) => w.name === "snapshot-controller");
+    expect(controllers.length).toBe(1);
+    const [controller] = containers((controllers[0] as Workload).pod);
+    expect(flagValues(stringArgs(controller ?? {})).get("enable-distributed-snapshotting")).toBe("true");
+    expect(allows(rulesOf("ClusterRole", "snapshot-controller-role"), "", "nodes", ["get", "list", "watch"])).toBe(true);
+  });
+
+  it("no attacher; one resizer holds the lease and answers resizes for the node plugins", () => {
+    const w = daemonSet();
+    expect(container(w, SIDECARS.attacher.container)).toBeUndefined();
+    const flags = sidecarFlags("resizer");
+    expect(flags.get("leader-election")).toBe("true");
+    expect(flags.get("leader-election-namespace")).toBe("$(NAMESPACE)");
+    expect(downward(container(w, SIDECARS.resizer.container), "NAMESPACE")).toBe("metadata.namespace");
+  });
+
+  it("RBAC: the service account may manage CSIStorageCapacity, read its pod and DaemonSet, hold the resizer's lease, and do what each sidecar needs", () => {
+    const roles = boundRoles("Role").flatMap((name) => rulesOf("Role", name));
+    expect(allows(roles, "storage.k8s.io", "csistoragecapacities", ["get", "list", "watch", "create", "update", "delete"])).toBe(true);
+    expect(allows(roles, "", "pods", ["get"])).toBe(true);
+    expect(allows(roles, "apps", "daemonsets", ["get"])).toBe(true);
+    expect(allows(roles, "coordination.k8s.io", "leases", ["get", "create", "update"])).toBe(true);
+    const clusterRoles = boundRoles("ClusterRole").flatMap((name) => rulesOf("ClusterRole", name));
+    expect(allows(clusterRoles, "", "persistentvolumes", ["create", "delete"])).toBe(true);
+    expect(allows(clusterRoles, "", "nodes", ["get"])).toBe(true);
+    expect(allows(clusterRoles, "storage.k8s.io", "csinodes", ["get"])).toBe(true);
+    expect(allows(clusterRoles, "snapshot.storage.k8s.io", "volumesnapshotcontents/status", ["update"])).toBe(true);
+    expect(allows(clusterRoles, "", "persistentvolumeclaims/status", ["patch"])).toBe(true);
+    expect(allows(clusterRoles, "storage.k8s.io", "volumeattachments", ["update"])).toBe(false);
+  });
+});
+
+describe("both drivers in one cluster", () => {
+  it("have different driver names, socket directories, topology keys and class names", () => {
+    const names = VARIANTS.map((v) => identity(v).driverName);
+    expect(new Set(names).size).toBe(2);
+    expect(names).toEqual(["dobs.csi.digitalocean.com", "local.csi.do-csi-plugin.io"]);
+    const classes = VARIANTS.map((v) => new Set(byKind(variantDocs(v), "StorageClass").map(nameOf)));
+    expect([...(classes[0] ?? [])].filter((c) => classes[1]?.has(c))).toEqual([]);
+  });
+
+  it("no object of one overwrites an object of the other (the shared snapshot controller is the same in both)", () => {
+    const key = (d: LoadedDoc) => {
+      const meta = d.object.metadata as JsonObject;
+      return `${String(d.object.kind)}/${String(meta.namespace ?? "")}/${String(meta.name)}`;
+    };
+    const local = new Map(variantDocs("local").map((d) => [key(d), d]));
+    for (const d of variantDocs("digitalocean")) {
+      const same = local.get(key(d));
+      if (!same) continue;
+      // Only the snapshot API (CRDs) and the one snapshot controller may appear in both, and then identical.
+      expect([d.file.split("/").pop(), key(d)], key(d)).toEqual([same.file.split("/").pop(), key(same)]);
+      expect(["crds.yaml", "snapshot-controller.yaml"], key(d)).toContain(d.file.split("/").pop());
+      expect(same.object, key(d)).toEqual(d.object);
+    }
   });
 });
 
