@@ -5,10 +5,12 @@
  *   npm run manifests              write the committed files
  *   npm run manifests -- --check   exit 1 if a committed file differs (what the tests check)
  *   npm run manifests -- --out DIR [--driver-name N] [--image I] [--name-prefix P] [--class-prefix C] [--no-default-classes]
- *                          [--image-registry R] [--no-metrics]
+ *                          [--image-registry R] [--no-metrics] [--local-driver-name N] [--local-name-prefix P]
+ *                          [--local-class-prefix C]
  *                                  write a customised copy under DIR (e.g. to run beside DOKS's managed driver, or with
  *                                  the image from your registry: --image-registry registry.example.com/team names
- *                                  registry.example.com/team/do-csi-plugin:v<package version>; --image names any reference)
+ *                                  registry.example.com/team/do-csi-plugin:v<package version>; --image names any reference;
+ *                                  --local-* keep the names of an install of the single-node local layout: docs/multi-node.md)
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -64,6 +66,9 @@ async function main(): Promise<void> {
       "class-prefix": { type: "string" },
       "no-default-classes": { type: "boolean", default: false },
       "no-metrics": { type: "boolean", default: false },
+      "local-driver-name": { type: "string" },
+      "local-name-prefix": { type: "string" },
+      "local-class-prefix": { type: "string" },
     },
   });
   const customised =
@@ -72,10 +77,13 @@ async function main(): Promise<void> {
     values["image-registry"] ??
     values["name-prefix"] ??
     values["class-prefix"] ??
+    values["local-driver-name"] ??
+    values["local-name-prefix"] ??
+    values["local-class-prefix"] ??
     (values["no-default-classes"] || values["no-metrics"] ? "" : undefined);
   if (customised !== undefined && values.out === undefined) {
     throw new Error(
-      "--driver-name, --image, --image-registry, --name-prefix, --class-prefix, --no-default-classes and --no-metrics need --out: the committed files always come from config.ts",
+      "--driver-name, --image, --image-registry, --name-prefix, --class-prefix, --no-default-classes, --no-metrics and --local-* need --out: the committed files always come from config.ts",
     );
   }
   if (values.image !== undefined && values["image-registry"] !== undefined) throw new Error("give --image or --image-registry, not both");
@@ -88,6 +96,11 @@ async function main(): Promise<void> {
     ...(values["class-prefix"] !== undefined ? { classPrefix: values["class-prefix"] } : {}),
     ...(values["no-default-classes"] ? { defaultClasses: false } : {}),
     ...(values["no-metrics"] ? { metrics: false } : {}),
+    local: {
+      driverName: values["local-driver-name"] ?? DEFAULT_CONFIG.local.driverName,
+      namePrefix: values["local-name-prefix"] ?? DEFAULT_CONFIG.local.namePrefix,
+      classPrefix: values["local-class-prefix"] ?? DEFAULT_CONFIG.local.classPrefix,
+    },
   };
   const files = generateFiles(config);
   const root = values.out !== undefined ? resolve(values.out) : REPO_ROOT;

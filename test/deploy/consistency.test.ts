@@ -373,6 +373,24 @@ describe("local: the driver on every node", () => {
   });
 });
 
+describe("moving from the single-node local layout", () => {
+  it("the generator keeps the old driver and class names for the DaemonSet, so existing PersistentVolumes and claims stay served", () => {
+    const old = "dobs.csi.digitalocean.com";
+    const files = generateFiles({
+      ...DEFAULT_CONFIG,
+      local: { ...DEFAULT_CONFIG.local, driverName: old, classPrefix: "do-block-storage" },
+    });
+    const driver = files.get("deploy/kubernetes/local/driver.yaml") ?? "";
+    expect(driver).not.toContain(DEFAULT_CONFIG.local.driverName);
+    expect(driver).toMatch(/kind: CSIDriver\nmetadata:\n {2}name: dobs\.csi\.digitalocean\.com\n/);
+    expect(driver).toContain(`--driver-name=${old}`);
+    expect(driver).toContain(`/var/lib/kubelet/plugins/${old}/csi.sock`);
+    expect(driver).toMatch(/name: do-block-storage\n(?:.*\n)*?provisioner: dobs\.csi\.digitalocean\.com/);
+    // The DaemonSet's own objects keep the local prefix: none replaces an object of the old StatefulSet layout.
+    expect(driver).toContain("name: csi-local-node");
+  });
+});
+
 describe("both drivers in one cluster", () => {
   it("have different driver names, socket directories, topology keys and class names", () => {
     const names = VARIANTS.map((v) => identity(v).driverName);
