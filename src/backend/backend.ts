@@ -77,6 +77,8 @@ export interface ControllerFeatures {
    * volume's source, and a repeated request is not judged by it.
    */
   readonly reportsContentSource?: boolean;
+  /** ControllerModifyVolume changes the mutable parameters validateParameters accepts (MODIFY_VOLUME). */
+  readonly modifyVolume?: boolean;
 }
 
 export type AccessType = "block" | "mount";
@@ -169,6 +171,11 @@ export interface ControllerBackend {
   listVolumes(maxEntries: number, startingToken: string, signal: AbortSignal): Promise<Page<Volume>>;
   /** Grow to at least sizeBytes (already rounded); returns the new capacity. */
   expandVolume(volumeId: string, sizeBytes: number, signal: AbortSignal): Promise<number>;
+  /**
+   * Apply mutable parameters (already accepted by validateParameters) to an existing volume; idempotent.
+   * NotFound for an unknown volume. Present when features.modifyVolume is.
+   */
+  modifyVolume?(volumeId: string, mutableParameters: StringMap, signal: AbortSignal): Promise<void>;
   /** Bytes that could still be provisioned for these parameters and this topology. */
   availableCapacity(parameters: StringMap, topology: Topology | undefined, signal: AbortSignal): Promise<number>;
 

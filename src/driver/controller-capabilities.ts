@@ -21,6 +21,8 @@ export interface ControllerOffer {
   readonly getCapacity: boolean;
   readonly publishReadonly: boolean;
   readonly listPublishedNodes: boolean;
+  /** MODIFY_VOLUME: ControllerModifyVolume, and mutable_parameters in CreateVolume. */
+  readonly modifyVolume: boolean;
   /** VOLUME_CONDITION (alpha): volume_condition in ListVolumes and ControllerGetVolume. */
   readonly volumeCondition: boolean;
   /** GET_VOLUME (alpha): ControllerGetVolume. */
@@ -44,6 +46,7 @@ export function controllerOffer(features: ControllerFeatures, config: Pick<Confi
     getCapacity: features.getCapacity,
     publishReadonly: features.publishReadonly && shape.controllerPublish,
     listPublishedNodes: features.listPublishedNodes && shape.controllerPublish,
+    modifyVolume: (features.modifyVolume ?? false) && shape.controllerModification,
     volumeCondition: features.volumeCondition && alpha.has("volume-condition"),
     getVolume: alpha.has("get-volume"),
     getSnapshot: features.snapshots && alpha.has("get-snapshot"),
@@ -62,6 +65,7 @@ export function controllerCapabilities(offer: ControllerOffer): ControllerCapabi
   if (offer.cloneVolume) types.push(Rpc.CLONE_VOLUME);
   if (offer.publishReadonly) types.push(Rpc.PUBLISH_READONLY);
   if (offer.expandVolume) types.push(Rpc.EXPAND_VOLUME);
+  if (offer.modifyVolume) types.push(Rpc.MODIFY_VOLUME);
   if (offer.volumeCondition) types.push(Rpc.VOLUME_CONDITION);
   if (offer.getVolume) types.push(Rpc.GET_VOLUME);
   if (offer.singleNodeMultiWriter) types.push(Rpc.SINGLE_NODE_MULTI_WRITER);

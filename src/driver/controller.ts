@@ -157,10 +157,10 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       const { accessTypes, fsType } = requireCapabilities(req.volumeCapabilities, policy, "volume_capabilities");
       const parameters = { ...checkMap(req.parameters, "parameters") };
       checkMap(req.secrets, "secrets");
-      checkMap(req.mutableParameters, "mutable_parameters");
-      if (Object.keys(req.mutableParameters).length > 0) {
+      const mutableParameters = { ...checkMap(req.mutableParameters, "mutable_parameters") };
+      if (Object.keys(mutableParameters).length > 0 && !offer.modifyVolume) {
         throw InvalidArgument(
-          "mutable_parameters are not supported: this driver cannot modify volumes (it has no MODIFY_VOLUME capability)",
+          "mutable_parameters are not supported here: this plugin does not offer MODIFY_VOLUME; give them as parameters if the backend takes them",
         );
       }
       const range = parseCapacityRange(req.capacityRange);
@@ -172,7 +172,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         throw InvalidArgument("volume_content_source: this backend cannot clone volumes");
       }
       const topology = topologyConstraintsOf(req.accessibilityRequirements);
-      backend.validateParameters(parameters, {});
+      backend.validateParameters(parameters, mutableParameters);
       // A range no volume can satisfy fails here, before any lookup (a source only raises the lower bound).
       sizeForNewVolume(range, rules);
 
@@ -193,7 +193,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
             accessTypes,
             fsType,
             parameters,
-            mutableParameters: {},
+            mutableParameters,
             source,
             requisite: topology.requisite,
             preferred: topology.preferred,
@@ -271,7 +271,12 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         };
       }
       if (Object.keys(req.mutableParameters).length > 0) {
-        return { message: "mutable_parameters are not supported: this driver cannot modify volumes" };
+        if (!offer.modifyVolume) return { message: "mutable_parameters are not supported: this plugin does not offer MODIFY_VOLUME" };
+        try {
+          backend.validateParameters({}, req.mutableParameters);
+        } catch (err) {
+          return { message: err instanceof Error ? err.message : String(err) };
+        }
       }
       if (Object.keys(req.parameters).length > 0) {
         try {
@@ -288,7 +293,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
           volumeContext: { ...req.volumeContext },
           volumeCapabilities: req.volumeCapabilities,
           parameters: { ...req.parameters },
-          mutableParameters: {},
+          mutableParameters: { ...req.mutableParameters },
         },
       };
     },
@@ -323,6 +328,13 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
       const keys = Object.keys(req.mutableParameters);
       if (keys.length === 0) throw InvalidArgument("mutable_parameters is required: name the parameters to change");
       return inflight.run([volumeKey(volumeId)], "ControllerModifyVolume", async () => {
+        if (offer.modifyVolume && backend.modifyVolume) {
+          // Unknown keys or values: INVALID_ARGUMENT naming them before the volume is looked up, nothing changed.
+          backend.validateParameters({}, req.mutableParameters);
+          await requireVolume(volumeId, ctx);
+          await backend.modifyVolume(volumeId, req.mutableParameters, ctx.signal);
+          return {};
+        }
         await requireVolume(volumeId, ctx);
         // The backend may explain what is wrong with a key more precisely; either way nothing is modified.
         backend.validateParameters({}, req.mutableParameters);

@@ -25,7 +25,7 @@ import type {
 import type { HealthCheck } from "../health-check.js";
 import { crashPoint } from "./crash-points.js";
 import { DataDirLock } from "./data-dir-lock.js";
-import { createSparseFile, fsyncPath, growFile, removeIfExists, statIfExists } from "./durable-files.js";
+import { allocatedBytes, createSparseFile, fsyncPath, growFile, removeIfExists, statIfExists } from "./durable-files.js";
 import { withFrozenSource } from "./frozen-source.js";
 import { clientVisible } from "./host-errors.js";
 import {
@@ -43,6 +43,7 @@ import {
 import { pageAfter, volumesInListOrder } from "./list-order.js";
 import { newVolumeId, requireOnNode } from "./local-ids.js";
 import { validateVolumeParameters } from "./local-parameters.js";
+import { allocateImage, type Provisioning, provisioningOf, releaseUnusedBlocks } from "./provisioning.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { LocalPool } from "./pool.js";
 import { availableBytes, measurePool, poolReading } from "./pool-capacity.js";
@@ -65,7 +66,7 @@ const TiB = 1024 * GiB;
  */
 export const LOCAL_SIZE_RULES: SizeRules = { minBytes: MiB, maxBytes: 16 * TiB, defaultBytes: GiB, unitBytes: MiB };
 
-const LOCAL_FEATURES: ControllerFeatures = {
+export const LOCAL_FEATURES: ControllerFeatures = {
   cloneVolume: true,
   snapshots: true,
   expandVolume: true,
@@ -74,6 +75,7 @@ const LOCAL_FEATURES: ControllerFeatures = {
   listPublishedNodes: true,
   volumeCondition: true,
   reportsContentSource: true,
+  modifyVolume: true,
 };
 
 /**
@@ -144,12 +146,15 @@ export class LocalController implements ControllerBackend {
     const id = newVolumeId(this.#pool.nodeId);
     const image = volumeImagePath(this.#pool.dataDir, id);
     const partial = `${image}${PARTIAL_SUFFIX}`;
+    const thick =
+      (provisioningOf(spec.mutableParameters, "mutable_parameters") ?? provisioningOf(spec.parameters, "parameters")) === "thick";
 
     await this.#pool.store.update(async (draft) => {
       await this.#pool.dropUnfinished(draft, spec.name, "volume");
       if (Object.values(draft.volumes).some((v) => v.name === spec.name && v.phase === "ready"))
         throw AlreadyExists("a volume named %s already exists", spec.name);
-      await this.#pool.reserve(draft, spec.sizeBytes, "volume");
+      // A thick volume takes its whole size from the disk now.
+      await this.#pool.reserve(draft, spec.sizeBytes, thick ? "thick volume" : "volume", thick);
       draft.volumes[id] = {
         id,
         name: spec.name,
@@ -158,6 +163,7 @@ export class LocalController implements ControllerBackend {
         accessTypes: [...spec.accessTypes],
         fsType: spec.fsType,
         parameters: { ...spec.parameters },
+        ...(thick ? { provisioning: "thick" as const } : {}),
         ...(spec.source ? { source: { ...spec.source } } : {}),
         createdAt: new Date().toISOString(),
         listPosition: 0,
@@ -182,6 +188,7 @@ export class LocalController implements ControllerBackend {
       }
       // A restore or clone into a bigger volume: the extra space is a hole; the node grows the filesystem.
       await growFile(partial, spec.sizeBytes);
+      if (thick) await allocateImage(partial, spec.sizeBytes);
       crashPoint("volume-create:written");
       await rename(partial, image);
       await fsyncPath(volumesDir(this.#pool.dataDir));
@@ -311,9 +318,11 @@ export class LocalController implements ControllerBackend {
       await this.#pool.store.update(async (draft) => {
         const current = draft.volumes[volumeId];
         if (current?.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
-        await this.#pool.reserve(draft, sizeBytes - current.sizeBytes, "volume expansion");
+        const thick = current.provisioning === "thick";
+        await this.#pool.reserve(draft, sizeBytes - current.sizeBytes, thick ? "thick volume expansion" : "volume expansion", thick);
         // Grow first and record after: a crash in between leaves a bigger image, whose size the next start adopts.
         await growFile(image, sizeBytes);
+        if (thick) await allocateImage(image, sizeBytes);
         crashPoint("volume-expand:grown");
         // A loop device keeps the size it was attached with until told to re-read it (online expansion).
         for (const device of await loopDevicesFor(image)) await refreshLoopCapacity(device, signal);
@@ -324,6 +333,52 @@ export class LocalController implements ControllerBackend {
     }
     this.#pool.log.info({ volumeId, sizeBytes }, "volume expanded");
     return sizeBytes;
+  }
+
+  /**
+   * ControllerModifyVolume: `provisioning` thin or thick (provisioning.ts), online. Thick allocates first and
+   * records after; thin records first and releases after: a crash in between leaves a volume that holds more
+   * than its record says, never less, and the retry finishes the job.
+   */
+  async modifyVolume(volumeId: string, mutableParameters: StringMap, signal: AbortSignal): Promise<void> {
+    validateVolumeParameters({}, mutableParameters);
+    const wanted: Provisioning | undefined = provisioningOf(mutableParameters, "mutable_parameters");
+    const record = this.#pool.readyVolume(volumeId);
+    if (!record) throw NotFound("volume %s does not exist", volumeId);
+    if (wanted === undefined) return;
+    const image = volumeImagePath(this.#pool.dataDir, volumeId);
+    try {
+      if (wanted === "thick") {
+        await this.#pool.store.update(async (draft) => {
+          const current = draft.volumes[volumeId];
+          if (current?.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
+          if (current.provisioning === "thick") return;
+          // What is not allocated yet must be free on the disk now, and the other volumes' promises kept.
+          const missing = Math.max(0, current.sizeBytes - (await allocatedBytes(image)));
+          await this.#pool.reserve(
+            { ...draft, volumes: { ...draft.volumes, [volumeId]: { ...current, provisioning: "thick" } } },
+            missing,
+            "thick volume",
+            true,
+          );
+          await allocateImage(image, current.sizeBytes, signal);
+          crashPoint("volume-modify:allocated");
+          draft.volumes[volumeId] = { ...current, provisioning: "thick" };
+        });
+      } else {
+        await this.#pool.store.update((draft) => {
+          const current = draft.volumes[volumeId];
+          if (current?.phase !== "ready") throw NotFound("volume %s does not exist", volumeId);
+          const { provisioning: _thick, ...thin } = current;
+          draft.volumes[volumeId] = thin;
+        });
+        crashPoint("volume-modify:recorded");
+        await releaseUnusedBlocks(image, this.#pool.log, signal);
+      }
+    } catch (err) {
+      throw clientVisible(err);
+    }
+    this.#pool.log.info({ volumeId, provisioning: wanted, allocatedBytes: await allocatedBytes(image) }, "volume modified");
   }
 
   async availableCapacity(_parameters: StringMap, topology: Topology | undefined): Promise<number> {

@@ -15,6 +15,8 @@ export type CrashPoint =
   | "volume-delete:marked"
   | "volume-delete:unlinked"
   | "volume-expand:grown"
+  | "volume-modify:allocated"
+  | "volume-modify:recorded"
   | "snapshot-create:recorded"
   | "snapshot-create:frozen"
   | "snapshot-create:written"

@@ -32,6 +32,8 @@ export interface VolumeRecord {
   readonly accessTypes: readonly AccessType[];
   readonly fsType: string;
   readonly parameters: StringMap;
+  /** "thick": every block of the image is allocated (provisioning.ts); absent: thin. */
+  readonly provisioning?: "thick";
   readonly source?: ContentSource;
   /** ISO time the volume was requested. */
   readonly createdAt: string;

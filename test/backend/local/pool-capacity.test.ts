@@ -7,7 +7,13 @@ import { makeTestDir, removeTestDir } from "../../support/test-dir.js";
 import { Code, expectCode, GiB, MiB, mountCapability, startController, type ControllerHarness } from "../../driver/controller-harness.js";
 
 describe("availableBytes", () => {
-  const pool = { freeBytes: 100 * GiB, volumeLogicalBytes: 50 * GiB, volumeAllocatedBytes: 10 * GiB, snapshotAllocatedBytes: 5 * GiB };
+  const pool = {
+    freeBytes: 100 * GiB,
+    volumeLogicalBytes: 50 * GiB,
+    volumeAllocatedBytes: 10 * GiB,
+    thickAllocatedBytes: 0,
+    snapshotAllocatedBytes: 5 * GiB,
+  };
 
   it("without overcommit promises only what can really be written", () => {
     // 115 GiB usable (free + our allocation), 55 GiB promised (volumes' full sizes + snapshots).
