@@ -331,7 +331,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
         if (offer.modifyVolume && backend.modifyVolume) {
           // Unknown keys or values: INVALID_ARGUMENT naming them before the volume is looked up, nothing changed.
           backend.validateParameters({}, req.mutableParameters);
-          await requireVolume(volumeId, ctx);
+          // The backend looks the volume up itself (NOT_FOUND): one lookup, not two.
           await backend.modifyVolume(volumeId, req.mutableParameters, ctx.signal);
           return {};
         }

@@ -35,7 +35,7 @@ function brokenPlugin(volumes: Map<string, bigint>) {
     },
     controller: {
       controllerGetCapabilities: () => ({
-        capabilities: [ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES].map((type) => ({
+        capabilities: [ControllerCap.CREATE_DELETE_VOLUME, ControllerCap.LIST_VOLUMES, ControllerCap.MODIFY_VOLUME].map((type) => ({
           type: { case: "rpc" as const, value: { type } },
         })),
       }),
@@ -56,6 +56,12 @@ function brokenPlugin(volumes: Map<string, bigint>) {
         if (req.volumeId === "" || req.volumeCapabilities.length === 0) throw new ConnectError("missing fields", Code.InvalidArgument);
         if (!volumes.has(req.volumeId)) throw new ConnectError("no such volume", Code.NotFound);
         return { confirmed: { volumeCapabilities: req.volumeCapabilities as never[] } };
+      },
+      // "Modifies" anything: unknown keys, unknown volumes.
+      controllerModifyVolume: (req: { volumeId: string; mutableParameters: Record<string, string> }) => {
+        if (req.volumeId === "" || Object.keys(req.mutableParameters).length === 0)
+          throw new ConnectError("missing fields", Code.InvalidArgument);
+        return {};
       },
       // Ignores max_entries and accepts any token.
       listVolumes: () => ({
@@ -93,7 +99,7 @@ describe("the conformance suite catches a broken plugin", () => {
   });
 
   it("fails the violated checks, passes the rest, and deletes what it created", async () => {
-    const report = await runConformance({ endpoint: served.endpoint, testVolumeSize: 1024n * 1024n });
+    const report = await runConformance({ endpoint: served.endpoint, testVolumeSize: 1024n * 1024n, mutableParameters: { tier: "fast" } });
     const status = new Map(report.checks.map((c) => [c.id, c.status]));
     for (const id of [
       "identity.plugin-info",
@@ -107,6 +113,8 @@ describe("the conformance suite catches a broken plugin", () => {
       "list-volumes.bad-token",
       "list-volumes.paging",
       "validate-volume-capabilities.unsupported",
+      "controller-modify-volume.not-found",
+      "controller-modify-volume.unsupported-key",
     ]) {
       expect(status.get(id), id).toBe("failed");
     }
@@ -116,6 +124,7 @@ describe("the conformance suite catches a broken plugin", () => {
       "validate-volume-capabilities.not-found",
       "capabilities.unadvertised.controller.list-snapshots",
       "capabilities.advertised.controller.list-volumes",
+      "controller-modify-volume.missing-id",
     ]) {
       expect(status.get(id), id).toBe("passed");
     }

@@ -52,9 +52,14 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
       stagingDir: join(dir, "staging"),
       targetDir: join(dir, "target"),
       testVolumeSize: 64n * MiB,
+      mutableParameters: { provisioning: "thick" },
       ...(skip !== undefined ? { skip } : {}),
     });
     expectConformant(report);
+    const status = (id: string) => report.checks.find((c) => c.id === id)?.status;
+    // Modification really ran: at creation, repeatedly, and refusing what it does not know.
+    for (const id of ["controller-modify-volume.at-creation", "controller-modify-volume.idempotent", "controller-modify-volume.not-found"])
+      expect(status(id), id).toBe("passed");
   }, 300_000);
 });
 

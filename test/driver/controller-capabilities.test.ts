@@ -50,6 +50,7 @@ describe("without alpha features", () => {
         "CLONE_VOLUME",
         "PUBLISH_READONLY",
         "EXPAND_VOLUME",
+        "MODIFY_VOLUME",
       ].sort(),
     );
   });
@@ -132,8 +133,8 @@ describe("with every alpha feature", () => {
   it("adds VOLUME_CONDITION, GET_VOLUME, GET_SNAPSHOT and SINGLE_NODE_MULTI_WRITER", async () => {
     const types = await rpcTypes(h);
     expect(types).toEqual(expect.arrayContaining(["VOLUME_CONDITION", "GET_VOLUME", "GET_SNAPSHOT", "SINGLE_NODE_MULTI_WRITER"]));
-    expect(types).not.toContain("MODIFY_VOLUME");
-    expect(types).toHaveLength(14);
+    expect(types).toContain("MODIFY_VOLUME");
+    expect(types).toHaveLength(15);
   });
 
   it("serves ControllerGetVolume with published nodes and the volume's condition", async () => {

@@ -47,7 +47,7 @@ const BASES: { [name: string]: MessageInitShape<DescMessage> } = {
     volumeCapability: mountWithFlags,
   },
   ControllerGetVolume: { volumeId: "no-such-volume" },
-  ControllerModifyVolume: { volumeId: "no-such-volume", mutableParameters: { iops: "3000" } },
+  ControllerModifyVolume: { volumeId: "no-such-volume", mutableParameters: { provisioning: "thin" } },
 };
 
 /** The spec's limit of a slot's field: maps and mount_flags 4 KiB in all, node_id 256 bytes, any other string 128. */

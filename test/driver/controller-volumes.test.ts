@@ -148,7 +148,7 @@ describe("CreateVolume", () => {
     await expectCode(
       create(uniqueName("mutable"), { mutableParameters: { iops: "10" } }),
       Code.InvalidArgument,
-      /mutable_parameters are not supported/,
+      /unknown mutable parameters "iops"/,
     );
     await expectCode(
       create(uniqueName("negative"), { capacityRange: { requiredBytes: -1n } }),
@@ -396,7 +396,7 @@ describe("ControllerExpandVolume", () => {
 });
 
 describe("ControllerModifyVolume", () => {
-  it("answers INVALID_ARGUMENT for any mutable parameter and changes nothing", async () => {
+  it("answers INVALID_ARGUMENT for a mutable parameter it does not know and changes nothing; NOT_FOUND for an unknown volume", async () => {
     const { volume } = await create(uniqueName("modify"), { capacityRange: { requiredBytes: BigInt(4 * MiB) } });
     const volumeId = volume?.volumeId ?? "";
     await expectCode(
@@ -413,7 +413,7 @@ describe("ControllerModifyVolume", () => {
       /volume_id is required/,
     );
     await expectCode(
-      h.clients.controller.controllerModifyVolume({ volumeId: "vol-missing", mutableParameters: { a: "b" } }),
+      h.clients.controller.controllerModifyVolume({ volumeId: "vol-missing", mutableParameters: { provisioning: "thin" } }),
       Code.NotFound,
     );
   });

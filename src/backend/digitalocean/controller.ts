@@ -41,7 +41,7 @@ import { MetadataClient } from "./metadata.js";
 import { CREATED_BY, doVolumeName, dropletIdOf, GIB, publishContextKey, volumeNameFrom } from "./names.js";
 import { listRange } from "./paging.js";
 import { IgnoredParameterWarnings } from "./ignored-parameters.js";
-import { validateDigitalOceanParameters } from "./parameters.js";
+import { tagsParameter, validateDigitalOceanParameters } from "./parameters.js";
 
 export interface DigitalOceanControllerOptions {
   readonly client: DigitalOceanClient;
@@ -79,6 +79,7 @@ export class DigitalOceanController implements ControllerBackend {
     publishReadonly: false,
     listPublishedNodes: true,
     volumeCondition: false,
+    modifyVolume: true,
   };
   readonly health: ApiHealth;
   readonly #o: DigitalOceanControllerOptions;
@@ -143,6 +144,8 @@ export class DigitalOceanController implements ControllerBackend {
     }
 
     const doName = doVolumeName(spec.name);
+    // --do-tag and the mutable parameter `tags`; the API creates tags that do not exist yet.
+    const tags = this.#tagsFor(tagsParameter(spec.mutableParameters) ?? []);
     let created: DoVolume;
     try {
       created = await this.#client.createVolume(
@@ -152,7 +155,7 @@ export class DigitalOceanController implements ControllerBackend {
           size_gigabytes: sizeGigabytes,
           description: CREATED_BY,
           ...(snapshotId !== undefined ? { snapshot_id: snapshotId } : {}),
-          ...(this.#o.tag !== "" ? { tags: [this.#o.tag] } : {}),
+          ...(tags.length > 0 ? { tags } : {}),
         },
         signal,
       );
@@ -476,9 +479,39 @@ export class DigitalOceanController implements ControllerBackend {
     throw err;
   }
 
-  async #ensureTagged(volumeId: string, signal: AbortSignal): Promise<void> {
-    const tag = this.#o.tag;
-    if (tag === "" || this.#tagged.has(volumeId)) return;
+  /**
+   * ControllerModifyVolume: `tags` makes the volume's tags exactly the list given, plus --do-tag: one GET of
+   * the volume, then one request per tag to add (two more when the tag does not exist yet) and one per tag to
+   * remove. Asking again for what the volume has is the GET alone.
+   */
+  async modifyVolume(volumeId: string, mutableParameters: StringMap, signal: AbortSignal): Promise<void> {
+    const wanted = tagsParameter(mutableParameters);
+    const volume = await this.#getDoVolume(volumeId, signal);
+    if (volume === undefined) throw NotFound("volume %s does not exist", volumeId);
+    if (wanted === undefined) return;
+    const target = new Set(this.#tagsFor(wanted));
+    const current = new Set(volume.tags ?? []);
+    const resources = [{ resource_id: volumeId, resource_type: "volume" as const }];
+    for (const tag of target) if (!current.has(tag)) await this.#tagVolume(tag, volumeId, signal);
+    for (const tag of current) {
+      if (target.has(tag)) continue;
+      try {
+        await this.#client.untagResources(tag, resources, signal);
+      } catch (err) {
+        // The tag is gone already (deleted meanwhile): the volume no longer carries it.
+        if (!isApiStatus(err, 404)) throw err;
+      }
+    }
+    this.#o.log.info({ volumeId, tags: [...target] }, "volume tags modified");
+  }
+
+  /** The tags a volume should carry: the ones asked for and --do-tag. */
+  #tagsFor(tags: readonly string[]): string[] {
+    return [...new Set([...tags, ...(this.#o.tag !== "" ? [this.#o.tag] : [])])];
+  }
+
+  /** Tag a volume, creating the tag first if it does not exist. */
+  async #tagVolume(tag: string, volumeId: string, signal: AbortSignal): Promise<void> {
     const resources = [{ resource_id: volumeId, resource_type: "volume" as const }];
     try {
       await this.#client.tagResources(tag, resources, signal);
@@ -497,6 +530,12 @@ export class DigitalOceanController implements ControllerBackend {
         throw retryErr;
       }
     }
+  }
+
+  async #ensureTagged(volumeId: string, signal: AbortSignal): Promise<void> {
+    const tag = this.#o.tag;
+    if (tag === "" || this.#tagged.has(volumeId)) return;
+    await this.#tagVolume(tag, volumeId, signal);
     this.#rememberTagged(volumeId);
   }
 

@@ -344,6 +344,36 @@ export const modifyVolumeChecks: Check[] = [
     },
   },
   {
+    id: "controller-modify-volume.at-creation",
+    group: "ControllerModifyVolume",
+    title: "CreateVolume accepts the mutable parameters ControllerModifyVolume takes, idempotently",
+    level: "MUST",
+    rule: "CreateVolumeRequest.mutable_parameters MAY be given when the SP has MODIFY_VOLUME; CreateVolume MUST be idempotent",
+    skipUnless: needs.controller(ControllerCap.MODIFY_VOLUME, ControllerCap.CREATE_DELETE_VOLUME),
+    async run(run) {
+      if (Object.keys(run.options.mutableParameters).length === 0) skip("no --mutable-parameters given");
+      const request = run.volumeRequest(run.uniqueName("modify-create"), "mount", {
+        mutableParameters: { ...run.options.mutableParameters },
+      });
+      const first = await run.createVolume(request, "CreateVolume with mutable_parameters");
+      run.step("CreateVolume with mutable_parameters, again");
+      const again = await run.createVolume(request, "CreateVolume with mutable_parameters (repeated)");
+      verify(again.volumeId === first.volumeId, `the repeated CreateVolume returned ${again.volumeId}, not ${first.volumeId}`);
+      run.step("ControllerModifyVolume with the same parameters");
+      await expectOk(
+        "ControllerModifyVolume",
+        run.controller.controllerModifyVolume(
+          {
+            volumeId: first.volumeId,
+            mutableParameters: { ...run.options.mutableParameters },
+            secrets: run.secrets("ControllerModifyVolume"),
+          },
+          run.call(),
+        ),
+      );
+    },
+  },
+  {
     id: "controller-modify-volume.idempotent",
     group: "ControllerModifyVolume",
     title: "ControllerModifyVolume with supported parameters succeeds, repeatedly",

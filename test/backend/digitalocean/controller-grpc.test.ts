@@ -277,6 +277,52 @@ describe("DigitalOcean driver over gRPC, controller mode (--token and --region, 
     });
     expect(sim.volume(volume?.volumeId ?? "")?.dropletIds).toEqual([DROPLET]);
   });
+
+  it("ControllerModifyVolume `tags`: the volume carries exactly the tags asked for, tags created when missing, one GET when nothing changes", async () => {
+    const caps = await driver.clients.controller.controllerGetCapabilities({});
+    expect(caps.capabilities.some((c) => c.type.case === "rpc" && c.type.value.type === Rpc.MODIFY_VOLUME)).toBe(true);
+    const { volume } = await create("tagged-volume", GIB, { mutableParameters: { tags: "team-a,cost:7" } });
+    const id = volume?.volumeId ?? "";
+    // At creation the tags ride on the create request itself (the API creates missing tags).
+    expect(sim.volume(id)?.tags.sort()).toEqual(["cost:7", "team-a"]);
+
+    sim.resetCounters();
+    await driver.clients.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { tags: "team-b, cost:7" } });
+    expect(sim.volume(id)?.tags.sort()).toEqual(["cost:7", "team-b"]);
+    // GET the volume; team-b is new: tag (404), create the tag, tag again; team-a: untag.
+    expect(sim.counts()).toEqual({
+      "GET /v2/volumes/{id}": 1,
+      "POST /v2/tags/{tag}/resources": 2,
+      "POST /v2/tags": 1,
+      "DELETE /v2/tags/{tag}/resources": 1,
+    });
+
+    sim.resetCounters();
+    await driver.clients.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { tags: "cost:7,team-b" } });
+    expect(sim.apiRequests()).toBe(1);
+
+    await driver.clients.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { tags: "" } });
+    expect(sim.volume(id)?.tags).toEqual([]);
+
+    const before = JSON.stringify(sim.volume(id));
+    await expectCode(
+      driver.clients.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { tags: "fine", size: "2" } }),
+      Code.InvalidArgument,
+    );
+    await expectCode(
+      driver.clients.controller.controllerModifyVolume({ volumeId: id, mutableParameters: { tags: "bad tag" } }),
+      Code.InvalidArgument,
+    );
+    expect(JSON.stringify(sim.volume(id))).toBe(before);
+    await expectCode(
+      driver.clients.controller.controllerModifyVolume({
+        volumeId: "00000000-0000-4000-8000-000000000000",
+        mutableParameters: { tags: "x" },
+      }),
+      Code.NotFound,
+    );
+    await driver.clients.controller.deleteVolume({ volumeId: id });
+  });
 });
 
 describe("DigitalOcean driver over gRPC: configuration mistakes", () => {

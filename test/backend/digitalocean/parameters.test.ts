@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IgnoredParameterWarnings, ignoredParametersMessage } from "../../../src/backend/digitalocean/ignored-parameters.js";
-import { validateDigitalOceanParameters } from "../../../src/backend/digitalocean/parameters.js";
+import { tagsParameter, validateDigitalOceanParameters } from "../../../src/backend/digitalocean/parameters.js";
 import { DoSimulator } from "../../fixtures/do-simulator/simulator.js";
 import { captureLog, type CapturedLog } from "../../support/log-capture.js";
 import { makeTestDir, removeTestDir } from "../../support/test-dir.js";
@@ -29,8 +29,19 @@ describe("DigitalOcean StorageClass parameters", () => {
       expect.objectContaining({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/LUKS encryption is not supported/) }),
     );
     expect(() => validateDigitalOceanParameters({}, { iops: "1" })).toThrow(
-      expect.objectContaining({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/no mutable parameters/) }),
+      expect.objectContaining({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/can change only tags/) }),
     );
+  });
+
+  it("the mutable parameter tags: comma-separated DigitalOcean tag names, spaces and duplicates dropped; bad names refused", () => {
+    expect(tagsParameter({ tags: " team:storage , cost-center_7,team:storage" })).toEqual(["team:storage", "cost-center_7"]);
+    expect(tagsParameter({ tags: "" })).toEqual([]);
+    expect(tagsParameter({})).toBeUndefined();
+    expect(() => validateDigitalOceanParameters({}, { tags: "ok,not ok!" })).toThrow(
+      expect.objectContaining({ code: Code.InvalidArgument, rawMessage: expect.stringMatching(/"not ok!".*not DigitalOcean tag names/) }),
+    );
+    expect(() => tagsParameter({ tags: Array.from({ length: 33 }, (_, i) => `t${i}`).join(",") })).toThrow(/at most 32/);
+    expect(validateDigitalOceanParameters({}, { tags: "a,b" })).toEqual([]);
   });
 
   it("says what the driver does with ignored keys, in a message fit for an event, naming a bounded number of bounded keys", () => {

@@ -143,6 +143,16 @@ export class DigitalOceanClient {
     });
   }
 
+  async untagResources(tag: string, resources: readonly TaggedResource[], signal: AbortSignal): Promise<void> {
+    await this.#request({
+      method: "DELETE",
+      path: `v2/tags/${id(tag)}/resources`,
+      route: "DELETE /v2/tags/{tag}/resources",
+      body: { resources },
+      signal,
+    });
+  }
+
   async getAccount(signal: AbortSignal): Promise<DoAccount> {
     return field<DoAccount>(await this.#get("v2/account", "GET /v2/account", signal), "account");
   }
