@@ -28,7 +28,7 @@ RUN npm run build
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim
 # e2fsprogs:      mkfs.ext4/ext3, resize2fs, e2fsck, dumpe2fs
 # xfsprogs:       mkfs.xfs, xfs_growfs, xfs_info
-# util-linux:     blkid, flock, fsfreeze, blockdev
+# util-linux:     blkid, flock, fsfreeze, blockdev, fallocate, fstrim
 # mount:          mount, umount, losetup
 # cryptsetup-bin: cryptsetup, for inspecting LUKS signatures on volumes
 # The bundle needs no node_modules, nor npm, yarn or corepack: they are removed (less to patch).

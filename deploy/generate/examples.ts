@@ -8,7 +8,8 @@ import { PersistentVolume, PersistentVolumeClaim, Pod } from "kubernetes-models/
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPersistentVolumeClaimSpec } from "kubernetes-models/v1/PersistentVolumeClaimSpec";
 import type { IVolume } from "kubernetes-models/v1/Volume";
-import type { DeployConfig } from "./config.js";
+import { StorageClass, VolumeAttributesClass } from "kubernetes-models/storage.k8s.io/v1";
+import { localVariant, type DeployConfig } from "./config.js";
 import type { ManifestFile } from "./render.js";
 import { SNAPSHOT_API_VERSION, type VolumeSnapshot, type VolumeSnapshotContent } from "./snapshot-api.js";
 
@@ -77,6 +78,11 @@ export function exampleFiles(config: DeployConfig, root: string): ManifestFile[]
   };
 
   const expansionPvc = (size: string) => claim("expanding-pvc", cls, size);
+
+  const local = localVariant(config);
+  const tagClass = (name: string, tags: string) =>
+    new VolumeAttributesClass({ metadata: { name: `tags-${name}` }, driverName: config.driverName, parameters: { tags } });
+  const attributedPvc = (attributes: string) => claim("attributed-pvc", cls, "5Gi", { volumeAttributesClassName: attributes });
 
   return [
     {
@@ -254,6 +260,61 @@ The VolumeSnapshotContent names its VolumeSnapshot by name and namespace; both m
       path: `${dir("online-expansion")}/2-expand.yaml`,
       header: "Step 2: the same claim asking for 10 GiB; the volume and its filesystem grow while the pod keeps running.",
       sections: [{ objects: [expansionPvc("10Gi")] }],
+    },
+    {
+      path: `${dir("volume-attributes")}/1-classes.yaml`,
+      header:
+        "Two VolumeAttributesClasses of the DigitalOcean driver: the volume's DigitalOcean tags (cost attribution), changed on a bound claim without touching its data.",
+      sections: [{ objects: [tagClass("team-a", "team-a,cost-center-7"), tagClass("team-b", "team-b,cost-center-9")] }],
+    },
+    {
+      path: `${dir("volume-attributes")}/2-pvc-and-pod.yaml`,
+      header: "Step 1: a claim created with the first class: the volume is created with its tags.",
+      sections: [
+        {
+          objects: [
+            attributedPvc("tags-team-a"),
+            pod(
+              "attributed-app",
+              [shell("app", KEEP_RUNNING, { volumeMounts: [{ name: "data", mountPath: "/data" }] })],
+              [claimVolume("data", "attributed-pvc")],
+            ),
+          ],
+        },
+      ],
+    },
+    {
+      path: `${dir("volume-attributes")}/3-modify.yaml`,
+      header: "Step 2: the same claim with the other class: ControllerModifyVolume retags the volume while the pod runs.",
+      sections: [{ objects: [attributedPvc("tags-team-b")] }],
+    },
+    {
+      path: `${dir("volume-attributes")}/local-thick.yaml`,
+      header:
+        "Local backend: fully allocated (thick) volumes. With one instance per node the StorageClass parameter is the way (no resizer reaches a node's instance); on a single machine a VolumeAttributesClass switches thin and thick online.",
+      sections: [
+        {
+          objects: [
+            new StorageClass({
+              metadata: { name: `${local.classPrefix}-thick` },
+              provisioner: local.driverName,
+              parameters: { provisioning: "thick" },
+              volumeBindingMode: "WaitForFirstConsumer",
+              allowVolumeExpansion: true,
+            }),
+            new VolumeAttributesClass({
+              metadata: { name: `${local.classPrefix}-thick` },
+              driverName: local.driverName,
+              parameters: { provisioning: "thick" },
+            }),
+            new VolumeAttributesClass({
+              metadata: { name: `${local.classPrefix}-thin` },
+              driverName: local.driverName,
+              parameters: { provisioning: "thin" },
+            }),
+          ],
+        },
+      ],
     },
     {
       path: `${dir("deployment")}/manifests.yaml`,

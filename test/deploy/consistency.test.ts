@@ -94,7 +94,7 @@ describe("committed files are what the generator produces", () => {
     const dirs = new Set(
       [...generateFiles().keys()].filter((f) => f.startsWith(`${EXAMPLES_DIR}/`)).map((f) => f.split("/").slice(0, 3).join("/")),
     );
-    expect(dirs.size).toBe(8);
+    expect(dirs.size).toBe(9);
     for (const dir of dirs) await expect(readFile(join(REPO_ROOT, dir, "README.md"), "utf8"), dir).resolves.toMatch(/kubectl/);
   });
 

@@ -30,6 +30,8 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   flock: "util-linux",
   fsfreeze: "util-linux",
   blockdev: "util-linux",
+  fallocate: "util-linux",
+  fstrim: "util-linux",
   mount: "mount",
   umount: "mount",
   losetup: "mount",

@@ -30,6 +30,7 @@ describe("every manifest and example is valid against the Kubernetes schemas", (
       "PersistentVolume",
       "Pod",
       "Deployment",
+      "VolumeAttributesClass",
     ]) {
       expect(kinds, kind).toContain(kind);
     }
