@@ -274,7 +274,7 @@ describe("DigitalOcean: drop-in for the Go driver's release manifests", () => {
 describe("local: the driver on every node", () => {
   function daemonSet(): Workload {
     const [w] = pluginWorkloads("local");
-    if (!w || w.doc.object.kind !== "DaemonSet") throw new Error("the local plugin runs in no DaemonSet");
+    if (w?.doc.object.kind !== "DaemonSet") throw new Error("the local plugin runs in no DaemonSet");
     return w;
   }
   function sidecarFlags(name: keyof typeof SIDECARS): Map<string, string> {
