@@ -49,6 +49,9 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
   const controllerInflight = new InFlight();
   let node: ServiceHandlers<typeof Node> = {};
   let snapshotMetadata: ServiceHandlers<typeof SnapshotMetadata> = {};
+  let groupController: ServiceHandlers<typeof GroupController> = {};
+  // Only the local backend can freeze every member of a group on the host that holds them.
+  const offersGroupSnapshots = config.backend === "local";
   // Alpha, and only the local backend keeps snapshot images whose blocks it can map.
   const offersSnapshotMetadata = config.alpha.has("snapshot-metadata") && config.backend === "local";
   try {
@@ -60,6 +63,10 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       // Loaded on demand: a node plugin never loads controller code, and vice versa.
       const { controllerService } = await import("./driver/controller.js");
       controller = controllerService({ config, backend, log, inflight: controllerInflight });
+      if (offersGroupSnapshots && backend.groupSnapshots) {
+        const { groupControllerService } = await import("./driver/group-controller.js");
+        groupController = groupControllerService({ backend: backend.groupSnapshots, inflight: controllerInflight });
+      }
       if (offersSnapshotMetadata && backend.snapshotMetadata) {
         const { snapshotMetadataService } = await import("./driver/snapshot-metadata.js");
         snapshotMetadata = snapshotMetadataService(backend.snapshotMetadata);
@@ -94,6 +101,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       accessibilityConstraints: true,
       onlineExpansion: true,
       snapshotMetadataService: offersSnapshotMetadata,
+      groupControllerService: offersGroupSnapshots,
     },
   });
   log.debug({ mode: config.mode, backend: config.backend }, "plugin assembled");
@@ -105,7 +113,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       // Services not (yet) provided answer UNIMPLEMENTED for each of their methods.
       router.service(Controller, controller);
       router.service(Node, node);
-      router.service(GroupController, {});
+      router.service(GroupController, groupController);
       router.service(SnapshotMetadata, snapshotMetadata);
     },
     async close() {

@@ -44,6 +44,38 @@ export interface Snapshot {
   readonly sizeBytes: number;
   readonly createdAt: Date;
   readonly readyToUse: boolean;
+  /** The volume group snapshot it was cut in, if any: it can then only be deleted with its group. */
+  readonly groupSnapshotId?: string;
+}
+
+/** Snapshots of several volumes cut at one moment (the GroupController service). */
+export interface GroupSnapshot {
+  readonly id: string;
+  readonly name: string;
+  readonly sourceVolumeIds: readonly string[];
+  readonly snapshots: readonly Snapshot[];
+  readonly createdAt: Date;
+  readonly readyToUse: boolean;
+}
+
+export interface NewGroupSnapshot {
+  readonly name: string;
+  /** Distinct, checked by the caller. */
+  readonly sourceVolumeIds: readonly string[];
+  readonly parameters: StringMap;
+}
+
+/** Volume group snapshots: present on a backend that can cut them write-order consistent. */
+export interface GroupSnapshotBackend {
+  findByName(name: string, signal: AbortSignal): Promise<GroupSnapshot | undefined>;
+  get(groupSnapshotId: string, signal: AbortSignal): Promise<GroupSnapshot | undefined>;
+  /**
+   * Cut every member at one moment. NotFound for an unknown member, FailedPrecondition for members that
+   * cannot be snapshotted together, ResourceExhausted when there is no room; nothing is left behind on failure.
+   */
+  create(spec: NewGroupSnapshot, signal: AbortSignal): Promise<GroupSnapshot>;
+  /** The group and every member snapshot; an unknown id is success. */
+  delete(groupSnapshotId: string, signal: AbortSignal): Promise<void>;
 }
 
 export interface Page<T> {
@@ -187,6 +219,8 @@ export interface ControllerBackend {
   deleteSnapshot(snapshotId: string, signal: AbortSignal): Promise<void>;
   listSnapshots(filter: SnapshotFilter, maxEntries: number, startingToken: string, signal: AbortSignal): Promise<Page<Snapshot>>;
 
+  /** Present when the backend can cut volume group snapshots. */
+  readonly groupSnapshots?: GroupSnapshotBackend;
   /** Present when the backend can serve changed-block metadata of its snapshots. */
   readonly snapshotMetadata?: SnapshotMetadataBackend;
   readonly health?: HealthCheck;

@@ -32,6 +32,7 @@ export function snapshotMessage(snapshot: Snapshot): SnapshotInit {
     sizeBytes: BigInt(snapshot.sizeBytes),
     creationTime: timestampFromDate(snapshot.createdAt),
     readyToUse: snapshot.readyToUse,
+    groupSnapshotId: snapshot.groupSnapshotId ?? "",
   };
 }
 

@@ -17,6 +17,8 @@ export interface PluginFeatures {
   readonly accessibilityConstraints: boolean;
   readonly onlineExpansion: boolean;
   readonly snapshotMetadataService: boolean;
+  /** The GroupController service (volume group snapshots). */
+  readonly groupControllerService: boolean;
 }
 
 export function pluginCapabilities(features: PluginFeatures): PluginCapabilityInit[] {
@@ -24,6 +26,7 @@ export function pluginCapabilities(features: PluginFeatures): PluginCapabilityIn
   const service = (type: PluginCapability_Service_Type): PluginCapabilityInit => ({ type: { case: "service", value: { type } } });
   if (features.controllerService) caps.push(service(PluginCapability_Service_Type.CONTROLLER_SERVICE));
   if (features.accessibilityConstraints) caps.push(service(PluginCapability_Service_Type.VOLUME_ACCESSIBILITY_CONSTRAINTS));
+  if (features.groupControllerService) caps.push(service(PluginCapability_Service_Type.GROUP_CONTROLLER_SERVICE));
   if (features.snapshotMetadataService) caps.push(service(PluginCapability_Service_Type.SNAPSHOT_METADATA_SERVICE));
   if (features.onlineExpansion) {
     caps.push({ type: { case: "volumeExpansion", value: { type: PluginCapability_VolumeExpansion_Type.ONLINE } } });

@@ -70,7 +70,13 @@ export async function startFakeDriver(dir: string, options: FakeDriverOptions = 
     name: config.driverName,
     version: config.version,
     readiness,
-    features: { controllerService: true, accessibilityConstraints: true, onlineExpansion: true, snapshotMetadataService: false },
+    features: {
+      controllerService: true,
+      accessibilityConstraints: true,
+      onlineExpansion: true,
+      snapshotMetadataService: false,
+      groupControllerService: false,
+    },
   });
   const controller = controllerService({ config, backend: controllerBackend, log: silentLogger });
   const node = nodeService({ config, backend: nodeBackend, log: silentLogger });

@@ -9,6 +9,7 @@ import { type DriverMetrics, NO_METRICS, type PoolReading } from "../../util/met
 import type {
   ControllerBackend,
   ControllerFeatures,
+  GroupSnapshotBackend,
   NewSnapshot,
   NewVolume,
   Page,
@@ -45,6 +46,7 @@ import { newVolumeId, requireOnNode } from "./local-ids.js";
 import { validateVolumeParameters } from "./local-parameters.js";
 import { allocateImage, type Provisioning, provisioningOf, releaseUnusedBlocks } from "./provisioning.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+import { LocalGroupSnapshots } from "./group-snapshots.js";
 import { LocalPool } from "./pool.js";
 import { availableBytes, measurePool, poolReading } from "./pool-capacity.js";
 import { reconcile } from "./reconcile.js";
@@ -87,6 +89,7 @@ export class LocalController implements ControllerBackend {
   readonly features = LOCAL_FEATURES;
   readonly health: HealthCheck;
   readonly snapshotMetadata: SnapshotMetadataBackend;
+  readonly groupSnapshots: GroupSnapshotBackend;
   readonly #pool: LocalPool;
   readonly #snapshots: LocalSnapshots;
   readonly #lock: DataDirLock;
@@ -111,6 +114,7 @@ export class LocalController implements ControllerBackend {
     this.#pool = new LocalPool(options);
     this.#snapshots = new LocalSnapshots(this.#pool);
     this.snapshotMetadata = new LocalSnapshotMetadata(this.#pool);
+    this.groupSnapshots = new LocalGroupSnapshots(this.#pool);
     this.#lock = options.lock;
     this.#nodeDeployment = options.nodeDeployment ?? false;
     const dataDir = options.dataDir;

@@ -23,6 +23,10 @@ export type CrashPoint =
   | "snapshot-create:renamed"
   | "snapshot-create:ready"
   | "snapshot-delete:marked"
+  | "group-snapshot-create:recorded"
+  | "group-snapshot-create:frozen"
+  | "group-snapshot-create:written"
+  | "group-snapshot-delete:marked"
   | "snapshot-delete:unlinked";
 
 const armed = process.env.DO_CSI_TEST_CRASH_AT ?? "";

@@ -9,7 +9,7 @@ import type { FrozenMount } from "./state.js";
 const FREEZE_TIMEOUT_MS = 60_000;
 
 /** Where the image is in use on this node: filesystems to freeze, and raw loop devices to flush. */
-async function usesOf(image: string): Promise<{ mounts: FrozenMount[]; rawDevices: string[] }> {
+export async function usesOf(image: string): Promise<{ mounts: FrozenMount[]; rawDevices: string[] }> {
   const devices = await loopDevicesFor(image);
   if (devices.length === 0) return { mounts: [], rawDevices: [] };
   const entries = await readMountInfo();
@@ -62,17 +62,34 @@ export async function withFrozenSource<T>(
   recordFrozen: (mounts: readonly FrozenMount[]) => Promise<void>,
   copy: () => Promise<T>,
 ): Promise<T> {
-  const { mounts, rawDevices } = await usesOf(image);
-  for (const device of rawDevices) await flushDevice(device);
-  if (mounts.length > 0) await recordFrozen(mounts);
+  return withFrozenImages([image], log, ([mounts]) => recordFrozen(mounts ?? []), copy);
+}
+
+/**
+ * The same for several images at once, frozen together: every filesystem is
+ * frozen before `work` starts and thawed after it ends, so what `work` copies
+ * is one moment of all of them (write-order consistent across the set).
+ * `recordFrozen` gets, per image, what is about to be frozen.
+ */
+export async function withFrozenImages<T>(
+  images: readonly string[],
+  log: Logger,
+  recordFrozen: (mountsPerImage: readonly (readonly FrozenMount[])[]) => Promise<void>,
+  work: () => Promise<T>,
+): Promise<T> {
+  const uses = [];
+  for (const image of images) uses.push(await usesOf(image));
+  for (const { rawDevices } of uses) for (const device of rawDevices) await flushDevice(device);
+  const mounts = uses.map((u) => u.mounts);
+  if (mounts.some((m) => m.length > 0)) await recordFrozen(mounts);
   const frozen: FrozenMount[] = [];
   try {
-    for (const mount of mounts) {
+    for (const mount of mounts.flat()) {
       await run("fsfreeze", ["--freeze", mount.mountPoint], { timeoutMs: FREEZE_TIMEOUT_MS });
       frozen.push(mount);
     }
-    if (frozen.length > 0) log.info({ mounts: frozen.map((m) => m.mountPoint) }, "froze the source filesystem for a consistent copy");
-    return await copy();
+    if (frozen.length > 0) log.info({ mounts: frozen.map((m) => m.mountPoint) }, "froze the source filesystems for a consistent copy");
+    return await work();
   } finally {
     for (const mount of frozen.reverse()) await thaw(mount, log);
   }

@@ -17,7 +17,7 @@ import { NotFound } from "../../errors.js";
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 /** A CSI topology value, as the node id of the local backend must be. */
 const NODE = "[A-Za-z0-9](?:[-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?";
-const NODE_SCOPED_ID = new RegExp(`^(?:vol|snap)-${UUID}\\.(${NODE})$`);
+const NODE_SCOPED_ID = new RegExp(`^(?:vol|snap|group)-${UUID}\\.(${NODE})$`);
 
 export function newVolumeId(nodeId: string): string {
   return `vol-${randomUUID()}.${nodeId}`;
@@ -47,7 +47,11 @@ export function volumeNodeOf(id: string): string | undefined {
  * ids their pool does not hold: a data dir keeps serving what it holds when its
  * node is renamed.
  */
-export function requireOnNode(id: string, kind: "volume" | "snapshot" | "source volume" | "source snapshot", nodeId: string): void {
+export function requireOnNode(
+  id: string,
+  kind: "volume" | "snapshot" | "source volume" | "source snapshot" | "group snapshot",
+  nodeId: string,
+): void {
   const owner = volumeNodeOf(id);
   if (owner !== undefined && owner !== nodeId) {
     throw NotFound(

@@ -83,10 +83,15 @@ export async function reconcile(store: StateStore, dataDir: string, log: Logger)
   await fsyncPath(volumesDir(dataDir));
   await fsyncPath(snapshotsDir(dataDir));
 
+  // A group snapshot being created or deleted: its members were in the same phase and are handled above.
+  const unfinishedGroups = Object.values(store.state.groups ?? {}).filter((g) => g.phase !== "ready");
+  for (const group of unfinishedGroups) (group.phase === "creating" ? report.rolledBack : report.finishedDeletions).push(group.id);
+
   await store.update((draft) => {
     for (const id of [...report.rolledBack, ...report.finishedDeletions]) {
       delete draft.volumes[id];
       delete draft.snapshots[id];
+      if (draft.groups) delete draft.groups[id];
     }
     for (const [id, sizeBytes] of grown) {
       const volume = draft.volumes[id];

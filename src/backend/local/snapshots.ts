@@ -1,5 +1,5 @@
 import { rename } from "node:fs/promises";
-import { AlreadyExists, NotFound } from "../../errors.js";
+import { AlreadyExists, InvalidArgument, NotFound } from "../../errors.js";
 import type { NewSnapshot, Page, Snapshot, SnapshotFilter } from "../backend.js";
 import { crashPoint } from "./crash-points.js";
 import { allocatedBytes, fsyncPath, removeIfExists } from "./durable-files.js";
@@ -14,7 +14,7 @@ import type { LocalPool } from "./pool.js";
 import { copySparse } from "./sparse-copy.js";
 import type { SnapshotRecord } from "./state.js";
 
-function toSnapshot(record: SnapshotRecord): Snapshot {
+export function toSnapshot(record: SnapshotRecord): Snapshot {
   return {
     id: record.id,
     name: record.name,
@@ -22,6 +22,7 @@ function toSnapshot(record: SnapshotRecord): Snapshot {
     sizeBytes: record.sizeBytes,
     createdAt: new Date(record.createdAt),
     readyToUse: true,
+    ...(record.groupSnapshotId !== undefined ? { groupSnapshotId: record.groupSnapshotId } : {}),
   };
 }
 
@@ -39,7 +40,10 @@ export class LocalSnapshots {
   }
 
   async findByName(name: string): Promise<Snapshot | undefined> {
-    const record = Object.values(this.#pool.store.state.snapshots).find((s) => s.name === name && s.phase === "ready");
+    // A group's members are found through their group, never by a CreateSnapshot name.
+    const record = Object.values(this.#pool.store.state.snapshots).find(
+      (s) => s.name === name && s.phase === "ready" && s.groupSnapshotId === undefined,
+    );
     return record ? toSnapshot(record) : undefined;
   }
 
@@ -118,6 +122,13 @@ export class LocalSnapshots {
     // Another node's snapshot is not "already gone": answering OK would let the CO forget it while it still uses space there.
     if (!record) requireOnNode(snapshotId, "snapshot", pool.nodeId);
     if (!record || record.phase === "creating") return;
+    if (record.groupSnapshotId !== undefined) {
+      throw InvalidArgument(
+        "snapshot %s is part of group snapshot %s and cannot be deleted alone: DeleteVolumeGroupSnapshot deletes it with its group",
+        snapshotId,
+        record.groupSnapshotId,
+      );
+    }
     await pool.store.update((draft) => {
       const current = draft.snapshots[snapshotId];
       if (current) draft.snapshots[snapshotId] = { ...current, phase: "deleting" };

@@ -18,9 +18,12 @@ export const COPY_TIMEOUT_MS = 6 * 60 * 60_000;
  * into holes. The copy is fsync'ed before this resolves. With `progress`, a
  * long copy logs that it is still running.
  */
-export async function copySparse(source: string, target: string, progress?: ProgressOptions): Promise<void> {
+export async function copySparse(source: string, target: string, progress?: ProgressOptions, signal?: AbortSignal): Promise<void> {
   await withProgress(`image copy of ${source}`, progress, async () => {
-    await run("cp", ["--reflink=auto", "--sparse=always", "--no-preserve=all", "--", source, target], { timeoutMs: COPY_TIMEOUT_MS });
+    await run("cp", ["--reflink=auto", "--sparse=always", "--no-preserve=all", "--", source, target], {
+      timeoutMs: COPY_TIMEOUT_MS,
+      signal,
+    });
     await fsyncPath(target);
   });
 }

@@ -8,6 +8,7 @@ export type StateView = {
   readonly lastListPosition: number;
   readonly volumes: Readonly<LocalState["volumes"]>;
   readonly snapshots: Readonly<LocalState["snapshots"]>;
+  readonly groups?: Readonly<NonNullable<LocalState["groups"]>>;
 };
 
 /**

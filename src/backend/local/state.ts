@@ -56,6 +56,25 @@ export interface SnapshotRecord {
   readonly createdAt: string;
   readonly listPosition: number;
   readonly frozenMounts: readonly FrozenMount[];
+  /** Set on the members of a volume group snapshot. */
+  readonly groupSnapshotId?: string;
+}
+
+/**
+ * A volume group snapshot: its members are ordinary snapshot records carrying
+ * its id. Created in phase "creating" with its members, all of them cut while
+ * every member's filesystem is frozen, then marked ready together; deleted by
+ * marking it "deleting", removing its members, then the record.
+ */
+export interface GroupRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly phase: Phase;
+  readonly sourceVolumeIds: readonly string[];
+  readonly snapshotIds: readonly string[];
+  readonly parameters: StringMap;
+  /** ISO time the members were cut. */
+  readonly createdAt: string;
 }
 
 export const STATE_FORMAT = 1;
@@ -66,10 +85,12 @@ export interface LocalState {
   lastListPosition: number;
   readonly volumes: Record<string, VolumeRecord>;
   readonly snapshots: Record<string, SnapshotRecord>;
+  /** Absent in data dirs written before group snapshots existed. */
+  groups?: Record<string, GroupRecord>;
 }
 
 export function emptyState(): LocalState {
-  return { format: STATE_FORMAT, lastListPosition: 0, volumes: {}, snapshots: {} };
+  return { format: STATE_FORMAT, lastListPosition: 0, volumes: {}, snapshots: {}, groups: {} };
 }
 
 /** Check the shape of state read from disk; throws a message naming what is wrong. */
@@ -87,6 +108,11 @@ export function checkState(value: unknown): LocalState {
   for (const [id, v] of Object.entries(state.volumes)) {
     if (v.id !== id || typeof v.name !== "string" || typeof v.sizeBytes !== "number" || !Array.isArray(v.attachments))
       return fail(`volume ${id} is malformed`);
+  }
+  if (state.groups !== undefined && (typeof state.groups !== "object" || state.groups === null)) return fail("groups is not an object");
+  for (const [id, g] of Object.entries(state.groups ?? {})) {
+    if (g.id !== id || typeof g.name !== "string" || !Array.isArray(g.snapshotIds) || !Array.isArray(g.sourceVolumeIds))
+      return fail(`group snapshot ${id} is malformed`);
   }
   for (const [id, s] of Object.entries(state.snapshots)) {
     if (s.id !== id || typeof s.name !== "string" || typeof s.sourceVolumeId !== "string" || typeof s.sizeBytes !== "number")
