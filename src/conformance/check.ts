@@ -24,6 +24,7 @@ export type CheckGroup =
   | "Snapshots"
   | "ListSnapshots"
   | "SnapshotMetadata"
+  | "GroupSnapshots"
   | "ControllerExpandVolume"
   | "NodeGetInfo"
   | "NodeStageVolume"

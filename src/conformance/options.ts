@@ -16,6 +16,9 @@ export const SECRET_RPCS = [
   "NodeStageVolume",
   "NodePublishVolume",
   "NodeExpandVolume",
+  "CreateVolumeGroupSnapshot",
+  "DeleteVolumeGroupSnapshot",
+  "GetVolumeGroupSnapshot",
 ] as const;
 
 export type SecretRpc = (typeof SECRET_RPCS)[number];

@@ -11,6 +11,7 @@ import { runConformance } from "../../src/conformance/runner.js";
 import {
   Controller,
   ControllerServiceCapability_RPC_Type as ControllerCap,
+  GroupController,
   Identity,
   PluginCapability_Service_Type as PluginService,
 } from "../../src/gen/csi/v1/csi_pb.js";
@@ -29,9 +30,23 @@ function brokenPlugin(volumes: Map<string, bigint>) {
     identity: {
       getPluginInfo: () => ({ name: "Broken_Plugin", vendorVersion: "" }), // '_' is not allowed; vendor_version is REQUIRED
       getPluginCapabilities: () => ({
-        capabilities: [{ type: { case: "service" as const, value: { type: PluginService.CONTROLLER_SERVICE } } }],
+        capabilities: [PluginService.CONTROLLER_SERVICE, PluginService.GROUP_CONTROLLER_SERVICE].map((type) => ({
+          type: { case: "service" as const, value: { type } },
+        })),
       }),
       probe: () => ({}),
+    },
+    // Advertises no group capability, and cuts groups whose members do not name the group, anew on every call.
+    groupController: {
+      groupControllerGetCapabilities: () => ({ capabilities: [] }),
+      createVolumeGroupSnapshot: (req: { sourceVolumeIds: string[] }) => ({
+        groupSnapshot: {
+          groupSnapshotId: randomUUID(),
+          snapshots: req.sourceVolumeIds.map((sourceVolumeId) => ({ snapshotId: randomUUID(), sourceVolumeId, readyToUse: true })),
+          readyToUse: true,
+        },
+      }),
+      deleteVolumeGroupSnapshot: () => ({}),
     },
     controller: {
       controllerGetCapabilities: () => ({
@@ -85,6 +100,7 @@ describe("the conformance suite catches a broken plugin", () => {
       routes(router) {
         router.service(Identity, plugin.identity);
         router.service(Controller, plugin.controller);
+        router.service(GroupController, plugin.groupController);
       },
     });
     const socket = join(dir, "broken.sock");
@@ -115,6 +131,8 @@ describe("the conformance suite catches a broken plugin", () => {
       "validate-volume-capabilities.unsupported",
       "controller-modify-volume.not-found",
       "controller-modify-volume.unsupported-key",
+      "group-snapshot.capabilities",
+      "group-snapshot.create",
     ]) {
       expect(status.get(id), id).toBe("failed");
     }

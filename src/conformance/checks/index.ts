@@ -15,6 +15,7 @@ import {
   nodeUnpublishChecks,
   nodeUnstageChecks,
 } from "./node.js";
+import { groupSnapshotChecks } from "./group-snapshots.js";
 import { snapshotMetadataChecks } from "./snapshot-metadata.js";
 import { snapshotChecks } from "./snapshots.js";
 import { createVolumeChecks, deleteVolumeChecks } from "./volumes.js";
@@ -35,6 +36,7 @@ export const allChecks: readonly Check[] = [
   ...snapshotChecks,
   ...listSnapshotsChecks,
   ...snapshotMetadataChecks,
+  ...groupSnapshotChecks,
   ...expansionChecks,
   ...nodeStageChecks,
   ...nodeUnstageChecks,
