@@ -38,6 +38,12 @@ import {
   type Variant,
 } from "./config.js";
 import type { KubeObject, ManifestFile, Section } from "./render.js";
+import {
+  GROUP_SNAPSHOT_API_VERSION,
+  GROUP_SNAPSHOT_GROUP,
+  groupSnapshotCrds,
+  type VolumeGroupSnapshotClass,
+} from "./group-snapshot-api.js";
 import { SNAPSHOT_API_VERSION, snapshotCrds, type VolumeSnapshotClass } from "./snapshot-api.js";
 
 const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
@@ -181,6 +187,15 @@ const core = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups
 const storage = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: ["storage.k8s.io"], resources, verbs });
 const snapshots = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: ["snapshot.storage.k8s.io"], resources, verbs });
 const READ = ["get", "list", "watch"];
+const groupSnapshots = (resources: string[], verbs: string[]): IPolicyRule => ({ apiGroups: [GROUP_SNAPSHOT_GROUP], resources, verbs });
+/** Group snapshots: the feature gate both the snapshot controller and the local driver's snapshotter run with. */
+const GROUP_SNAPSHOT_GATE = "--feature-gates=CSIVolumeGroupSnapshot=true";
+/** What the local driver's snapshotter needs for group snapshots, besides its snapshot rules. */
+export const GROUP_SNAPSHOTTER_RULES: readonly IPolicyRule[] = [
+  groupSnapshots(["volumegroupsnapshotclasses"], READ),
+  groupSnapshots(["volumegroupsnapshotcontents"], ["get", "list", "watch", "update", "patch"]),
+  groupSnapshots(["volumegroupsnapshotcontents/status"], ["update", "patch"]),
+];
 const EVENTS = core(["events"], ["list", "watch", "create", "update", "patch"]);
 
 /** What each controller sidecar may do (the kubernetes-csi sidecars' documented RBAC). */
@@ -287,6 +302,16 @@ function storageClasses(config: DeployConfig, variant: Variant): StorageClass[] 
         allowVolumeExpansion: true,
       }),
   );
+}
+
+function volumeGroupSnapshotClass(config: DeployConfig): VolumeGroupSnapshotClass {
+  return {
+    apiVersion: GROUP_SNAPSHOT_API_VERSION,
+    kind: "VolumeGroupSnapshotClass",
+    metadata: { name: config.classPrefix, annotations: { "groupsnapshot.storage.kubernetes.io/is-default-class": "true" } },
+    driver: config.driverName,
+    deletionPolicy: "Delete",
+  };
 }
 
 function volumeSnapshotClass(config: DeployConfig): VolumeSnapshotClass {
@@ -449,7 +474,7 @@ const PER_NODE_SIDECAR: Readonly<Record<"provisioner" | "snapshotter" | "resizer
     args: ["--node-deployment=true", "--enable-capacity=true", "--capacity-ownerref-level=1", "--capacity-poll-interval=1m"],
     env: [SIDECAR_NODE_ENV, POD_NAMESPACE_ENV, POD_NAME_ENV],
   },
-  snapshotter: { args: ["--node-deployment=true"], env: [SIDECAR_NODE_ENV] },
+  snapshotter: { args: ["--node-deployment=true", GROUP_SNAPSHOT_GATE], env: [SIDECAR_NODE_ENV] },
   resizer: { args: ["--leader-election=true", "--leader-election-namespace=$(NAMESPACE)"], env: [POD_NAMESPACE_ENV] },
 };
 
@@ -558,6 +583,7 @@ function localNode(config: DeployConfig): KubeObject[] {
     ...(["provisioner", "snapshotter", "resizer"] as const).flatMap((name) =>
       roleAndBinding(config, name, CONTROLLER_RULES[name], n.nodeSa),
     ),
+    ...roleAndBinding(config, "group-snapshotter", GROUP_SNAPSHOTTER_RULES, n.nodeSa),
     ...namespacedRoleAndBinding(config, "capacity", PER_NODE_NAMESPACED_RULES.capacity, n.nodeSa),
     ...namespacedRoleAndBinding(config, "resizer-lease", PER_NODE_NAMESPACED_RULES["resizer-lease"], n.nodeSa),
     ...roleAndBinding(config, "node-driver-registrar", [core(["events"], ["get", "list", "watch", "create", "update", "patch"])], n.nodeSa),
@@ -588,7 +614,7 @@ function snapshotController(config: DeployConfig): KubeObject[] {
                 imagePullPolicy: "IfNotPresent",
                 // Distributed snapshotting: a VolumeSnapshotContent of a volume bound to one node is labelled with that
                 // node, for the local driver's per-node snapshotter. One controller serves both drivers in a cluster.
-                args: [...spec.args, "--enable-distributed-snapshotting=true"],
+                args: [...spec.args, "--enable-distributed-snapshotting=true", GROUP_SNAPSHOT_GATE],
                 securityContext: SIDECAR_SECURITY,
                 resources: SMALL,
               },
@@ -611,6 +637,13 @@ function snapshotController(config: DeployConfig): KubeObject[] {
         snapshots(["volumesnapshotcontents/status"], ["patch"]),
         snapshots(["volumesnapshots"], ["get", "list", "watch", "update", "patch"]),
         snapshots(["volumesnapshots/status"], ["update", "patch"]),
+        // Group snapshots: the controller creates the group's contents and the members' snapshots and contents.
+        snapshots(["volumesnapshots"], ["create", "delete"]),
+        groupSnapshots(["volumegroupsnapshotclasses"], READ),
+        groupSnapshots(["volumegroupsnapshotcontents"], ["create", "get", "list", "watch", "update", "delete", "patch"]),
+        groupSnapshots(["volumegroupsnapshotcontents/status"], ["patch"]),
+        groupSnapshots(["volumegroupsnapshots"], ["get", "list", "watch", "update", "patch"]),
+        groupSnapshots(["volumegroupsnapshots/status"], ["update", "patch"]),
       ],
     }),
     new ClusterRoleBinding({
@@ -624,7 +657,7 @@ function snapshotController(config: DeployConfig): KubeObject[] {
 // --- files ----------------------------------------------------------------------------------
 
 const CRDS_HEADER = (dir: string) =>
-  `Snapshot CustomResourceDefinitions (snapshot.storage.k8s.io/v1, as external-snapshotter v8 serves them).
+  `Snapshot CustomResourceDefinitions (snapshot.storage.k8s.io/v1 and groupsnapshot.storage.k8s.io/v1, as external-snapshotter v8.6 serves them).
 Apply before ${dir}/ (its VolumeSnapshotClass needs them) unless the cluster already has them:
   kubectl apply -f ${dir}/crds.yaml
   kubectl wait --for condition=established --timeout=60s -f ${dir}/crds.yaml`;
@@ -637,11 +670,16 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
   const localDir = `${root}/local`;
   const local = localVariant(config);
   const clusterObjects = (variantConfig: DeployConfig, variant: Variant): Section => ({
-    comment: "The driver, its StorageClasses and its VolumeSnapshotClass.",
-    objects: [csiDriver(variantConfig, variant), ...storageClasses(variantConfig, variant), volumeSnapshotClass(variantConfig)],
+    comment: "The driver, its StorageClasses and its VolumeSnapshotClass (and, local volumes, its VolumeGroupSnapshotClass).",
+    objects: [
+      csiDriver(variantConfig, variant),
+      ...storageClasses(variantConfig, variant),
+      volumeSnapshotClass(variantConfig),
+      ...(variant === "local" ? [volumeGroupSnapshotClass(variantConfig)] : []),
+    ],
   });
   return [
-    { path: `${doDir}/crds.yaml`, header: CRDS_HEADER(doDir), sections: [{ objects: snapshotCrds() }] },
+    { path: `${doDir}/crds.yaml`, header: CRDS_HEADER(doDir), sections: [{ objects: [...snapshotCrds(), ...groupSnapshotCrds()] }] },
     {
       path: `${doDir}/driver.yaml`,
       header: `do-csi-plugin for DigitalOcean Block Storage: a drop-in for the csi-digitalocean v4 release manifests
@@ -657,7 +695,7 @@ export function kubernetesFiles(config: DeployConfig, root: string): ManifestFil
       ],
     },
     { path: `${doDir}/snapshot-controller.yaml`, header: SNAPSHOT_CONTROLLER_HEADER, sections: [{ objects: snapshotController(config) }] },
-    { path: `${localDir}/crds.yaml`, header: CRDS_HEADER(localDir), sections: [{ objects: snapshotCrds() }] },
+    { path: `${localDir}/crds.yaml`, header: CRDS_HEADER(localDir), sections: [{ objects: [...snapshotCrds(), ...groupSnapshotCrds()] }] },
     {
       path: `${localDir}/driver.yaml`,
       header: `do-csi-plugin with the local backend on every node: each node's volumes are sparse files under

@@ -1,8 +1,9 @@
 import { Document, isScalar, isSeq, visit } from "yaml";
 import type { SnapshotObject } from "./snapshot-api.js";
+import type { VolumeGroupSnapshotClass } from "./group-snapshot-api.js";
 
 /** A kubernetes-models object (serialised through its toJSON) or one of the snapshot kinds. */
-export type KubeObject = { toJSON(): unknown } | SnapshotObject;
+export type KubeObject = { toJSON(): unknown } | SnapshotObject | VolumeGroupSnapshotClass;
 
 export interface Section {
   /** Comment written above the section's first object. */

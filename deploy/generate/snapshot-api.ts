@@ -10,6 +10,9 @@ import type { IJSONSchemaProps } from "kubernetes-models/apiextensions.k8s.io/v1
 import type { ICustomResourceColumnDefinition } from "kubernetes-models/apiextensions.k8s.io/v1/CustomResourceColumnDefinition";
 
 export const SNAPSHOT_GROUP = "snapshot.storage.k8s.io";
+/** The annotation the API server requires on CRDs of *.k8s.io groups, and the review of the external-snapshotter APIs. */
+export const API_APPROVED = "api-approved.kubernetes.io";
+export const SNAPSHOT_API_REVIEW = "https://github.com/kubernetes-csi/external-snapshotter/pull/419";
 export const SNAPSHOT_API_VERSION = `${SNAPSHOT_GROUP}/v1`;
 
 export type DeletionPolicy = "Delete" | "Retain";
@@ -51,17 +54,21 @@ export type SnapshotObject = VolumeSnapshotClass | VolumeSnapshot | VolumeSnapsh
 
 // --- schema helpers -------------------------------------------------------
 
-const str = (description: string, extra: Partial<IJSONSchemaProps> = {}): IJSONSchemaProps => ({ type: "string", description, ...extra });
-const bool = (description: string): IJSONSchemaProps => ({ type: "boolean", description });
-const immutable = (field: string): IJSONSchemaProps["x-kubernetes-validations"] => [
+export const str = (description: string, extra: Partial<IJSONSchemaProps> = {}): IJSONSchemaProps => ({
+  type: "string",
+  description,
+  ...extra,
+});
+export const bool = (description: string): IJSONSchemaProps => ({ type: "boolean", description });
+export const immutable = (field: string): IJSONSchemaProps["x-kubernetes-validations"] => [
   { rule: "self == oldSelf", message: `${field} is immutable` },
 ];
-const keptOnceSet = (field: string): { rule: string; message: string } => ({
+export const keptOnceSet = (field: string): { rule: string; message: string } => ({
   rule: `!has(oldSelf.${field}) || has(self.${field})`,
   message: `${field} is required once set`,
 });
 
-function obj(
+export function obj(
   description: string,
   properties: Record<string, IJSONSchemaProps>,
   required: string[] = [],
@@ -70,7 +77,7 @@ function obj(
   return { type: "object", description, properties, ...(required.length > 0 ? { required } : {}), ...extra };
 }
 
-function root(description: string, properties: Record<string, IJSONSchemaProps>, required: string[]): IJSONSchemaProps {
+export function root(description: string, properties: Record<string, IJSONSchemaProps>, required: string[]): IJSONSchemaProps {
   return obj(
     description,
     {
@@ -83,12 +90,12 @@ function root(description: string, properties: Record<string, IJSONSchemaProps>,
   );
 }
 
-const DELETION_POLICY = str(
+export const DELETION_POLICY = str(
   'What happens to the snapshot on the storage system when its VolumeSnapshot (or, for a class, the snapshots it creates) is deleted: "Delete" removes it, "Retain" keeps it.',
   { enum: ["Delete", "Retain"] },
 );
 
-const SNAPSHOT_ERROR = obj("Last error seen while creating the snapshot; cleared on success.", {
+export const SNAPSHOT_ERROR = obj("Last error seen while creating the snapshot; cleared on success.", {
   message: str("What went wrong; never holds secrets."),
   time: str("When the error was seen.", { format: "date-time" }),
 });
@@ -215,7 +222,7 @@ const volumeSnapshotContentSchema = root(
   ["spec"],
 );
 
-const age: ICustomResourceColumnDefinition = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
+export const age: ICustomResourceColumnDefinition = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
 
 interface CrdSpec {
   readonly kind: string;
@@ -299,7 +306,7 @@ export function snapshotCrds(): CustomResourceDefinition[] {
       new CustomResourceDefinition({
         metadata: {
           name: `${c.plural}.${SNAPSHOT_GROUP}`,
-          annotations: { "api-approved.kubernetes.io": "https://github.com/kubernetes-csi/external-snapshotter/pull/419" },
+          annotations: { [API_APPROVED]: SNAPSHOT_API_REVIEW },
         },
         spec: {
           group: SNAPSHOT_GROUP,

@@ -345,6 +345,19 @@ describe("local: the driver on every node", () => {
     expect(controllers.length).toBe(1);
     const [controller] = containers((controllers[0] as Workload).pod);
     expect(flagValues(stringArgs(controller ?? {})).get("enable-distributed-snapshotting")).toBe("true");
+    // Group snapshots: the gate on both, a default VolumeGroupSnapshotClass of the local driver, and the RBAC.
+    expect(flagValues(stringArgs(controller ?? {})).get("feature-gates")).toBe("CSIVolumeGroupSnapshot=true");
+    expect(sidecarFlags("snapshotter").get("feature-gates")).toBe("CSIVolumeGroupSnapshot=true");
+    const [groupClass] = byKind(variantDocs("local"), "VolumeGroupSnapshotClass");
+    expect(groupClass?.driver).toBe(identity("local").driverName);
+    expect(
+      allows(rulesOf("ClusterRole", "snapshot-controller-role"), "groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents", [
+        "create",
+        "delete",
+      ]),
+    ).toBe(true);
+    const clusterRoles = boundRoles("ClusterRole").flatMap((name) => rulesOf("ClusterRole", name));
+    expect(allows(clusterRoles, "groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents/status", ["update", "patch"])).toBe(true);
     expect(allows(rulesOf("ClusterRole", "snapshot-controller-role"), "", "nodes", ["get", "list", "watch"])).toBe(true);
   });
 

@@ -31,6 +31,7 @@ describe("every manifest and example is valid against the Kubernetes schemas", (
       "Pod",
       "Deployment",
       "VolumeAttributesClass",
+      "VolumeGroupSnapshotClass",
     ]) {
       expect(kinds, kind).toContain(kind);
     }
@@ -142,23 +143,31 @@ describe("the snapshot CRDs", () => {
     return out;
   }
 
-  it("define v1 (served, stored) for the three kinds, with structural schemas and the status subresource where the controllers write status", async () => {
+  it("define v1 (served, stored) for the three snapshot kinds and v1 (served) with v1beta2 (stored) for the three group kinds, with structural schemas and the status subresource where the controllers write status", async () => {
     const crds = await loadYaml("deploy/kubernetes/digitalocean/crds.yaml");
     expect(crds.map((c) => (isObject(c.object.metadata) ? c.object.metadata.name : undefined)).sort()).toEqual([
+      "volumegroupsnapshotclasses.groupsnapshot.storage.k8s.io",
+      "volumegroupsnapshotcontents.groupsnapshot.storage.k8s.io",
+      "volumegroupsnapshots.groupsnapshot.storage.k8s.io",
       "volumesnapshotclasses.snapshot.storage.k8s.io",
       "volumesnapshotcontents.snapshot.storage.k8s.io",
       "volumesnapshots.snapshot.storage.k8s.io",
     ]);
     for (const { object } of crds) {
       const spec = object.spec as JsonObject;
+      const group = String(spec.group);
       const versions = (spec.versions as Json[]).filter(isObject);
       const stored = versions.filter((v) => v.storage === true);
-      expect(stored.map((v) => v.name)).toEqual(["v1"]);
+      // external-snapshotter v8.6 serves the group API at v1 and keeps storing v1beta2 while clusters migrate.
+      expect(stored.map((v) => v.name)).toEqual([group === "groupsnapshot.storage.k8s.io" ? "v1beta2" : "v1"]);
+      expect(versions.find((v) => v.name === "v1")?.served).toBe(true);
       expect(stored[0]?.served).toBe(true);
       const kind = String((spec.names as JsonObject).kind);
-      const schema = ((stored[0]?.schema as JsonObject).openAPIV3Schema ?? null) as Json;
-      expect(untyped(schema, kind)).toEqual([]);
-      expect(isObject(stored[0]?.subresources) && isObject(stored[0].subresources.status)).toBe(kind !== "VolumeSnapshotClass");
+      for (const version of versions.filter((v) => v.served === true)) {
+        const schema = ((version.schema as JsonObject).openAPIV3Schema ?? null) as Json;
+        expect(untyped(schema, kind)).toEqual([]);
+        expect(isObject(version.subresources) && isObject(version.subresources.status)).toBe(!kind.endsWith("Class"));
+      }
     }
   });
 });
