@@ -58,6 +58,13 @@ module.exports = {
       to: { path: below("driver", "backend", "mounter", "cli", "plugin") },
     },
     {
+      name: "csictl-is-a-client",
+      comment: "csictl speaks to any plugin from outside: it uses the client, the generated types and shared utilities only",
+      severity: "error",
+      from: { path: below("csictl") },
+      to: { path: below("driver", "backend", "mounter", "cli", "plugin", "conformance") },
+    },
+    {
       name: "no-circular",
       comment:
         "modules that import each other at run time cannot be read, tested or loaded lazily on their own (types may refer both ways)",

@@ -40,7 +40,9 @@ RUN apt-get update \
 WORKDIR /opt/do-csi-plugin
 COPY --from=build /src/dist ./dist
 RUN ln -s /opt/do-csi-plugin/dist/do-csi-plugin.js /usr/local/bin/do-csi-plugin \
- && do-csi-plugin --version
+ && ln -s /opt/do-csi-plugin/dist/csictl.js /usr/local/bin/csictl \
+ && do-csi-plugin --version \
+ && csictl --help > /dev/null
 LABEL org.opencontainers.image.title="do-csi-plugin" \
       org.opencontainers.image.description="CSI driver for DigitalOcean Block Storage and local block volumes (drop-in for csi-digitalocean)" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -5,7 +5,7 @@ import { chmod, rm } from "node:fs/promises";
 
 await rm("dist", { recursive: true, force: true });
 await build({
-  entryPoints: { "do-csi-plugin": "src/cli/bin.ts", "csi-conformance": "src/conformance/main.ts" },
+  entryPoints: { "do-csi-plugin": "src/cli/bin.ts", "csi-conformance": "src/conformance/main.ts", csictl: "src/csictl/bin.ts" },
   // grpc-js loads it only to serve channelz, which the driver never enables.
   external: ["@grpc/proto-loader"],
   outdir: "dist",
@@ -25,3 +25,4 @@ await build({
 });
 await chmod("dist/do-csi-plugin.js", 0o755);
 await chmod("dist/csi-conformance.js", 0o755);
+await chmod("dist/csictl.js", 0o755);
