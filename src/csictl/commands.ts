@@ -154,11 +154,11 @@ async function listing(
     }
     return { entries, nextToken: "" };
   };
-  let previous = new Map<string, string>();
+  let previous: Map<string, string> | undefined;
   for (;;) {
     const { entries, nextToken } = await all();
     const current = new Map(entries.map((e) => [key(e), JSON.stringify(e)]));
-    if (!watch || previous.size === 0) {
+    if (previous === undefined) {
       const json = { [kind]: entries, ...(nextToken ? { nextToken } : {}) };
       ctx.print(render(ctx.format, json, () => table(headers, rows(entries), ctx.style) + (nextToken ? `\nnext token: ${nextToken}` : "")));
     } else {
@@ -170,7 +170,7 @@ async function listing(
       for (const id of previous.keys()) if (!current.has(id)) ctx.print(ctx.style.red(`- ${id}`));
     }
     if (!watch) return;
-    previous = current.size > 0 ? current : new Map([["", ""]]);
+    previous = current;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, intervalMs);
       ctx.signal.addEventListener("abort", () => {

@@ -178,6 +178,50 @@ describe("csictl against the local backend: a volume's whole life through the cl
     for (const id of ids) await ok(["volume", "delete", id]);
   });
 
+  it("group snapshots and changed-block metadata through their commands", async () => {
+    const a = (await json<{ volume: { volumeId: string } }>(["volume", "create", "grp-a", "--size", "8Mi"])).volume.volumeId;
+    const b = (await json<{ volume: { volumeId: string } }>(["volume", "create", "grp-b", "--size", "8Mi"])).volume.volumeId;
+    const group = await json<{ groupSnapshot: { groupSnapshotId: string; snapshots: { snapshotId: string }[] } }>([
+      "group-snapshot",
+      "create",
+      "ctl-group",
+      "--volume",
+      a,
+      "--volume",
+      b,
+    ]);
+    const members = group.groupSnapshot.snapshots.map((s) => s.snapshotId);
+    expect(members).toHaveLength(2);
+    const memberFlags = members.flatMap((m) => ["--snapshot", m]);
+    expect(await ok(["group-snapshot", "get", group.groupSnapshot.groupSnapshotId, ...memberFlags])).toMatch(/^group group-/);
+    const allocated = await json<{ volumeCapacityBytes: string }[]>(["metadata", "allocated", members[0] ?? ""]);
+    expect(allocated[0]?.volumeCapacityBytes).toBe(String(8 * 1024 * 1024));
+    await ok(["group-snapshot", "delete", group.groupSnapshot.groupSnapshotId, ...memberFlags]);
+    for (const id of [a, b]) await ok(["volume", "delete", id]);
+  });
+
+  it("--watch prints the changes it sees until interrupted", async () => {
+    const child = spawn(process.execPath, [CSICTL, "volume", "list", "--watch", "--interval", "0.2"], {
+      env: { ...process.env, NO_COLOR: "1", ...blockEnv },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    await new Promise((done) => setTimeout(done, 600));
+    const id = (await json<{ volume: { volumeId: string } }>(["volume", "create", "watched", "--size", "1Mi"])).volume.volumeId;
+    for (let i = 0; i < 50 && !out.includes(`+ ${id}`); i++) await new Promise((done) => setTimeout(done, 100));
+    await ok(["volume", "delete", id]);
+    for (let i = 0; i < 50 && !out.includes(`- ${id}`); i++) await new Promise((done) => setTimeout(done, 100));
+    child.kill("SIGINT");
+    await new Promise((done) => child.on("exit", done));
+    expect(out).toContain(`+ ${id}`);
+    expect(out).toContain(`- ${id}`);
+    // Nothing else came and went: one line each.
+    expect(out.split("\n").filter((l) => /^[+~-] /.test(l))).toEqual([`+ ${id}`, `- ${id}`]);
+  });
+
   it("exits with the gRPC code and prints it; usage errors exit 64; secrets never from argv", async () => {
     const missing = await csictl(["volume", "publish", "vol-00000000-0000-4000-8000-000000000000", "--node", "ctl-node"], env);
     expect(missing.code).toBe(Code.NotFound);
