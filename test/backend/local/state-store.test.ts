@@ -41,7 +41,7 @@ describe("StateStore", () => {
   it("starts empty, persists every update, and reloads what it wrote", async () => {
     const path = await fresh();
     const store = await StateStore.open(path, allowFresh);
-    expect(store.state).toEqual({ format: 1, lastListPosition: 0, volumes: {}, snapshots: {} });
+    expect(store.state).toEqual({ format: 1, lastListPosition: 0, volumes: {}, snapshots: {}, groups: {} });
     await store.update((draft) => {
       draft.volumes["vol-a"] = volume("vol-a");
       draft.lastListPosition = 1;
