@@ -15,6 +15,17 @@ import {
   type FloorRuntimeResult,
 } from "./scenarios/floor.js";
 
+/**
+ * Levers weighed by hand, not measured by this section's run: what each bought
+ * when it was tried, and why it is or is not in the driver.
+ */
+const FLOOR_NOTES: readonly string[] = [
+  "Heap flags tried before choosing (Node 20, RSS 2 s after 20k Probes at c=64, one process each, 2026-12-05): none 90.5 MiB; `--max-semi-space-size=1` alone 92.3 MiB (the young generation is not where the growth is); `--max-old-space-size=32` 72.3; `=48` with semi space 1: 72.2; `=64` with semi space 1: 72.2; `=24` with semi space 1: 69.9 MiB. A cap of 64 MiB buys as much as the smaller ones and leaves the controller's page-bounded listings room (their live heap stays near 10 MiB). `--optimize-for-size` is refused in NODE_OPTIONS (the process exits at start), so it would need the entrypoint's command line instead.",
+  "Loading less at start: already in place before this work (backends, the controller and node services, the logger's pretty printer and prom-client are imported per mode; the bundle is split into chunks). What a node-mode start still loads is the gRPC server chunk (grpc-js, about 640 KB) and the protobuf descriptors of csi.proto.",
+  "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand on the image's Node with a warm cache: spawn -> first Probe 184–268 ms without, 168–264 ms with (about 15 ms, under 10%); not adopted: the image would have to warm the cache at build time with a full start, since a container starts from a fresh layer.",
+  "The bare server above is the floor a lean (library-free) gRPC server could reach; the driver's remaining CPU per Probe and start-up are grpc-js, the protobuf runtime and the call handler. A lean server that keeps every guarantee of docs/transport.md was not built.",
+];
+
 export const FLOOR_BEGIN = "<!-- floor:begin -->";
 export const FLOOR_END = "<!-- floor:end -->";
 
@@ -93,6 +104,20 @@ export function floorSection(results: readonly FloorRuntimeResult[], date: strin
       `| client p50 / p99 at c=${FLOOR_CONCURRENCY} (µs, context) | | ${[base, ...others].map((m) => `${f0(m.restRun.segments.at(-1)?.p50Us ?? NaN)} / ${f0(m.restRun.segments.at(-1)?.p99Us ?? NaN)}`).join(" | ")} |`,
     );
   }
+  L.push("");
+  L.push("Levers (before -> after, same run, same Node):");
+  L.push("");
+  for (const { runtime, measures } of results) {
+    const shipped = measures.find((m) => m.subject === "driver");
+    const bare = measures.find((m) => m.subject === "driver, no V8 flags");
+    if (!shipped || !bare) continue;
+    L.push(
+      `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ` +
+        `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(bare.afterFirst.rss))} -> ${f1(mib(shipped.afterFirst.rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(bare.afterTotal.rss))} -> ${f1(mib(shipped.afterTotal.rss))} MiB, ` +
+        `idle ${f1(mib(bare.idle.rss))} -> ${f1(mib(shipped.idle.rss))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
+    );
+  }
+  for (const note of FLOOR_NOTES) L.push(`- ${note}`);
   L.push("");
   L.push(FLOOR_END);
   return L;

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every row of issue 8's table against the built driver
- * (dist/), then a console table, bench/results/<timestamp>.json and
+ * (dist/), and issue 13's rows against a bare node:http2 gRPC server measured
+ * in the same run (`--only floor`, a few minutes), then a console table, bench/results/<timestamp>.json and
  * bench/RESULTS.md. Rows 6 and 8 and the local half of row 7 need root (loop
  * devices, mounts); without root they are skipped and say so.
  *
@@ -53,7 +54,8 @@ if (values.help) {
     "usage: npm run bench [-- --quick] [-- --only floor,footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
       "                     [-- --soak-lives N (10000; --quick: 1000)] [-- --soak-node-every N (50; 0: controller lives only)]\n" +
       "       tsx bench/run.ts --render bench/results/<run>.json [--with-soak bench/results/<soak run>.json]\n" +
-      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run)\n",
+      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run;\n" +
+      "          from an --only floor run, just its section)\n",
   );
   process.exit(0);
 }
@@ -72,6 +74,13 @@ if (values.render !== undefined) {
         run: { file: soakFile, date: soakRun.date, commit: soakRun.provenance.commit, loadAverage: soakRun.loadAverage },
       },
     };
+  }
+  if (results.floor && results.footprint === undefined && results.doLife === undefined) {
+    // A `--only floor` run: only its section of RESULTS.md.
+    const current = await readFile("bench/RESULTS.md", "utf8");
+    await writeFile("bench/RESULTS.md", replaceFloorSection(current, floorSection(results.floor, results.date)));
+    process.stdout.write(`bench: rewrote the floor section of bench/RESULTS.md from ${values.render}\n`);
+    process.exit(0);
   }
   const rows = buildRows(results);
   const markdown = renderMarkdown(results, rows);
