@@ -9,6 +9,7 @@ import { summarize, type Summary } from "./lib/stats.js";
 import type { HeapFigures } from "./lib/node-report.js";
 import type { Diagnostics, ProfileShare } from "./scenarios/diagnostics.js";
 import type { DoLifeResult, LifeRun } from "./scenarios/do-life.js";
+import type { FloorRuntimeResult } from "./scenarios/floor.js";
 import type { FootprintRep, StartupResult, UnaryRun } from "./scenarios/footprint.js";
 import type { ListingAtTotal, ListingResult } from "./scenarios/listing.js";
 import { PHASE_STEPS, type LocalLifeResult } from "./scenarios/local-life.js";
@@ -52,6 +53,7 @@ export interface BenchResults {
   readonly options: BenchOptions;
   readonly commands: Record<string, string>;
   readonly skipped: readonly string[];
+  readonly floor?: readonly FloorRuntimeResult[];
   readonly footprint?: { readonly reps: readonly FootprintRep[]; readonly startup: StartupResult };
   readonly doLife?: DoLifeResult;
   readonly doRateLimited?: DoLifeResult;

@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every row of issue 8's table against the built driver
- * (dist/), then a console table, bench/results/<timestamp>.json and
+ * (dist/), and issue 13's rows against a bare node:http2 gRPC server measured
+ * in the same run (`--only floor`, a few minutes), then a console table, bench/results/<timestamp>.json and
  * bench/RESULTS.md. Rows 6 and 8 and the local half of row 7 need root (loop
  * devices, mounts); without root they are skipped and say so.
  *
- *   npm run bench [-- --quick] [-- --only footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]
+ *   npm run bench [-- --quick] [-- --only floor,footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]
  *                 [-- --soak-lives N] [-- --soak-node-every N]
  */
 import { execFileSync } from "node:child_process";
@@ -26,12 +27,14 @@ import { describeMachine } from "./lib/proc.js";
 import { buildRows, consoleTable, renderMarkdown, type BenchOptions, type BenchResults, type Provenance } from "./report.js";
 import { gatherDiagnostics, type Diagnostics } from "./scenarios/diagnostics.js";
 import { DROPLET, measureDoLives, REGION, type DoLifeResult } from "./scenarios/do-life.js";
+import { floorSection, replaceFloorSection } from "./floor-report.js";
+import { measureFloor, type FloorRuntimeResult } from "./scenarios/floor.js";
 import { measureFootprint, measureStartup, nodePluginArgs, type FootprintRep, type StartupResult } from "./scenarios/footprint.js";
 import { measureListing, type ListingResult } from "./scenarios/listing.js";
 import { measureLocalLife, type LocalLifeResult } from "./scenarios/local-life.js";
 import { measureSoak, type SoakResult } from "./scenarios/soak.js";
 
-const SECTIONS = ["footprint", "do", "local", "listing", "soak", "diagnostics"] as const;
+const SECTIONS = ["floor", "footprint", "do", "local", "listing", "soak", "diagnostics"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -48,10 +51,11 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run bench [-- --quick] [-- --only footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
+    "usage: npm run bench [-- --quick] [-- --only floor,footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
       "                     [-- --soak-lives N (10000; --quick: 1000)] [-- --soak-node-every N (50; 0: controller lives only)]\n" +
       "       tsx bench/run.ts --render bench/results/<run>.json [--with-soak bench/results/<soak run>.json]\n" +
-      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run)\n",
+      "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run;\n" +
+      "          from an --only floor run, just its section)\n",
   );
   process.exit(0);
 }
@@ -71,8 +75,16 @@ if (values.render !== undefined) {
       },
     };
   }
+  if (results.floor && results.footprint === undefined && results.doLife === undefined) {
+    // A `--only floor` run: only its section of RESULTS.md.
+    const current = await readFile("bench/RESULTS.md", "utf8");
+    await writeFile("bench/RESULTS.md", replaceFloorSection(current, floorSection(results.floor, results.date)));
+    process.stdout.write(`bench: rewrote the floor section of bench/RESULTS.md from ${values.render}\n`);
+    process.exit(0);
+  }
   const rows = buildRows(results);
-  await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
+  const markdown = renderMarkdown(results, rows);
+  await writeFile("bench/RESULTS.md", results.floor ? replaceFloorSection(markdown, floorSection(results.floor, results.date)) : markdown);
   process.stdout.write(
     `${consoleTable(rows)}\n\nbench: rewrote bench/RESULTS.md from ${values.render}${soakFile ? ` and ${soakFile}` : ""}\n`,
   );
@@ -185,6 +197,7 @@ async function main(): Promise<number> {
 
   const errors: string[] = [];
   const skipped: string[] = [];
+  let floor: FloorRuntimeResult[] | undefined;
   let footprint: { reps: FootprintRep[]; startup: StartupResult } | undefined;
   let doLife: DoLifeResult | undefined;
   let doRateLimited: DoLifeResult | undefined;
@@ -195,6 +208,11 @@ async function main(): Promise<number> {
   let diagnostics: Diagnostics | undefined;
   let left: { mounts: string[]; loops: string[] } = { mounts: [], loops: [] };
   try {
+    if (only.has("floor")) {
+      floor = await section("rows 1-3 against the runtime's floor (a bare node:http2 gRPC server, same run, both Nodes)", errors, () =>
+        measureFloor({ starts: quick ? 3 : 5, log }),
+      );
+    }
     if (only.has("footprint")) {
       const fpOptions = { reps: options.reps, starts: options.starts, calls: options.calls, log };
       const startup = await section("row 2: start-up (spawn -> first Probe)", errors, () => measureStartup(fpOptions));
@@ -279,6 +297,7 @@ async function main(): Promise<number> {
       driverPath: DRIVER_PATH,
     },
     skipped: [...skipped, ...errors.map((e) => `error in ${e.split("\n")[0] ?? e}`)],
+    ...(floor ? { floor } : {}),
     ...(footprint ? { footprint } : {}),
     ...(doLife ? { doLife } : {}),
     ...(doRateLimited ? { doRateLimited } : {}),
@@ -298,9 +317,14 @@ async function main(): Promise<number> {
   const full = only.size === SECTIONS.length;
   if (full && !values["no-markdown"]) await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
 
+  // The floor section is rewritten by any run that measured it, a partial `--only floor` run too.
+  if (floor && !values["no-markdown"]) {
+    const current = await readFile("bench/RESULTS.md", "utf8");
+    await writeFile("bench/RESULTS.md", replaceFloorSection(current, floorSection(floor, date)));
+  }
   log(`\n${consoleTable(rows)}`);
   log(
-    `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : " (partial run: RESULTS.md left as it was)"}`,
+    `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : ` (partial run: RESULTS.md left as it was${floor ? ", but for its floor section" : ""})`}`,
   );
   if (errors.length > 0) {
     log(`bench: ${errors.length} section(s) failed:\n${errors.join("\n")}`);

@@ -50,6 +50,10 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Options for node itself, before the entry (diagnostics only; measured runs use none). */
   readonly nodeOptions?: readonly string[];
+  /** The Node binary (default: the one running the bench). */
+  readonly node?: string;
+  /** The program (default: the driver's bundle); it takes `--endpoint unix://...` as the driver does. */
+  readonly entry?: string;
 }
 
 /**
@@ -68,10 +72,14 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const logFd = openSync(logFile, "a");
   const started = performance.now();
   const child = track(
-    spawn(process.execPath, [...(options.nodeOptions ?? []), driverEntry, "--endpoint", endpoint, ...options.args], {
-      stdio: ["ignore", logFd, logFd],
-      env: { ...process.env, PATH: DRIVER_PATH, ...options.env },
-    }),
+    spawn(
+      options.node ?? process.execPath,
+      [...(options.nodeOptions ?? []), options.entry ?? driverEntry, "--endpoint", endpoint, ...options.args],
+      {
+        stdio: ["ignore", logFd, logFd],
+        env: { ...process.env, PATH: DRIVER_PATH, ...options.env },
+      },
+    ),
   );
   closeSync(logFd);
   const pid = child.pid;

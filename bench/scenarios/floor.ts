@@ -1,0 +1,181 @@
+/**
+ * Issue 13: the node plugin against the runtime's floor, measured in the same
+ * run. The floor is bench/workers/bare-grpc-server.mjs, a gRPC server on bare
+ * node:http2 that answers every call with an empty message; it runs on the
+ * same Node binary, listens on the same kind of unix socket and is driven by
+ * the same load client as the driver. Every figure is taken on each Node the
+ * driver ships on (the developer's and the image's) and, where the image sets
+ * V8 flags, for the driver with and without them (the lever's before/after).
+ */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { benchRoot } from "../lib/cleanup.js";
+import { startDriver, type RunningDriver } from "../lib/driver.js";
+import { cpuMicros, rssSample, type RssSample } from "../lib/proc.js";
+import { nodePluginArgs, startLoadClient, unaryRun, type UnaryRun } from "./footprint.js";
+
+export const BARE_SERVER = "bench/workers/bare-grpc-server.mjs";
+export const IMAGE_NODE_BINARY = "node_modules/node-image/bin/node";
+/** The Probe load of the RSS and CPU rows: first this many, then up to FLOOR_TOTAL_CALLS, at this concurrency. */
+export const FLOOR_FIRST_CALLS = 20_000;
+export const FLOOR_TOTAL_CALLS = 100_000;
+export const FLOOR_CONCURRENCY = 64;
+
+/** The issue's targets, relative to the baseline measured in the same run on the same Node. */
+export const FLOOR_TARGETS = {
+  startupPlusMs: 50,
+  idlePlusMiB: 3,
+  loadedPlusIdleMiB: 10,
+  cpuTimes: 2,
+} as const;
+
+export interface FloorRuntime {
+  readonly name: string;
+  readonly node: string;
+  readonly version: string;
+}
+
+export interface FloorSubject {
+  /** "baseline", "driver" (as the image runs it) or "driver, no V8 flags". */
+  readonly name: string;
+  readonly entry?: string;
+  readonly args: readonly string[];
+  /** NODE_OPTIONS the process gets (always set, so the bench's own never leak in). */
+  readonly nodeOptions: string;
+}
+
+export interface FloorMeasure {
+  readonly subject: string;
+  readonly nodeOptions: string;
+  /** Spawn -> first Probe OK, every start (the first is the measured process). */
+  readonly readyMs: readonly number[];
+  /** 2 s after ready. */
+  readonly idle: RssSample;
+  readonly idleCpuUs: number;
+  /** 2 s after FLOOR_FIRST_CALLS Probes (plus the connect Probe). */
+  readonly afterFirst: RssSample;
+  /** 2 s after FLOOR_TOTAL_CALLS Probes. */
+  readonly afterTotal: RssSample;
+  readonly firstRun: UnaryRun;
+  readonly restRun: UnaryRun;
+}
+
+export interface FloorRuntimeResult {
+  readonly runtime: FloorRuntime;
+  readonly measures: readonly FloorMeasure[];
+}
+
+export interface FloorOptions {
+  readonly starts: number;
+  readonly log: (line: string) => void;
+}
+
+/** The image's NODE_OPTIONS (`ENV NODE_OPTIONS="..."` in the Dockerfile's last stage): the V8 flags the image ships. */
+export function shippedNodeOptions(dockerfile = "Dockerfile"): string {
+  const text = readFileSync(dockerfile, "utf8");
+  const stages = text.split(/^FROM\s/m);
+  const last = stages[stages.length - 1] ?? "";
+  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(last)?.[1] ?? "";
+}
+
+export function floorRuntimes(): FloorRuntime[] {
+  const runtimes: FloorRuntime[] = [{ name: "developer's Node", node: process.execPath, version: process.versions.node }];
+  try {
+    const pkg: unknown = JSON.parse(readFileSync("node_modules/node-image/package.json", "utf8"));
+    const version = typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string" ? pkg.version : "?";
+    runtimes.push({ name: "image's Node", node: resolve(IMAGE_NODE_BINARY), version });
+  } catch {
+    // Without node_modules/node-image (npm ci not run) only the developer's Node is measured.
+  }
+  return runtimes;
+}
+
+export function floorSubjects(dir: string): FloorSubject[] {
+  const shipped = shippedNodeOptions();
+  const subjects: FloorSubject[] = [
+    { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
+    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped },
+  ];
+  if (shipped !== "") subjects.push({ name: "driver, no V8 flags", args: nodePluginArgs(dir), nodeOptions: "" });
+  return subjects;
+}
+
+function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Promise<RunningDriver> {
+  return startDriver({
+    name,
+    node: runtime.node,
+    args: subject.args.map((a) => a.replace("<dir>", join(benchRoot(), name))),
+    env: { NODE_OPTIONS: subject.nodeOptions },
+    ...(subject.entry !== undefined ? { entry: subject.entry } : {}),
+  });
+}
+
+async function measureOne(
+  runtime: FloorRuntime,
+  subject: FloorSubject,
+  tag: string,
+  extraStarts: number[],
+  log: FloorOptions["log"],
+): Promise<FloorMeasure> {
+  const driver = await start(runtime, subject, tag);
+  let client: Awaited<ReturnType<typeof startLoadClient>> | undefined;
+  try {
+    const cpu0 = cpuMicros(driver.pid);
+    await sleep(2000);
+    const idleCpuUs = cpuMicros(driver.pid) - cpu0;
+    const idle = rssSample(driver.pid);
+    client = await startLoadClient(driver.endpoint);
+    const firstRun = await unaryRun(driver.pid, client, "probe", FLOOR_FIRST_CALLS, FLOOR_CONCURRENCY);
+    await sleep(2000);
+    const afterFirst = rssSample(driver.pid);
+    const restRun = await unaryRun(driver.pid, client, "probe", FLOOR_TOTAL_CALLS - FLOOR_FIRST_CALLS, FLOOR_CONCURRENCY);
+    await sleep(2000);
+    const afterTotal = rssSample(driver.pid);
+    const m = (b: number) => (b / 2 ** 20).toFixed(1);
+    log(
+      `  ${runtime.name} ${subject.name}: ready ${driver.readyMs.toFixed(0)} ms, RSS idle ${m(idle.rss)} / after ${FLOOR_FIRST_CALLS} ${m(afterFirst.rss)} / after ${FLOOR_TOTAL_CALLS} ${m(afterTotal.rss)} MiB, ` +
+        `CPU/Probe ${firstRun.driverCpuUsPerCall.toFixed(0)} then ${restRun.driverCpuUsPerCall.toFixed(0)} µs`,
+    );
+    return {
+      subject: subject.name,
+      nodeOptions: subject.nodeOptions,
+      readyMs: [driver.readyMs, ...extraStarts],
+      idle,
+      idleCpuUs,
+      afterFirst,
+      afterTotal,
+      firstRun,
+      restRun,
+    };
+  } finally {
+    await client?.stop();
+    await driver.stop();
+  }
+}
+
+export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeResult[]> {
+  const out: FloorRuntimeResult[] = [];
+  for (const runtime of floorRuntimes()) {
+    const subjects = floorSubjects("<dir>");
+    // Start-up: the subjects interleaved, so a busy moment of the shared machine hits all of them.
+    const starts = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
+    for (let i = 0; i < options.starts; i++) {
+      for (const [k, subject] of subjects.entries()) {
+        const d = await start(runtime, subject, `floor-start-${k}-${i}`);
+        starts.get(subject.name)?.push(d.readyMs);
+        const code = await d.stop();
+        if (code !== 0) throw new Error(`${subject.name} exited with ${code} after SIGTERM; see ${d.logFile}`);
+        await sleep(50);
+      }
+    }
+    options.log(
+      `  ${runtime.name} (v${runtime.version}) start-ups: ${subjects.map((s) => `${s.name} ${(starts.get(s.name) ?? []).map((n) => n.toFixed(0)).join("/")} ms`).join("; ")}`,
+    );
+    const measures: FloorMeasure[] = [];
+    for (const [k, subject] of subjects.entries())
+      measures.push(await measureOne(runtime, subject, `floor-${k}`, starts.get(subject.name) ?? [], options.log));
+    out.push({ runtime, measures });
+  }
+  return out;
+}
