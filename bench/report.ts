@@ -9,6 +9,7 @@ import { summarize, type Summary } from "./lib/stats.js";
 import type { HeapFigures } from "./lib/node-report.js";
 import type { Diagnostics, ProfileShare } from "./scenarios/diagnostics.js";
 import type { DoLifeResult, LifeRun } from "./scenarios/do-life.js";
+import type { DoModifyResult } from "./scenarios/do-modify.js";
 import type { FloorRuntimeResult } from "./scenarios/floor.js";
 import type { FootprintRep, StartupResult, UnaryRun } from "./scenarios/footprint.js";
 import type { ListingAtTotal, ListingResult } from "./scenarios/listing.js";
@@ -58,6 +59,7 @@ export interface BenchResults {
   readonly doLife?: DoLifeResult;
   readonly doRateLimited?: DoLifeResult;
   readonly doRateLimitedNoClientLimit?: DoLifeResult;
+  readonly doModify?: DoModifyResult;
   readonly localLife?: LocalLifeResult;
   readonly listing?: ListingResult;
   readonly soak?: SoakResult;
@@ -93,6 +95,58 @@ function atMost(value: number, target: number, fmt: (n: number) => string, unit:
 
 function unaryRunsOf(reps: readonly FootprintRep[], method: string, concurrency: number): UnaryRun[] {
   return reps.flatMap((r) => r.runs.filter((u) => u.method === method && u.concurrency === concurrency));
+}
+
+const MODIFY_BEGIN = "<!-- modify:begin -->";
+const MODIFY_END = "<!-- modify:end -->";
+
+/** Section 9 of RESULTS.md, between markers so that an `--only modify` run replaces just it. */
+export function modifySection(m: DoModifyResult, date: string, doController: string): string {
+  const row = modifyRow(m);
+  const L = [
+    MODIFY_BEGIN,
+    "",
+    "## 9. DigitalOcean volume modification",
+    "",
+    `Measured ${date}. Driver: \`${doController}\` against the simulator; ${m.volumes} volumes created with the tag team-a (at creation the tags ride on the create request), then each kind of change applied to every volume in turn (ControllerModifyVolume, mutable parameter \`tags\`), counting the simulator's requests per route.`,
+    "",
+    `Target: ${row.target}. Verdict: **${row.verdict}**${row.by ? ` (${row.by})` : ""}.`,
+    "",
+    "| change | requests per modification | bound | requests per route | failed |",
+    "|---|---|---|---|---|",
+  ];
+  for (const x of m.steps) {
+    const routes = Object.entries(x.routes)
+      .map(([route, n]) => `\`${route}\` ${n}`)
+      .join(", ");
+    L.push(`| ${md(x.label)} | ${x.requestsPerModification.toFixed(2)} | ${x.bound.toFixed(2)} | ${md(routes)} | ${x.failed} |`);
+  }
+  L.push("", MODIFY_END);
+  return L.join("\n");
+}
+
+export function replaceModifySection(markdown: string, section: string): string {
+  const begin = markdown.indexOf(MODIFY_BEGIN);
+  const end = markdown.indexOf(MODIFY_END);
+  if (begin >= 0 && end > begin) return markdown.slice(0, begin) + section + markdown.slice(end + MODIFY_END.length);
+  const anchor = markdown.indexOf("\n## Method notes");
+  if (anchor < 0) return `${markdown.trimEnd()}\n\n${section}\n`;
+  return `${markdown.slice(0, anchor)}\n${section}\n${markdown.slice(anchor)}`;
+}
+
+/** Row 9: API requests per DigitalOcean ControllerModifyVolume (tags), against 1 + tags added + removed (+2 per new tag). */
+function modifyRow(m: DoModifyResult): Row {
+  const over = m.steps.filter((s) => s.requestsPerModification > s.bound + 1e-9 || s.failed > 0);
+  const worst = m.steps.reduce((a, s) => Math.max(a, s.requestsPerModification / s.bound), 0);
+  return {
+    id: "9",
+    what: "DigitalOcean modification: API requests per ControllerModifyVolume",
+    how: `mutable parameter tags on ${m.volumes} volumes, ${m.steps.length} kinds of change, simulator request counters`,
+    target: "<= 1 + tags added + tags removed per modification (+2 per tag new to the account, once)",
+    measured: m.steps.map((s) => `${s.label}: ${s.requestsPerModification.toFixed(2)} (bound ${s.bound.toFixed(2)})`).join("; "),
+    verdict: over.length === 0 ? "pass" : "miss",
+    ...(over.length > 0 ? { by: `${over.map((s) => s.label).join(", ")} (worst ${worst.toFixed(2)}× the bound)` } : {}),
+  };
 }
 
 export function buildRows(r: BenchResults): Row[] {
@@ -252,6 +306,7 @@ export function buildRows(r: BenchResults): Row[] {
       });
     }
   }
+  if (r.doModify) rows.push(modifyRow(r.doModify));
   const soak = r.soak;
   if (soak) {
     const growing = [soak.rss.growth ? "RSS" : "", soak.fds.growth ? "open fds" : ""].filter(Boolean);

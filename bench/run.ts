@@ -5,7 +5,7 @@
  * bench/RESULTS.md. Rows 6 and 8 and the local half of row 7 need root (loop
  * devices, mounts); without root they are skipped and say so.
  *
- *   npm run bench [-- --quick] [-- --only floor,footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]
+ *   npm run bench [-- --quick] [-- --only floor,footprint,do,modify,local,listing,soak,diagnostics] [-- --no-markdown]
  *                 [-- --soak-lives N] [-- --soak-node-every N]
  */
 import { execFileSync } from "node:child_process";
@@ -24,9 +24,19 @@ import {
 } from "./lib/cleanup.js";
 import { DRIVER_PATH, driverEntryPath, useDriverEntry } from "./lib/driver.js";
 import { describeMachine } from "./lib/proc.js";
-import { buildRows, consoleTable, renderMarkdown, type BenchOptions, type BenchResults, type Provenance } from "./report.js";
+import {
+  buildRows,
+  consoleTable,
+  modifySection,
+  renderMarkdown,
+  replaceModifySection,
+  type BenchOptions,
+  type BenchResults,
+  type Provenance,
+} from "./report.js";
 import { gatherDiagnostics, type Diagnostics } from "./scenarios/diagnostics.js";
 import { DROPLET, measureDoLives, REGION, type DoLifeResult } from "./scenarios/do-life.js";
+import { measureDoModify, type DoModifyResult } from "./scenarios/do-modify.js";
 import { floorSection, replaceFloorSection } from "./floor-report.js";
 import { measureFloor, type FloorRuntimeResult } from "./scenarios/floor.js";
 import { measureFootprint, measureStartup, nodePluginArgs, type FootprintRep, type StartupResult } from "./scenarios/footprint.js";
@@ -34,7 +44,7 @@ import { measureListing, type ListingResult } from "./scenarios/listing.js";
 import { measureLocalLife, type LocalLifeResult } from "./scenarios/local-life.js";
 import { measureSoak, type SoakResult } from "./scenarios/soak.js";
 
-const SECTIONS = ["floor", "footprint", "do", "local", "listing", "soak", "diagnostics"] as const;
+const SECTIONS = ["floor", "footprint", "do", "modify", "local", "listing", "soak", "diagnostics"] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -51,7 +61,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    "usage: npm run bench [-- --quick] [-- --only floor,footprint,do,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
+    "usage: npm run bench [-- --quick] [-- --only floor,footprint,do,modify,local,listing,soak,diagnostics] [-- --no-markdown]\n" +
       "                     [-- --soak-lives N (10000; --quick: 1000)] [-- --soak-node-every N (50; 0: controller lives only)]\n" +
       "       tsx bench/run.ts --render bench/results/<run>.json [--with-soak bench/results/<soak run>.json]\n" +
       "         (rewrite bench/RESULTS.md from a run's figures, row 8 optionally from a separate --only soak run;\n" +
@@ -202,6 +212,7 @@ async function main(): Promise<number> {
   let doLife: DoLifeResult | undefined;
   let doRateLimited: DoLifeResult | undefined;
   let doRateLimitedNoClientLimit: DoLifeResult | undefined;
+  let doModify: DoModifyResult | undefined;
   let localLife: LocalLifeResult | undefined;
   let listing: ListingResult | undefined;
   let soak: SoakResult | undefined;
@@ -230,6 +241,11 @@ async function main(): Promise<number> {
       );
       doRateLimitedNoClientLimit = await section("row 5 (comparison): the same limit, no client-side limit", errors, () =>
         measureDoLives("do-rate-limited-no-client-limit", limited, [], { ...lifeOptions, runs: 1 }),
+      );
+    }
+    if (only.has("modify")) {
+      doModify = await section("row 9: DigitalOcean volume modification (tags)", errors, () =>
+        measureDoModify({ region: REGION, dropletId: DROPLET, extraDroplets: 0 }, quick ? 10 : 50, log),
       );
     }
     if (only.has("local")) {
@@ -302,6 +318,7 @@ async function main(): Promise<number> {
     ...(doLife ? { doLife } : {}),
     ...(doRateLimited ? { doRateLimited } : {}),
     ...(doRateLimitedNoClientLimit ? { doRateLimitedNoClientLimit } : {}),
+    ...(doModify ? { doModify } : {}),
     ...(localLife ? { localLife } : {}),
     ...(listing ? { listing } : {}),
     ...(soak ? { soak } : {}),
@@ -317,14 +334,18 @@ async function main(): Promise<number> {
   const full = only.size === SECTIONS.length;
   if (full && !values["no-markdown"]) await writeFile("bench/RESULTS.md", renderMarkdown(results, rows));
 
-  // The floor section is rewritten by any run that measured it, a partial `--only floor` run too.
+  // The floor and modification sections are rewritten by any run that measured them, partial runs too.
   if (floor && !values["no-markdown"]) {
     const current = await readFile("bench/RESULTS.md", "utf8");
     await writeFile("bench/RESULTS.md", replaceFloorSection(current, floorSection(floor, date)));
   }
+  if (doModify && !values["no-markdown"]) {
+    const current = await readFile("bench/RESULTS.md", "utf8");
+    await writeFile("bench/RESULTS.md", replaceModifySection(current, modifySection(doModify, date, results.commands.doController ?? "")));
+  }
   log(`\n${consoleTable(rows)}`);
   log(
-    `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : ` (partial run: RESULTS.md left as it was${floor ? ", but for its floor section" : ""})`}`,
+    `\nbench: ${results.durationS.toFixed(0)} s; wrote ${jsonPath}${full && !values["no-markdown"] ? " and bench/RESULTS.md" : ` (partial run: RESULTS.md left as it was${floor || doModify ? ", but for the sections it measured" : ""})`}`,
   );
   if (errors.length > 0) {
     log(`bench: ${errors.length} section(s) failed:\n${errors.join("\n")}`);
