@@ -127,11 +127,7 @@ export class MultiNodeCluster {
     return published.capacity;
   }
 
-  claim(
-    name: string,
-    bytes: bigint,
-    spec: { dataSource?: DataSource; storageClass?: StorageClass } = {},
-  ): PersistentVolumeClaim {
+  claim(name: string, bytes: bigint, spec: { dataSource?: DataSource; storageClass?: StorageClass } = {}): PersistentVolumeClaim {
     const dataSource = spec.dataSource;
     return {
       metadata: meta(name),
@@ -175,7 +171,10 @@ export class MultiNodeCluster {
         continue;
       }
       await this.refreshCapacity(node);
-      const { pod, mounts } = await node.cluster.runPod(name, claims.map((claim) => ({ claim, readOnly: false })));
+      const { pod, mounts } = await node.cluster.runPod(
+        name,
+        claims.map((claim) => ({ claim, readOnly: false })),
+      );
       return { node, pod, mounts };
     }
   }
@@ -219,6 +218,7 @@ export class MultiNodeCluster {
     await cleanHost(this.dir);
     problems.push(...after.map((leak) => `after removing the disks: ${leak}`));
     if ((await mountsUnder(this.dir)).length === 0) await removeTestDir(this.dir);
-    if (problems.length > 0) throw new Error(`the multi-node cluster left host resources behind (now cleaned up):\n  ${problems.join("\n  ")}`);
+    if (problems.length > 0)
+      throw new Error(`the multi-node cluster left host resources behind (now cleaned up):\n  ${problems.join("\n  ")}`);
   }
 }

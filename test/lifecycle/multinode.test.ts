@@ -62,6 +62,17 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
     await cluster?.close();
   }, 120_000);
 
+  /** Run a scenario; whatever it leaves behind on failure is torn down, node by node, in each cluster's order. */
+  async function withTeardown(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (err) {
+      const errors = await cluster.teardownAll();
+      if (errors.length > 0) (err as Error).message += `\nteardown after the failure: ${errors.join("; ")}`;
+      throw err;
+    }
+  }
+
   it("each instance registers its own node, needs no attach and offers expansion on the node only", async () => {
     for (const node of cluster.nodes) {
       const registration = node.cluster.kubelet.registration;
@@ -89,6 +100,40 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
     expect(c3).toBeGreaterThan(300n * MiB);
   });
 
+  it("a claim placed on stale published capacity: the node's instance answers ResourceExhausted, the provisioner drops the selected node and the scheduler places the pod elsewhere", async () => {
+    await withTeardown(async () => {
+      const node1 = cluster.node("node1");
+      await cluster.refreshCapacity(node1);
+      const published = cluster.publishedCapacity(node1);
+      // A claim takes most of node1's pool before its capacity is published again.
+      const filler = cluster.claim("filler", published - 64n * MiB);
+      filler.selectedNode = node1.name;
+      await node1.cluster.provision(filler);
+      node1.cluster.claims.add(filler);
+      expect(cluster.publishedCapacity(node1)).toBe(published);
+
+      const claim = cluster.claim("late", 128n * MiB);
+      const before = cluster.reschedules;
+      const { node, pod, mounts } = await cluster.runPod("late-app", [claim]);
+      expect(cluster.reschedules).toBe(before + 1);
+      expect(node).not.toBe(node1);
+      expect(claim.selectedNode).toBe(node.name);
+      expect(volumeNodeOf(claim.volume?.csi.volumeHandle ?? "")).toBe(node.name);
+      const mount = only(mounts, "mount");
+      const marker = await writeMarker(mount.path);
+      expect(await readMarker(mount.path)).toBe(marker);
+
+      await node.cluster.deletePod(pod);
+      await node.cluster.deleteClaim(claim);
+      await node1.cluster.deleteClaim(filler);
+      for (const n of cluster.nodes) {
+        expect(await cluster.poolFiles(n)).toEqual({ volumes: [], snapshots: [] });
+        await cluster.refreshCapacity(n);
+        expect(cluster.publishedCapacity(n)).toBeGreaterThan((initial.get(n.name) ?? 0n) - 4n * MiB);
+      }
+    });
+  }, 120_000);
+
   it("60 claims of mixed sizes spread by capacity, each pod writing and reading on its node; one node SIGKILLed mid-batch; snapshot, restore and online expansion on the node; every pool empty at the end", async () => {
     const sizes = Array.from({ length: CLAIMS }, (_, i) => (SIZES_MIB[i % SIZES_MIB.length] ?? 8n) * MiB);
     const demand = sizes.reduce((a, b) => a + b, 0n);
@@ -102,7 +147,7 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
 
     const claims = sizes.map((bytes, i) => cluster.claim(`data-${i}`, bytes));
     const victim = cluster.node("node2");
-    try {
+    await withTeardown(async () => {
       const batch = runPool(claims, WORKERS, async (claim, i): Promise<Running> => {
         const { node, pod, mounts } = await cluster.runPod(`app-${i}`, [claim]);
         const mount = only(mounts, "mount");
@@ -257,10 +302,6 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
         expect(node.cluster.claims.size).toBe(0);
         expect(node.cluster.snapshots.size).toBe(0);
       }
-    } catch (err) {
-      const errors = await cluster.teardownAll();
-      if (errors.length > 0) (err as Error).message += `\nteardown after the failure: ${errors.join("; ")}`;
-      throw err;
-    }
+    });
   }, 300_000);
 });

@@ -139,7 +139,12 @@ export class ExternalProvisioner {
     // ResourceExhausted ("unable to provision in accessible_topology") is final for a claim with a
     // selected node: the provisioner removes the annotation and the scheduler picks a node again.
     const policy = claim.selectedNode !== undefined ? { ...retry, finalCodes: [Code.ResourceExhausted] } : retry;
-    const response = await withRetries(`CreateVolume ${request.name}`, (o) => this.controller().createVolume(request, o), policy, this.options.stats);
+    const response = await withRetries(
+      `CreateVolume ${request.name}`,
+      (o) => this.controller().createVolume(request, o),
+      policy,
+      this.options.stats,
+    );
     const volume = response.volume;
     if (volume === undefined || volume.volumeId === "") throw new Error(`CreateVolume ${request.name} returned no volume`);
     const pv: PersistentVolume = {

@@ -37,9 +37,7 @@ export class Scheduler {
 
   /** Published capacity for a claim's class on a node, or undefined when no object covers the node. */
   private capacityOn(node: SchedulableNode, claim: PersistentVolumeClaim): StorageCapacity | undefined {
-    return this.capacity
-      .all()
-      .find((c) => c.storageClassName === claim.storageClass.name && matches(c.nodeTopology, node.labels));
+    return this.capacity.all().find((c) => c.storageClassName === claim.storageClass.name && matches(c.nodeTopology, node.labels));
   }
 
   private fits(node: SchedulableNode, claims: readonly PersistentVolumeClaim[]): boolean {
@@ -59,8 +57,7 @@ export class Scheduler {
   /** Choose a node for a pod using `claims`; annotate its unbound claims with it. */
   schedule(podName: string, claims: readonly PersistentVolumeClaim[]): SchedulableNode {
     const unbound = claims.filter((c) => c.volume === undefined);
-    const score = (node: SchedulableNode) =>
-      unbound.reduce((sum, claim) => sum + (this.capacityOn(node, claim)?.capacity ?? 0n), 0n);
+    const score = (node: SchedulableNode) => unbound.reduce((sum, claim) => sum + (this.capacityOn(node, claim)?.capacity ?? 0n), 0n);
     const feasible = this.nodes
       .filter((node) => this.fits(node, claims))
       .map((node) => ({ node, score: score(node) }))
