@@ -8,6 +8,7 @@ import { missingExecutables } from "./util/executables.js";
 import { openControllerBackend, openNodeBackend } from "./backend/index.js";
 import type { ControllerBackend } from "./backend/backend.js";
 import { deploymentShape } from "./driver/deployment.js";
+import { InFlight } from "./driver/inflight.js";
 import { NO_METRICS, type DriverMetrics } from "./util/metrics.js";
 
 /** The driver for one configuration: the services to serve, its health, and how to release what it holds. */
@@ -45,6 +46,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
   const shape = deploymentShape(config);
   let controller: ServiceHandlers<typeof Controller> = {};
   let controllerBackend: ControllerBackend | undefined;
+  const controllerInflight = new InFlight();
   let node: ServiceHandlers<typeof Node> = {};
   let snapshotMetadata: ServiceHandlers<typeof SnapshotMetadata> = {};
   // Alpha, and only the local backend keeps snapshot images whose blocks it can map.
@@ -57,7 +59,7 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       if (backend.health) readiness.add(backend.health);
       // Loaded on demand: a node plugin never loads controller code, and vice versa.
       const { controllerService } = await import("./driver/controller.js");
-      controller = controllerService({ config, backend, log });
+      controller = controllerService({ config, backend, log, inflight: controllerInflight });
       if (offersSnapshotMetadata && backend.snapshotMetadata) {
         const { snapshotMetadataService } = await import("./driver/snapshot-metadata.js");
         snapshotMetadata = snapshotMetadataService(backend.snapshotMetadata);
@@ -69,8 +71,9 @@ export async function createPlugin(config: Config, log: Logger, metrics: DriverM
       closers.push(() => backend.close());
       if (backend.health) readiness.add(backend.health);
       const { nodeService } = await import("./driver/node.js");
-      // With --node-deployment the node grows its own pool's images (NodeExpandVolume).
-      const storage = shape.nodeGrowsStorage ? controllerBackend : undefined;
+      // With --node-deployment the node grows its own pool's images (NodeExpandVolume), under the controller's keys.
+      const storage =
+        shape.nodeGrowsStorage && controllerBackend ? { backend: controllerBackend, inflight: controllerInflight } : undefined;
       node = nodeService({ config, backend, log, ...(storage ? { storage } : {}) });
     }
   } catch (err) {

@@ -15,7 +15,7 @@ import {
   Unimplemented,
   type MessagePart,
 } from "../errors.js";
-import { InFlight } from "./inflight.js";
+import { InFlight, volumeKey } from "./inflight.js";
 import { growVolumeStorage } from "./volume-growth.js";
 import { formatBytes } from "../util/bytes.js";
 import { parseCapacityRange, roundDown, sizeForExpansion, sizeForNewVolume, type RequestedRange } from "./capacity.js";
@@ -40,6 +40,8 @@ export interface ControllerServiceOptions {
   readonly config: Config;
   readonly backend: ControllerBackend;
   readonly log: Logger;
+  /** Operations in progress; shared with the node's storage growth with --node-deployment (plugin.ts). */
+  readonly inflight?: InFlight;
 }
 
 const VOLUME_ID_HINT = "give the volume_id that CreateVolume returned";
@@ -48,7 +50,6 @@ const NO_CONTROLLER_PUBLISH =
   "ControllerPublishVolume and ControllerUnpublishVolume are not offered with --node-deployment: a local volume is used on its own node without attaching (NodeStageVolume needs no publish_context)";
 
 // In-flight keys: one operation at a time per volume, per snapshot and per CO-chosen name.
-const volumeKey = (id: string) => `volume:${id}`;
 const volumeNameKey = (name: string) => `volume-name:${name}`;
 const snapshotKey = (id: string) => `snapshot:${id}`;
 const snapshotNameKey = (name: string) => `snapshot-name:${name}`;
@@ -118,7 +119,7 @@ export function controllerService(options: ControllerServiceOptions): ServiceHan
   const policy: CapabilityPolicy = { singleNodeMultiWriter: offer.singleNodeMultiWriter };
   const rules = backend.sizeRules;
   const reportsContentSource = backend.features.reportsContentSource === true;
-  const inflight = new InFlight();
+  const inflight = options.inflight ?? new InFlight();
 
   function volumeStatus(volume: Volume): VolumeStatusInit | undefined {
     if (!offer.listPublishedNodes && !offer.volumeCondition) return undefined;

@@ -1,5 +1,8 @@
 import { Aborted } from "../errors.js";
 
+/** The key of operations on one volume, shared by the controller and, with --node-deployment, the node's storage growth. */
+export const volumeKey = (volumeId: string): string => `volume:${volumeId}`;
+
 /**
  * Keys of operations in progress (a volume id, a volume name, a snapshot name),
  * each with the operation that holds it. A second operation on a held key is

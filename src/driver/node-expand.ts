@@ -19,7 +19,7 @@ import {
 } from "../mounter/index.js";
 import { checkNodeMaps, checkPathSize, checkedPath, expandRules, parseCapability, requiredBytes, requireVolumeId } from "./node-request.js";
 import { parseCapacityRange } from "./capacity.js";
-import { growVolumeStorage } from "./volume-growth.js";
+import { growOwnedStorage } from "./volume-growth.js";
 import { filesystemNeedsGrowth, inspectVolumePath, requireFilesystemTools, requireVolumeDevice, type NodeEnv } from "./node-volume.js";
 
 type ExpandResponse = MessageInitShape<typeof NodeExpandVolumeResponseSchema>;
@@ -63,7 +63,7 @@ export async function expandVolume(env: NodeEnv, req: NodeExpandVolumeRequest, s
 
     // The node owns the storage (--node-deployment): grow the image first, as ControllerExpandVolume would.
     if (env.storage !== undefined && req.capacityRange !== undefined) {
-      await growVolumeStorage(env.storage, volumeId, parseCapacityRange(req.capacityRange), signal);
+      await growOwnedStorage(env.storage, volumeId, parseCapacityRange(req.capacityRange), signal);
     }
 
     const device = found.devicePath;

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { ControllerBackend, NodeBackend } from "../backend/backend.js";
+import type { NodeBackend } from "../backend/backend.js";
+import type { NodeOwnedStorage } from "./volume-growth.js";
 import { type CsiError, FailedPrecondition, MessagePart, NotFound } from "../errors.js";
 import type { InFlight } from "./inflight.js";
 import {
@@ -31,7 +32,7 @@ export interface NodeEnv {
   /** Alpha: accept the SINGLE_NODE_{SINGLE,MULTI}_WRITER access modes. */
   readonly singleNodeMultiWriter: boolean;
   /** The pool NodeExpandVolume grows before the device and the filesystem, when the node owns its storage (--node-deployment). */
-  readonly storage?: ControllerBackend;
+  readonly storage?: NodeOwnedStorage;
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { ServiceHandlers } from "./service.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Node, NodeServiceCapability_RPC_Type as Rpc, type NodeServiceCapabilitySchema } from "../gen/csi/v1/csi_pb.js";
-import type { ControllerBackend, NodeBackend } from "../backend/backend.js";
+import type { NodeBackend } from "../backend/backend.js";
+import type { NodeOwnedStorage } from "./volume-growth.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../log/logger.js";
 import { InFlight } from "./inflight.js";
@@ -26,7 +27,7 @@ export interface NodeServiceOptions {
    * With --node-deployment, this node's own pool: NodeExpandVolume grows the
    * volume's storage there first (deployment.ts decides).
    */
-  readonly storage?: ControllerBackend;
+  readonly storage?: NodeOwnedStorage;
 }
 
 type NodeCapabilityInit = MessageInitShape<typeof NodeServiceCapabilitySchema>;

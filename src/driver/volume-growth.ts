@@ -1,6 +1,7 @@
 import type { ControllerBackend } from "../backend/backend.js";
 import { NotFound } from "../errors.js";
 import { sizeForExpansion, type RequestedRange } from "./capacity.js";
+import { volumeKey, type InFlight } from "./inflight.js";
 
 /**
  * Grow a volume's storage to what a capacity range asks: ControllerExpandVolume,
@@ -20,4 +21,24 @@ export async function growVolumeStorage(
   if (!volume) throw NotFound("volume %s does not exist", volumeId);
   const target = sizeForExpansion(range, backend.sizeRules, volume.capacityBytes);
   return target.grows ? backend.expandVolume(volumeId, target.sizeBytes, signal) : volume.capacityBytes;
+}
+
+/** With --node-deployment, the node's own pool, and the controller's operations in progress on it. */
+export interface NodeOwnedStorage {
+  readonly backend: ControllerBackend;
+  readonly inflight: InFlight;
+}
+
+/**
+ * NodeExpandVolume's first step with --node-deployment: grow the image under
+ * the controller's key for the volume, so it never runs beside a snapshot,
+ * clone or deletion of the same volume (ABORTED, and kubelet retries).
+ */
+export function growOwnedStorage(
+  storage: NodeOwnedStorage,
+  volumeId: string,
+  range: RequestedRange | undefined,
+  signal: AbortSignal,
+): Promise<number> {
+  return storage.inflight.run([volumeKey(volumeId)], "NodeExpandVolume", () => growVolumeStorage(storage.backend, volumeId, range, signal));
 }
