@@ -20,14 +20,14 @@ const MiB = 1024n ** 2n;
 const NODES = [
   { name: "node1", diskBytes: 900n * MiB },
   { name: "node2", diskBytes: 600n * MiB },
-  { name: "node3", diskBytes: 400n * MiB },
+  { name: "node3", diskBytes: 420n * MiB },
 ] as const;
 const CLAIMS = 60;
 const SIZES_MIB = [8n, 16n, 24n, 32n, 48n];
 const WORKERS = 6;
 /** mkfs.xfs refuses filesystems under 300 MiB. */
 const XFS_MIN_BYTES = 320n * MiB;
-const GROWTH = 32n * MiB;
+const GROWTH = 24n * MiB;
 const RETRY = { attemptTimeoutMs: 30_000, initialBackoffMs: 20, maxBackoffMs: 500, maxElapsedMs: 120_000 };
 
 interface Running {
@@ -159,10 +159,16 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
       const deadline = Date.now() + 60_000;
       while (claims.filter((c) => c.volume !== undefined).length < CLAIMS / 3 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 10));
+      const boundAtKill = claims.filter((c) => c.volume !== undefined);
       await victim.env.controller.crashAndRestart(200);
       const { results, errors } = await batch;
       throwIfFailed("the batch across a node's SIGKILL", errors);
       expect(victim.env.controller.restarts).toBe(1);
+      // The kill came mid-batch: the node held volumes then and was given more after its restart.
+      expect(boundAtKill.length).toBeLessThan(CLAIMS);
+      const victimsAtKill = boundAtKill.filter((c) => c.selectedNode === victim.name).length;
+      expect(victimsAtKill).toBeGreaterThan(0);
+      expect(claims.filter((c) => c.selectedNode === victim.name).length).toBeGreaterThan(victimsAtKill);
       const running = results.map((r) => {
         if (r === undefined) throw new Error("a pod is missing");
         return r;
@@ -301,6 +307,8 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
         expect(node.cluster.pods.size).toBe(0);
         expect(node.cluster.claims.size).toBe(0);
         expect(node.cluster.snapshots.size).toBe(0);
+        // Nothing was ever attached: the kubelet staged and published without ControllerPublishVolume.
+        expect(node.cluster.attachments.size).toBe(0);
       }
     });
   }, 300_000);
