@@ -91,7 +91,22 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
           accessibleTopology: { segments: { ...other.cluster.kubelet.registration.topology } },
         });
         expect(answer.availableCapacity).toBe(0n);
+        // A claim selected for another node, sent here, cannot be provisioned here (as the spec says for
+        // accessibility requirements that cannot be met): nothing is created.
+        const claim = cluster.claim(`for-${other.name}`, 8n * MiB);
+        claim.selectedNode = other.name;
+        const request = node.cluster.provisioner.createVolumeRequest(claim, other.cluster.kubelet.registration.topology);
+        const refused = await node.env
+          .controllerClient()
+          .createVolume(request)
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        expect(refused).toBeInstanceOf(ConnectError);
+        expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
       }
+      expect(await cluster.poolFiles(node)).toEqual({ volumes: [], snapshots: [] });
     }
     // The disks' sizes show in the published capacity: larger disk, more capacity.
     const [c1, c2, c3] = NODES.map((n) => initial.get(n.name) ?? 0n);
