@@ -33,6 +33,8 @@ export interface ClusterOptions {
   /** The kubelet's own retries (its operation timeouts differ from the sidecars'); default: `retry`. */
   readonly kubeletRetry?: RetryPolicy;
   readonly nodeName?: string;
+  /** The sidecars in their per-node modes beside one instance of a --node-deployment DaemonSet. */
+  readonly nodeDeployment?: boolean;
 }
 
 let clusters = 0;
@@ -86,6 +88,7 @@ export class Cluster {
       extraCreateMetadata: options.extraCreateMetadata ?? true,
       defaultFsType: options.defaultFsType ?? "ext4",
       singleNodeMultiWriter: false,
+      ...(options.nodeDeployment === true ? { nodeDeployment: { nodeName: this.nodeName } } : {}),
       retry,
       stats: this.stats,
     });
@@ -112,6 +115,11 @@ export class Cluster {
       (c) => c.type.case === "rpc" && c.type.value.type === ControllerCap.PUBLISH_UNPUBLISH_VOLUME,
     );
     return cluster;
+  }
+
+  /** Whether the driver publishes volumes to nodes (CSIDriver attachRequired). */
+  get attachRequired(): boolean {
+    return this.#attachRequired;
   }
 
   storageClass(name: string, parameters: Record<string, string> = {}, mountOptions: string[] = []): StorageClass {

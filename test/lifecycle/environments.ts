@@ -114,14 +114,15 @@ class LocalEnvironment extends BaseEnvironment implements LifecycleEnvironment {
   readonly node: DriverProcess;
   readonly dataDir: string;
 
-  constructor(dir: string, extraArgs: readonly string[]) {
+  constructor(dir: string, options: EnvironmentOptions) {
     super(dir);
-    this.dataDir = join(dir, "data");
+    this.dataDir = options.dataDir ?? join(dir, "data");
+    const nodeId = options.nodeId ?? "lifecycle-node";
     // The local backend is all-in-one: one process serves the controller and the node.
     this.controller = new DriverProcess(
-      "local driver",
+      `local driver on ${nodeId}`,
       join(dir, "csi.sock"),
-      ["--backend", "local", "--data-dir", this.dataDir, "--node-id", "lifecycle-node", "--log-level", "warn", ...extraArgs],
+      ["--backend", "local", "--data-dir", this.dataDir, "--node-id", nodeId, "--log-level", "warn", ...(options.driverArgs ?? [])],
       join(dir, "driver.log"),
     );
     this.node = this.controller;
@@ -236,11 +237,18 @@ class DigitalOceanEnvironment extends BaseEnvironment implements LifecycleEnviro
 export interface EnvironmentOptions {
   /** Extra driver flags (e.g. --alpha-features). */
   readonly driverArgs?: readonly string[];
+  /** Local backend: --node-id (default lifecycle-node). */
+  readonly nodeId?: string;
+  /** Local backend: --data-dir (default: data/ in the environment's directory). */
+  readonly dataDir?: string;
+  /** Local backend: the environment's directory (default: a fresh test directory). */
+  readonly dir?: string;
 }
 
 export async function startLocalEnvironment(options: EnvironmentOptions = {}): Promise<LifecycleEnvironment> {
-  const dir = await makeTestDir("lifecycle-local");
-  const env = new LocalEnvironment(dir, options.driverArgs ?? []);
+  const dir = options.dir ?? (await makeTestDir("lifecycle-local"));
+  await mkdir(dir, { recursive: true });
+  const env = new LocalEnvironment(dir, options);
   await mkdir(env.kubeletRoot, { recursive: true });
   try {
     await env.controller.start();

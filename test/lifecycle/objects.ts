@@ -45,6 +45,11 @@ export interface PersistentVolumeClaim {
   /** spec.resources.requests.storage, in bytes. */
   requestBytes: bigint;
   readonly dataSource?: DataSource;
+  /**
+   * The volume.kubernetes.io/selected-node annotation: the node the scheduler
+   * chose for a WaitForFirstConsumer claim (removed again to reschedule).
+   */
+  selectedNode?: string;
   /** Set once bound. */
   volume?: PersistentVolume;
 }

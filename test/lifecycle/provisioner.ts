@@ -1,4 +1,4 @@
-import type { Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import type { Controller } from "../../src/gen/csi/v1/csi_pb.js";
 import { capabilityFor, type CapabilityInit } from "./capability.js";
 import type { PersistentVolume, PersistentVolumeClaim, StorageClass } from "./objects.js";
@@ -30,6 +30,11 @@ export interface ProvisionerOptions {
   /** --default-fstype (the DigitalOcean manifests set ext4). */
   readonly defaultFsType: string;
   readonly singleNodeMultiWriter: boolean;
+  /**
+   * --node-deployment: the provisioner runs beside one node's instance and
+   * provisions only the claims whose selected node is this one.
+   */
+  readonly nodeDeployment?: { readonly nodeName: string };
   /** Secrets the provisioner-secret-name parameter resolves to, by "namespace/name". */
   readonly secrets?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   readonly retry?: RetryPolicy;
@@ -126,11 +131,18 @@ export class ExternalProvisioner {
   }
 
   async provision(claim: PersistentVolumeClaim, topology?: Readonly<Record<string, string>>): Promise<PersistentVolume> {
+    const own = this.options.nodeDeployment?.nodeName;
+    if (own !== undefined && claim.selectedNode !== own)
+      throw new Error(`PVC ${claim.metadata.name} is for node ${claim.selectedNode ?? "(none selected)"}, not this provisioner's ${own}`);
     const request = this.createVolumeRequest(claim, topology);
+    const retry = this.options.retry ?? DEFAULT_RETRY;
+    // ResourceExhausted ("unable to provision in accessible_topology") is final for a claim with a
+    // selected node: the provisioner removes the annotation and the scheduler picks a node again.
+    const policy = claim.selectedNode !== undefined ? { ...retry, finalCodes: [Code.ResourceExhausted] } : retry;
     const response = await withRetries(
       `CreateVolume ${request.name}`,
       (o) => this.controller().createVolume(request, o),
-      this.options.retry ?? DEFAULT_RETRY,
+      policy,
       this.options.stats,
     );
     const volume = response.volume;

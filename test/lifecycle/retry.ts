@@ -14,6 +14,11 @@ export interface RetryPolicy {
   readonly maxBackoffMs: number;
   /** Give up after this long. */
   readonly maxElapsedMs: number;
+  /**
+   * Codes this caller takes as final although they usually are not (the
+   * provisioner's ResourceExhausted for a claim it may reschedule elsewhere).
+   */
+  readonly finalCodes?: readonly Code[];
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attemptTimeoutMs: 30_000, initialBackoffMs: 20, maxBackoffMs: 1_000, maxElapsedMs: 120_000 };
@@ -69,7 +74,7 @@ export async function withRetries<T>(
       return await attempt({ timeoutMs });
     } catch (err) {
       stats?.record(err);
-      if (!isTransient(err)) throw err;
+      if (!isTransient(err) || (err instanceof ConnectError && policy.finalCodes?.includes(err.code) === true)) throw err;
       if (Date.now() - started > policy.maxElapsedMs) {
         throw new GaveUp(`${what}: still failing after ${n} attempts in ${Date.now() - started} ms: ${(err as Error).message}`);
       }
