@@ -4,7 +4,15 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { FLAGS } from "../../src/cli/options.js";
 import { envName } from "../../src/cli/flags.js";
 import { parseEndpoint } from "../../src/util/endpoint.js";
-import { DEFAULT_CONFIG, PLUGIN_CONTAINER, TOKEN_ENV, TOKEN_SECRET, SIDECARS, localVariant } from "../../deploy/generate/config.js";
+import {
+  CONTROLLER_NODE_OPTIONS,
+  DEFAULT_CONFIG,
+  PLUGIN_CONTAINER,
+  TOKEN_ENV,
+  TOKEN_SECRET,
+  SIDECARS,
+  localVariant,
+} from "../../deploy/generate/config.js";
 import { NO_FORMAT_ATTRIBUTE } from "../../deploy/generate/examples.js";
 import { EXAMPLES_DIR, NOMAD_DIR, generateFiles, staleFiles } from "../../deploy/generate/main.js";
 import {
@@ -214,8 +222,9 @@ describe.each(VARIANTS)("%s manifests agree with the CLI and with each other", (
       for (const flag of flagValues(expandedArgs(c)).keys()) expect(known, `${w.name}: --${flag}`).toContain(flag);
       for (const e of Array.isArray(c.env) ? c.env.filter(isObject) : []) {
         const name = String(e.name);
-        // Variables referenced as $(NAME) in the args are for the kubelet's expansion; any other must be one the CLI reads.
-        if (!(Array.isArray(c.args) && c.args.some((a) => String(a).includes(`$(${name})`))))
+        // Variables referenced as $(NAME) in the args are for the kubelet's expansion, NODE_OPTIONS is Node's own;
+        // any other must be one the CLI reads.
+        if (name !== "NODE_OPTIONS" && !(Array.isArray(c.args) && c.args.some((a) => String(a).includes(`$(${name})`))))
           expect(envVars, `${w.name}: env ${name}`).toContain(name);
       }
     }
@@ -359,6 +368,11 @@ describe("local: the driver on every node", () => {
     const clusterRoles = boundRoles("ClusterRole").flatMap((name) => rulesOf("ClusterRole", name));
     expect(allows(clusterRoles, "groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents/status", ["update", "patch"])).toBe(true);
     expect(allows(rulesOf("ClusterRole", "snapshot-controller-role"), "", "nodes", ["get", "list", "watch"])).toBe(true);
+  });
+
+  it("the plugin serves a controller, so it lifts the image's heap cap for node plugins", () => {
+    expect(envValue(plugin(daemonSet()), "NODE_OPTIONS")).toBe(CONTROLLER_NODE_OPTIONS);
+    expect(CONTROLLER_NODE_OPTIONS).not.toMatch(/max-old-space-size/);
   });
 
   it("no attacher; one resizer holds the lease and answers resizes for the node plugins", () => {
