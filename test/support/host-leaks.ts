@@ -48,6 +48,11 @@ export async function hostLeaks(root: string): Promise<string[]> {
 
 /** Unmount everything at or below `root` (deepest first) and detach every loop device backed by a file below it; best effort. */
 export async function cleanHost(root: string): Promise<void> {
-  for (const point of await mountsUnder(root)) await execFileAsync("umount", ["-l", point]).catch(() => undefined);
+  for (const point of await mountsUnder(root)) {
+    // A filesystem left frozen (a test that failed mid-snapshot) must be thawed first: lazily unmounted while
+    // frozen, it could never be reached again, and its loop device would stay busy until a reboot.
+    await execFileAsync("fsfreeze", ["--unfreeze", point]).catch(() => undefined);
+    await execFileAsync("umount", ["-l", point]).catch(() => undefined);
+  }
   for (const { device } of await loopDevicesUnder(root)) await execFileAsync("losetup", ["-d", device]).catch(() => undefined);
 }
