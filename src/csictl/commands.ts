@@ -1,4 +1,4 @@
-import { create, type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethodUnary, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import type { CsiClients } from "../csi/client.js";
 import {
@@ -69,20 +69,19 @@ function capability(args: Args) {
 }
 const CAPABILITY_FLAGS = ["block", "fs", "mount-flag", "access-mode"];
 
-/** One unary call: the request from the flags (or --request-json), secrets added where the request has them, the answer as JSON. */
-async function unary<I extends DescMessage, O extends DescMessage>(
-  ctx: Context,
-  method: DescMethod & { input: I; output: O },
-  build: () => object,
-  invoke: (request: never, options: CallOptions) => Promise<Message>,
-): Promise<JsonValue> {
+/**
+ * One unary call of any method: the request from the flags (or --request-json), secrets added where the
+ * request has a secrets field, the answer as protobuf JSON.
+ */
+export async function unary(ctx: Context, method: DescMethodUnary, build: () => object): Promise<JsonValue> {
   const request: Message = ctx.requestJson !== undefined ? fromJson(method.input, ctx.requestJson) : create(method.input, build() as never);
   if (method.input.fields.some((f) => f.name === "secrets") && Object.keys(ctx.secrets).length > 0) {
     const withSecrets = request as Message & { secrets: Record<string, string> };
     withSecrets.secrets = { ...ctx.secrets, ...withSecrets.secrets };
   }
-  const response = await ctx.progress(method.name, invoke(request as never, ctx.call()));
-  return toJson(method.output, response as never, { alwaysEmitImplicit: false });
+  const { signal, timeoutMs } = ctx.call();
+  const response = await ctx.progress(method.name, ctx.clients.transport.unary(method, signal, timeoutMs, undefined, request, undefined));
+  return toJson(method.output, response.message, { alwaysEmitImplicit: false });
 }
 
 type Row = readonly string[];
@@ -191,122 +190,100 @@ const N = Node.method;
 const G = GroupController.method;
 const I = Identity.method;
 
+const VOLUME_HEADERS = ["VOLUME", "SIZE", "PUBLISHED", "CONDITION", "TOPOLOGY"];
+
+/** A command that makes one call: the request from its flags, the answer printed as a table (`show`) or key: value lines. */
+function rpc(spec: {
+  readonly path: readonly string[];
+  readonly summary: string;
+  readonly method: DescMethodUnary;
+  readonly flags?: readonly string[];
+  readonly completes?: "volume" | "snapshot";
+  readonly request?: (a: Args) => object;
+  readonly show?: (json: JsonValue, st: Style) => string;
+}): Command {
+  return {
+    path: spec.path,
+    summary: spec.summary,
+    flags: spec.flags ?? [],
+    ...(spec.completes ? { completes: spec.completes } : {}),
+    async run(ctx) {
+      const json = await unary(ctx, spec.method, () => spec.request?.(ctx.args) ?? {});
+      const show = spec.show;
+      print(ctx, json, show ? () => show(json, ctx.style) : undefined);
+    },
+  };
+}
+
+const volumeId = (a: Args) => a.positional(0, "volume id");
+const snapshotId = (a: Args) => a.positional(0, "snapshot id");
+
+function createVolumeRequest(a: Args): object {
+  const size = a.size("size");
+  const limit = a.size("limit");
+  const fromSnapshot = a.string("from-snapshot");
+  const fromVolume = a.string("from-volume");
+  const topology = a.map("topology");
+  const source =
+    fromSnapshot !== undefined
+      ? { type: { case: "snapshot", value: { snapshotId: fromSnapshot } } }
+      : fromVolume !== undefined
+        ? { type: { case: "volume", value: { volumeId: fromVolume } } }
+        : undefined;
+  return {
+    name: a.positional(0, "volume name"),
+    ...(size !== undefined || limit !== undefined ? { capacityRange: { requiredBytes: size ?? 0n, limitBytes: limit ?? 0n } } : {}),
+    volumeCapabilities: [capability(a)],
+    parameters: a.map("param"),
+    mutableParameters: a.map("mutable-param"),
+    ...(Object.keys(topology).length > 0
+      ? { accessibilityRequirements: { requisite: [{ segments: topology }], preferred: [{ segments: topology }] } }
+      : {}),
+    ...(source ? { volumeContentSource: source } : {}),
+  };
+}
+
+/** Deleting prints what it deleted (the answer is empty). */
+function deletion(
+  path: readonly string[],
+  summary: string,
+  method: DescMethodUnary,
+  completes: "volume" | "snapshot",
+  request: (a: Args) => object,
+): Command {
+  return {
+    path,
+    summary,
+    flags: [],
+    completes,
+    async run(ctx) {
+      await unary(ctx, method, () => request(ctx.args));
+      if (ctx.format === "table") ctx.print(`deleted ${ctx.args.positional(0, `${completes} id`)}`);
+      else print(ctx, {});
+    },
+  };
+}
+
 export const COMMANDS: readonly Command[] = [
-  {
-    path: ["identity", "info"],
-    summary: "GetPluginInfo: the plugin's name, version and manifest",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          I.getPluginInfo,
-          () => ({}),
-          (r, o) => ctx.clients.identity.getPluginInfo(r, o),
-        ),
-      );
-    },
-  },
-  {
-    path: ["identity", "caps"],
-    summary: "GetPluginCapabilities",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          I.getPluginCapabilities,
-          () => ({}),
-          (r, o) => ctx.clients.identity.getPluginCapabilities(r, o),
-        ),
-      );
-    },
-  },
-  {
+  rpc({ path: ["identity", "info"], summary: "GetPluginInfo: the plugin's name, version and manifest", method: I.getPluginInfo }),
+  rpc({ path: ["identity", "caps"], summary: "GetPluginCapabilities", method: I.getPluginCapabilities }),
+  rpc({
     path: ["identity", "probe"],
     summary: "Probe: is the plugin ready",
-    flags: [],
-    async run(ctx) {
-      const json = await unary(
-        ctx,
-        I.probe,
-        () => ({}),
-        (r, o) => ctx.clients.identity.probe(r, o),
-      );
-      print(ctx, json, () => (obj(json).ready === false ? "not ready" : "ready"));
-    },
-  },
-  {
-    path: ["controller", "caps"],
-    summary: "ControllerGetCapabilities",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerGetCapabilities,
-          () => ({}),
-          (r, o) => ctx.clients.controller.controllerGetCapabilities(r, o),
-        ),
-      );
-    },
-  },
-  {
+    method: I.probe,
+    show: (json) => (obj(json).ready === false ? "not ready" : "ready"),
+  }),
+  rpc({ path: ["controller", "caps"], summary: "ControllerGetCapabilities", method: C.controllerGetCapabilities }),
+  rpc({
     path: ["volume", "create"],
     summary:
       "CreateVolume NAME [--size 10Gi] [--limit SIZE] [--fs xfs|--block] [--param k=v] [--mutable-param k=v] [--topology k=v] [--from-snapshot ID|--from-volume ID]",
+    method: C.createVolume,
     flags: ["size", "limit", "param", "mutable-param", "topology", "from-snapshot", "from-volume", ...CAPABILITY_FLAGS],
-    async run(ctx) {
-      const a = ctx.args;
-      const json = await unary(
-        ctx,
-        C.createVolume,
-        () => {
-          const size = a.size("size");
-          const limit = a.size("limit");
-          const fromSnapshot = a.string("from-snapshot");
-          const fromVolume = a.string("from-volume");
-          const topology = a.map("topology");
-          return {
-            name: a.positional(0, "volume name"),
-            ...(size !== undefined || limit !== undefined ? { capacityRange: { requiredBytes: size ?? 0n, limitBytes: limit ?? 0n } } : {}),
-            volumeCapabilities: [capability(a)],
-            parameters: a.map("param"),
-            mutableParameters: a.map("mutable-param"),
-            ...(Object.keys(topology).length > 0
-              ? { accessibilityRequirements: { requisite: [{ segments: topology }], preferred: [{ segments: topology }] } }
-              : {}),
-            ...(fromSnapshot !== undefined
-              ? { volumeContentSource: { type: { case: "snapshot", value: { snapshotId: fromSnapshot } } } }
-              : fromVolume !== undefined
-                ? { volumeContentSource: { type: { case: "volume", value: { volumeId: fromVolume } } } }
-                : {}),
-          };
-        },
-        (r, o) => ctx.clients.controller.createVolume(r, o),
-      );
-      print(ctx, json, () => table(["VOLUME", "SIZE", "PUBLISHED", "CONDITION", "TOPOLOGY"], volumeRows([json]), ctx.style));
-    },
-  },
-  {
-    path: ["volume", "delete"],
-    summary: "DeleteVolume ID",
-    flags: [],
-    completes: "volume",
-    async run(ctx) {
-      await unary(
-        ctx,
-        C.deleteVolume,
-        () => ({ volumeId: ctx.args.positional(0, "volume id") }),
-        (r, o) => ctx.clients.controller.deleteVolume(r, o),
-      );
-      if (ctx.format === "table") ctx.print(`deleted ${ctx.args.positional(0, "volume id")}`);
-      else print(ctx, {});
-    },
-  },
+    request: createVolumeRequest,
+    show: (json, st) => table(VOLUME_HEADERS, volumeRows([json]), st),
+  }),
+  deletion(["volume", "delete"], "DeleteVolume ID", C.deleteVolume, "volume", (a) => ({ volumeId: volumeId(a) })),
   {
     path: ["volume", "list"],
     summary: "ListVolumes, every page (or --max-entries N --starting-token T); --watch re-polls and prints changes",
@@ -314,213 +291,114 @@ export const COMMANDS: readonly Command[] = [
     async run(ctx) {
       await listing(
         ctx,
-        (maxEntries, startingToken) =>
-          unary(
-            ctx,
-            C.listVolumes,
-            () => ({ maxEntries, startingToken }),
-            (r, o) => ctx.clients.controller.listVolumes(r, o),
-          ),
+        (maxEntries, startingToken) => unary(ctx, C.listVolumes, () => ({ maxEntries, startingToken })),
         "entries",
         (e) => s(obj(obj(e).volume).volumeId),
-        ["VOLUME", "SIZE", "PUBLISHED", "CONDITION", "TOPOLOGY"],
+        VOLUME_HEADERS,
         volumeRows,
       );
     },
   },
-  {
+  rpc({
     path: ["volume", "get"],
     summary: "ControllerGetVolume ID",
-    flags: [],
+    method: C.controllerGetVolume,
     completes: "volume",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerGetVolume,
-          () => ({ volumeId: ctx.args.positional(0, "volume id") }),
-          (r, o) => ctx.clients.controller.controllerGetVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ volumeId: volumeId(a) }),
+  }),
+  rpc({
     path: ["volume", "publish"],
     summary: "ControllerPublishVolume ID --node N [--readonly] [--fs|--block] [--volume-context k=v]",
+    method: C.controllerPublishVolume,
     flags: ["node", "readonly", "volume-context", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerPublishVolume,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            nodeId: a.required("node", "the node id NodeGetInfo reports"),
-            volumeCapability: capability(a),
-            readonly: a.bool("readonly"),
-            volumeContext: a.map("volume-context"),
-          }),
-          (r, o) => ctx.clients.controller.controllerPublishVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      nodeId: a.required("node", "the node id NodeGetInfo reports"),
+      volumeCapability: capability(a),
+      readonly: a.bool("readonly"),
+      volumeContext: a.map("volume-context"),
+    }),
+  }),
+  rpc({
     path: ["volume", "unpublish"],
     summary: "ControllerUnpublishVolume ID [--node N]",
+    method: C.controllerUnpublishVolume,
     flags: ["node"],
     completes: "volume",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerUnpublishVolume,
-          () => ({ volumeId: ctx.args.positional(0, "volume id"), nodeId: ctx.args.string("node") ?? "" }),
-          (r, o) => ctx.clients.controller.controllerUnpublishVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ volumeId: volumeId(a), nodeId: a.string("node") ?? "" }),
+  }),
+  rpc({
     path: ["volume", "expand"],
     summary: "ControllerExpandVolume ID --size SIZE [--fs|--block]",
+    method: C.controllerExpandVolume,
     flags: ["size", "limit", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerExpandVolume,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            capacityRange: { requiredBytes: a.size("size") ?? 0n, limitBytes: a.size("limit") ?? 0n },
-            volumeCapability: capability(a),
-          }),
-          (r, o) => ctx.clients.controller.controllerExpandVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      capacityRange: { requiredBytes: a.size("size") ?? 0n, limitBytes: a.size("limit") ?? 0n },
+      volumeCapability: capability(a),
+    }),
+  }),
+  rpc({
     path: ["volume", "modify"],
     summary: "ControllerModifyVolume ID --mutable-param k=v",
+    method: C.controllerModifyVolume,
     flags: ["mutable-param"],
     completes: "volume",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.controllerModifyVolume,
-          () => ({ volumeId: ctx.args.positional(0, "volume id"), mutableParameters: ctx.args.map("mutable-param") }),
-          (r, o) => ctx.clients.controller.controllerModifyVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ volumeId: volumeId(a), mutableParameters: a.map("mutable-param") }),
+  }),
+  rpc({
     path: ["volume", "validate"],
     summary: "ValidateVolumeCapabilities ID [--fs|--block] [--access-mode M] [--param k=v]",
+    method: C.validateVolumeCapabilities,
     flags: ["param", "volume-context", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.validateVolumeCapabilities,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            volumeCapabilities: [capability(a)],
-            parameters: a.map("param"),
-            volumeContext: a.map("volume-context"),
-          }),
-          (r, o) => ctx.clients.controller.validateVolumeCapabilities(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      volumeCapabilities: [capability(a)],
+      parameters: a.map("param"),
+      volumeContext: a.map("volume-context"),
+    }),
+  }),
+  rpc({
     path: ["volume", "capacity"],
     summary: "GetCapacity [--param k=v] [--topology k=v] [--fs|--block]",
+    method: C.getCapacity,
     flags: ["param", "topology", ...CAPABILITY_FLAGS],
-    async run(ctx) {
-      const a = ctx.args;
+    request: (a) => {
       const topology = a.map("topology");
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.getCapacity,
-          () => ({
-            volumeCapabilities: [capability(a)],
-            parameters: a.map("param"),
-            ...(Object.keys(topology).length > 0 ? { accessibleTopology: { segments: topology } } : {}),
-          }),
-          (r, o) => ctx.clients.controller.getCapacity(r, o),
-        ),
-      );
+      return {
+        volumeCapabilities: [capability(a)],
+        parameters: a.map("param"),
+        ...(Object.keys(topology).length > 0 ? { accessibleTopology: { segments: topology } } : {}),
+      };
     },
-  },
-  {
+  }),
+  rpc({
     path: ["snapshot", "create"],
     summary: "CreateSnapshot NAME --volume ID [--param k=v]",
+    method: C.createSnapshot,
     flags: ["volume", "param"],
-    async run(ctx) {
-      const a = ctx.args;
-      const json = await unary(
-        ctx,
-        C.createSnapshot,
-        () => ({
-          name: a.positional(0, "snapshot name"),
-          sourceVolumeId: a.required("volume", "the volume to snapshot"),
-          parameters: a.map("param"),
-        }),
-        (r, o) => ctx.clients.controller.createSnapshot(r, o),
-      );
-      print(ctx, json, () => table(SNAPSHOT_HEADERS, snapshotRows([obj(json).snapshot]), ctx.style));
-    },
-  },
-  {
-    path: ["snapshot", "delete"],
-    summary: "DeleteSnapshot ID",
-    flags: [],
-    completes: "snapshot",
-    async run(ctx) {
-      await unary(
-        ctx,
-        C.deleteSnapshot,
-        () => ({ snapshotId: ctx.args.positional(0, "snapshot id") }),
-        (r, o) => ctx.clients.controller.deleteSnapshot(r, o),
-      );
-      if (ctx.format === "table") ctx.print(`deleted ${ctx.args.positional(0, "snapshot id")}`);
-      else print(ctx, {});
-    },
-  },
+    request: (a) => ({
+      name: a.positional(0, "snapshot name"),
+      sourceVolumeId: a.required("volume", "the volume to snapshot"),
+      parameters: a.map("param"),
+    }),
+    show: (json, st) => table(SNAPSHOT_HEADERS, snapshotRows([obj(json).snapshot]), st),
+  }),
+  deletion(["snapshot", "delete"], "DeleteSnapshot ID", C.deleteSnapshot, "snapshot", (a) => ({ snapshotId: snapshotId(a) })),
   {
     path: ["snapshot", "list"],
     summary: "ListSnapshots [--volume ID] [--snapshot ID], every page (or --max-entries/--starting-token); --watch",
     flags: ["volume", "snapshot", "max-entries", "starting-token", "watch", "interval"],
     async run(ctx) {
       const sourceVolumeId = ctx.args.string("volume") ?? "";
-      const snapshotId = ctx.args.string("snapshot") ?? "";
+      const onlySnapshot = ctx.args.string("snapshot") ?? "";
       await listing(
         ctx,
         (maxEntries, startingToken) =>
-          unary(
-            ctx,
-            C.listSnapshots,
-            () => ({ maxEntries, startingToken, sourceVolumeId, snapshotId }),
-            (r, o) => ctx.clients.controller.listSnapshots(r, o),
-          ),
+          unary(ctx, C.listSnapshots, () => ({ maxEntries, startingToken, sourceVolumeId, snapshotId: onlySnapshot })),
         "entries",
         (e) => s(obj(obj(e).snapshot).snapshotId),
         SNAPSHOT_HEADERS,
@@ -528,251 +406,116 @@ export const COMMANDS: readonly Command[] = [
       );
     },
   },
-  {
+  rpc({
     path: ["snapshot", "get"],
     summary: "GetSnapshot ID",
-    flags: [],
+    method: C.getSnapshot,
     completes: "snapshot",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          C.getSnapshot,
-          () => ({ snapshotId: ctx.args.positional(0, "snapshot id") }),
-          (r, o) => ctx.clients.controller.getSnapshot(r, o),
-        ),
-      );
-    },
-  },
-  {
-    path: ["group-snapshot", "caps"],
-    summary: "GroupControllerGetCapabilities",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          G.groupControllerGetCapabilities,
-          () => ({}),
-          (r, o) => ctx.clients.groupController.groupControllerGetCapabilities(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ snapshotId: snapshotId(a) }),
+  }),
+  rpc({ path: ["group-snapshot", "caps"], summary: "GroupControllerGetCapabilities", method: G.groupControllerGetCapabilities }),
+  rpc({
     path: ["group-snapshot", "create"],
     summary: "CreateVolumeGroupSnapshot NAME --volume ID --volume ID ... [--param k=v]",
+    method: G.createVolumeGroupSnapshot,
     flags: ["volume", "param"],
-    async run(ctx) {
-      const a = ctx.args;
-      const json = await unary(
-        ctx,
-        G.createVolumeGroupSnapshot,
-        () => ({ name: a.positional(0, "group snapshot name"), sourceVolumeIds: a.list("volume"), parameters: a.map("param") }),
-        (r, o) => ctx.clients.groupController.createVolumeGroupSnapshot(r, o),
-      );
-      print(ctx, json, () => groupText(json, ctx.style));
-    },
-  },
-  {
+    request: (a) => ({ name: a.positional(0, "group snapshot name"), sourceVolumeIds: a.list("volume"), parameters: a.map("param") }),
+    show: groupText,
+  }),
+  rpc({
     path: ["group-snapshot", "get"],
     summary: "GetVolumeGroupSnapshot ID --snapshot ID ...",
+    method: G.getVolumeGroupSnapshot,
     flags: ["snapshot"],
-    async run(ctx) {
-      const json = await unary(
-        ctx,
-        G.getVolumeGroupSnapshot,
-        () => ({ groupSnapshotId: ctx.args.positional(0, "group snapshot id"), snapshotIds: ctx.args.list("snapshot") }),
-        (r, o) => ctx.clients.groupController.getVolumeGroupSnapshot(r, o),
-      );
-      print(ctx, json, () => groupText(json, ctx.style));
-    },
-  },
-  {
+    request: (a) => ({ groupSnapshotId: a.positional(0, "group snapshot id"), snapshotIds: a.list("snapshot") }),
+    show: groupText,
+  }),
+  rpc({
     path: ["group-snapshot", "delete"],
     summary: "DeleteVolumeGroupSnapshot ID --snapshot ID ...",
+    method: G.deleteVolumeGroupSnapshot,
     flags: ["snapshot"],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          G.deleteVolumeGroupSnapshot,
-          () => ({ groupSnapshotId: ctx.args.positional(0, "group snapshot id"), snapshotIds: ctx.args.list("snapshot") }),
-          (r, o) => ctx.clients.groupController.deleteVolumeGroupSnapshot(r, o),
-        ),
-      );
-    },
-  },
-  {
-    path: ["node", "info"],
-    summary: "NodeGetInfo",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeGetInfo,
-          () => ({}),
-          (r, o) => ctx.clients.node.nodeGetInfo(r, o),
-        ),
-      );
-    },
-  },
-  {
-    path: ["node", "caps"],
-    summary: "NodeGetCapabilities",
-    flags: [],
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeGetCapabilities,
-          () => ({}),
-          (r, o) => ctx.clients.node.nodeGetCapabilities(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ groupSnapshotId: a.positional(0, "group snapshot id"), snapshotIds: a.list("snapshot") }),
+  }),
+  rpc({ path: ["node", "info"], summary: "NodeGetInfo", method: N.nodeGetInfo }),
+  rpc({ path: ["node", "caps"], summary: "NodeGetCapabilities", method: N.nodeGetCapabilities }),
+  rpc({
     path: ["node", "stage"],
     summary: "NodeStageVolume ID --staging-path P [--publish-context k=v] [--volume-context k=v] [--fs|--block] [--mount-flag F]",
+    method: N.nodeStageVolume,
     flags: ["staging-path", "publish-context", "volume-context", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeStageVolume,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            stagingTargetPath: a.required("staging-path", "where to stage the volume"),
-            volumeCapability: capability(a),
-            publishContext: a.map("publish-context"),
-            volumeContext: a.map("volume-context"),
-          }),
-          (r, o) => ctx.clients.node.nodeStageVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      stagingTargetPath: a.required("staging-path", "where to stage the volume"),
+      volumeCapability: capability(a),
+      publishContext: a.map("publish-context"),
+      volumeContext: a.map("volume-context"),
+    }),
+  }),
+  rpc({
     path: ["node", "unstage"],
     summary: "NodeUnstageVolume ID --staging-path P",
+    method: N.nodeUnstageVolume,
     flags: ["staging-path"],
     completes: "volume",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeUnstageVolume,
-          () => ({
-            volumeId: ctx.args.positional(0, "volume id"),
-            stagingTargetPath: ctx.args.required("staging-path", "where the volume is staged"),
-          }),
-          (r, o) => ctx.clients.node.nodeUnstageVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ volumeId: volumeId(a), stagingTargetPath: a.required("staging-path", "where the volume is staged") }),
+  }),
+  rpc({
     path: ["node", "publish"],
     summary:
       "NodePublishVolume ID --target-path P [--staging-path P] [--readonly] [--publish-context k=v] [--volume-context k=v] [--fs|--block]",
+    method: N.nodePublishVolume,
     flags: ["target-path", "staging-path", "readonly", "publish-context", "volume-context", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodePublishVolume,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            targetPath: a.required("target-path", "where to publish the volume"),
-            stagingTargetPath: a.string("staging-path") ?? "",
-            readonly: a.bool("readonly"),
-            volumeCapability: capability(a),
-            publishContext: a.map("publish-context"),
-            volumeContext: a.map("volume-context"),
-          }),
-          (r, o) => ctx.clients.node.nodePublishVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      targetPath: a.required("target-path", "where to publish the volume"),
+      stagingTargetPath: a.string("staging-path") ?? "",
+      readonly: a.bool("readonly"),
+      volumeCapability: capability(a),
+      publishContext: a.map("publish-context"),
+      volumeContext: a.map("volume-context"),
+    }),
+  }),
+  rpc({
     path: ["node", "unpublish"],
     summary: "NodeUnpublishVolume ID --target-path P",
+    method: N.nodeUnpublishVolume,
     flags: ["target-path"],
     completes: "volume",
-    async run(ctx) {
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeUnpublishVolume,
-          () => ({
-            volumeId: ctx.args.positional(0, "volume id"),
-            targetPath: ctx.args.required("target-path", "where the volume is published"),
-          }),
-          (r, o) => ctx.clients.node.nodeUnpublishVolume(r, o),
-        ),
-      );
-    },
-  },
-  {
+    request: (a) => ({ volumeId: volumeId(a), targetPath: a.required("target-path", "where the volume is published") }),
+  }),
+  rpc({
     path: ["node", "stats"],
     summary: "NodeGetVolumeStats ID --path P [--staging-path P]",
+    method: N.nodeGetVolumeStats,
     flags: ["path", "staging-path"],
     completes: "volume",
-    async run(ctx) {
-      const json = await unary(
-        ctx,
-        N.nodeGetVolumeStats,
-        () => ({
-          volumeId: ctx.args.positional(0, "volume id"),
-          volumePath: ctx.args.required("path", "the volume's target or staging path"),
-          stagingTargetPath: ctx.args.string("staging-path") ?? "",
-        }),
-        (r, o) => ctx.clients.node.nodeGetVolumeStats(r, o),
-      );
-      print(ctx, json, () => statsText(json, ctx.style));
-    },
-  },
-  {
+    request: (a) => ({
+      volumeId: volumeId(a),
+      volumePath: a.required("path", "the volume's target or staging path"),
+      stagingTargetPath: a.string("staging-path") ?? "",
+    }),
+    show: statsText,
+  }),
+  rpc({
     path: ["node", "expand"],
     summary: "NodeExpandVolume ID --path P [--size SIZE] [--staging-path P] [--fs|--block]",
+    method: N.nodeExpandVolume,
     flags: ["path", "staging-path", "size", ...CAPABILITY_FLAGS],
     completes: "volume",
-    async run(ctx) {
-      const a = ctx.args;
+    request: (a) => {
       const size = a.size("size");
-      print(
-        ctx,
-        await unary(
-          ctx,
-          N.nodeExpandVolume,
-          () => ({
-            volumeId: a.positional(0, "volume id"),
-            volumePath: a.required("path", "the volume's path"),
-            stagingTargetPath: a.string("staging-path") ?? "",
-            volumeCapability: capability(a),
-            ...(size !== undefined ? { capacityRange: { requiredBytes: size } } : {}),
-          }),
-          (r, o) => ctx.clients.node.nodeExpandVolume(r, o),
-        ),
-      );
+      return {
+        volumeId: volumeId(a),
+        volumePath: a.required("path", "the volume's path"),
+        stagingTargetPath: a.string("staging-path") ?? "",
+        volumeCapability: capability(a),
+        ...(size !== undefined ? { capacityRange: { requiredBytes: size } } : {}),
+      };
     },
-  },
+  }),
   {
     path: ["metadata", "allocated"],
     summary: "GetMetadataAllocated SNAPSHOT [--starting-offset N] [--max-results N] (alpha SnapshotMetadata)",
@@ -780,13 +523,7 @@ export const COMMANDS: readonly Command[] = [
     completes: "snapshot",
     async run(ctx) {
       const a = ctx.args;
-      const request = {
-        snapshotId: a.positional(0, "snapshot id"),
-        startingOffset: BigInt(a.integer("starting-offset") ?? 0),
-        maxResults: a.integer("max-results") ?? 0,
-        securityToken: a.string("security-token") ?? "",
-        secrets: ctx.secrets,
-      };
+      const request = { snapshotId: snapshotId(a), ...streamOptions(a), secrets: ctx.secrets };
       await streamRanges(
         ctx,
         "GetMetadataAllocated",
@@ -805,9 +542,7 @@ export const COMMANDS: readonly Command[] = [
       const request = {
         baseSnapshotId: a.positional(0, "base snapshot id"),
         targetSnapshotId: a.positional(1, "target snapshot id"),
-        startingOffset: BigInt(a.integer("starting-offset") ?? 0),
-        maxResults: a.integer("max-results") ?? 0,
-        securityToken: a.string("security-token") ?? "",
+        ...streamOptions(a),
         secrets: ctx.secrets,
       };
       await streamRanges(
@@ -820,9 +555,17 @@ export const COMMANDS: readonly Command[] = [
   },
 ];
 
+function streamOptions(a: Args) {
+  return {
+    startingOffset: BigInt(a.integer("starting-offset") ?? 0),
+    maxResults: a.integer("max-results") ?? 0,
+    securityToken: a.string("security-token") ?? "",
+  };
+}
+
 const SNAPSHOT_HEADERS = ["SNAPSHOT", "SOURCE VOLUME", "SIZE", "READY", "CREATED", "GROUP"];
 
-function groupText(json: JsonValue, st: Style): string {
+export function groupText(json: JsonValue, st: Style): string {
   const group = obj(obj(json).groupSnapshot);
   return `${st.bold("group")} ${s(group.groupSnapshotId)}  ready: ${group.readyToUse === true ? "yes" : "no"}  created: ${localTime(group.creationTime)}\n${table(SNAPSHOT_HEADERS, snapshotRows(arr(group.snapshots)), st)}`;
 }
