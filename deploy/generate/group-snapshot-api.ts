@@ -7,12 +7,11 @@
  * snapshot object against these schemas.
  */
 import type { IObjectMeta } from "@kubernetes-models/apimachinery/apis/meta/v1/ObjectMeta";
-import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1";
-import type { ICustomResourceColumnDefinition } from "kubernetes-models/apiextensions.k8s.io/v1/CustomResourceColumnDefinition";
+import type { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1";
 import type { IJSONSchemaProps } from "kubernetes-models/apiextensions.k8s.io/v1/JSONSchemaProps";
 import {
-  API_APPROVED,
-  SNAPSHOT_API_REVIEW,
+  type CrdSpec,
+  customResourceDefinition,
   age,
   bool,
   DELETION_POLICY,
@@ -199,18 +198,7 @@ const volumeGroupSnapshotContentSchema = root(
   ["spec"],
 );
 
-interface GroupCrdSpec {
-  readonly kind: string;
-  readonly plural: string;
-  readonly singular: string;
-  readonly shortNames: string[];
-  readonly scope: "Namespaced" | "Cluster";
-  readonly schema: IJSONSchemaProps;
-  readonly columns: ICustomResourceColumnDefinition[];
-  readonly status: boolean;
-}
-
-const CRDS: readonly GroupCrdSpec[] = [
+const CRDS: readonly CrdSpec[] = [
   {
     kind: "VolumeGroupSnapshotClass",
     plural: "volumegroupsnapshotclasses",
@@ -263,27 +251,15 @@ const CRDS: readonly GroupCrdSpec[] = [
 
 /** The three group snapshot CRDs: v1 served, v1beta2 served and stored (the same schema, no conversion needed). */
 export function groupSnapshotCrds(): CustomResourceDefinition[] {
-  return CRDS.map((c) => {
-    const version = (name: string, storage: boolean) => ({
-      name,
-      served: true,
-      storage,
-      schema: { openAPIV3Schema: c.schema },
-      additionalPrinterColumns: c.columns,
-      ...(c.status ? { subresources: { status: {} } } : {}),
-    });
-    return new CustomResourceDefinition({
-      metadata: {
-        name: `${c.plural}.${GROUP_SNAPSHOT_GROUP}`,
-        annotations: { [API_APPROVED]: SNAPSHOT_API_REVIEW },
-      },
-      spec: {
-        group: GROUP_SNAPSHOT_GROUP,
-        names: { kind: c.kind, listKind: `${c.kind}List`, plural: c.plural, singular: c.singular, shortNames: c.shortNames },
-        scope: c.scope,
-        conversion: { strategy: "None" },
-        versions: [version("v1", false), version(STORED_VERSION, true)],
-      },
-    });
-  });
+  return CRDS.map((c) =>
+    customResourceDefinition(
+      GROUP_SNAPSHOT_GROUP,
+      c,
+      [
+        { name: "v1", served: true, storage: false },
+        { name: STORED_VERSION, served: true, storage: true },
+      ],
+      true,
+    ),
+  );
 }

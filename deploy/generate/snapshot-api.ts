@@ -224,7 +224,7 @@ const volumeSnapshotContentSchema = root(
 
 export const age: ICustomResourceColumnDefinition = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
 
-interface CrdSpec {
+export interface CrdSpec {
   readonly kind: string;
   readonly plural: string;
   readonly singular: string;
@@ -295,44 +295,56 @@ const CRDS: readonly CrdSpec[] = [
   },
 ];
 
+/** A version of a CRD: its name, whether it is served and stored, and an optional deprecation. */
+export interface CrdVersion {
+  readonly name: string;
+  readonly served: boolean;
+  readonly storage: boolean;
+  readonly deprecationWarning?: string;
+}
+
+/** The CustomResourceDefinition of one kind, every version with the same schema, columns and status subresource. */
+export function customResourceDefinition(
+  group: string,
+  c: CrdSpec,
+  versions: readonly CrdVersion[],
+  conversionNone = false,
+): CustomResourceDefinition {
+  return new CustomResourceDefinition({
+    metadata: { name: `${c.plural}.${group}`, annotations: { [API_APPROVED]: SNAPSHOT_API_REVIEW } },
+    spec: {
+      group,
+      names: { kind: c.kind, listKind: `${c.kind}List`, plural: c.plural, singular: c.singular, shortNames: c.shortNames },
+      scope: c.scope,
+      ...(conversionNone ? { conversion: { strategy: "None" as const } } : {}),
+      versions: versions.map((v) => ({
+        name: v.name,
+        served: v.served,
+        storage: v.storage,
+        ...(v.deprecationWarning !== undefined ? { deprecated: true, deprecationWarning: v.deprecationWarning } : {}),
+        schema: { openAPIV3Schema: c.schema },
+        additionalPrinterColumns: c.columns,
+        ...(c.status ? { subresources: { status: {} } } : {}),
+      })),
+    },
+  });
+}
+
 /**
  * The three snapshot CRDs. v1 is served and stored; v1beta1 stays listed, not
  * served, so that applying these over older CRDs whose stored versions still
  * include v1beta1 is accepted by the API server.
  */
 export function snapshotCrds(): CustomResourceDefinition[] {
-  return CRDS.map(
-    (c) =>
-      new CustomResourceDefinition({
-        metadata: {
-          name: `${c.plural}.${SNAPSHOT_GROUP}`,
-          annotations: { [API_APPROVED]: SNAPSHOT_API_REVIEW },
-        },
-        spec: {
-          group: SNAPSHOT_GROUP,
-          names: { kind: c.kind, listKind: `${c.kind}List`, plural: c.plural, singular: c.singular, shortNames: c.shortNames },
-          scope: c.scope,
-          versions: [
-            {
-              name: "v1",
-              served: true,
-              storage: true,
-              schema: { openAPIV3Schema: c.schema },
-              additionalPrinterColumns: c.columns,
-              ...(c.status ? { subresources: { status: {} } } : {}),
-            },
-            {
-              name: "v1beta1",
-              served: false,
-              storage: false,
-              deprecated: true,
-              deprecationWarning: `${SNAPSHOT_GROUP}/v1beta1 ${c.kind} is deprecated; use ${SNAPSHOT_GROUP}/v1 ${c.kind}`,
-              schema: { openAPIV3Schema: c.schema },
-              additionalPrinterColumns: c.columns,
-              ...(c.status ? { subresources: { status: {} } } : {}),
-            },
-          ],
-        },
-      }),
+  return CRDS.map((c) =>
+    customResourceDefinition(SNAPSHOT_GROUP, c, [
+      { name: "v1", served: true, storage: true },
+      {
+        name: "v1beta1",
+        served: false,
+        storage: false,
+        deprecationWarning: `${SNAPSHOT_GROUP}/v1beta1 ${c.kind} is deprecated; use ${SNAPSHOT_GROUP}/v1 ${c.kind}`,
+      },
+    ]),
   );
 }
