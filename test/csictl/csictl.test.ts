@@ -209,7 +209,9 @@ describe("csictl against the local backend: a volume's whole life through the cl
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
     });
-    await new Promise((done) => setTimeout(done, 600));
+    // The first listing (the baseline) is printed before anything changes.
+    for (let i = 0; i < 100 && !out.includes("VOLUME"); i++) await new Promise((done) => setTimeout(done, 100));
+    expect(out).toContain("VOLUME");
     const id = (await json<{ volume: { volumeId: string } }>(["volume", "create", "watched", "--size", "1Mi"])).volume.volumeId;
     for (let i = 0; i < 50 && !out.includes(`+ ${id}`); i++) await new Promise((done) => setTimeout(done, 100));
     await ok(["volume", "delete", id]);
@@ -293,6 +295,7 @@ describe("csictl on a terminal, against a plugin that takes its time", () => {
   let server: Http2Server;
   let endpoint: string;
   const cancelled: string[] = [];
+  const started: string[] = [];
   beforeAll(async () => {
     dir = await makeTestDir("csictl-slow");
     const handler = connectNodeAdapter({
@@ -301,6 +304,7 @@ describe("csictl on a terminal, against a plugin that takes its time", () => {
           getPluginInfo: () => ({ name: "slow.example.com", vendorVersion: "1" }),
           getPluginCapabilities: () => ({ capabilities: [] }),
           probe: async (_req, context) => {
+            started.push("probe");
             await new Promise<void>((done, fail) => {
               const timer = setTimeout(done, 1500);
               context.signal.addEventListener("abort", () => {
@@ -338,7 +342,10 @@ describe("csictl on a terminal, against a plugin that takes its time", () => {
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    await new Promise((done) => setTimeout(done, 500));
+    // Interrupt once the call is on the wire (the plugin has it), whatever the machine's load.
+    const before = started.length;
+    for (let i = 0; i < 100 && started.length === before; i++) await new Promise((done) => setTimeout(done, 50));
+    expect(started.length).toBeGreaterThan(before);
     child.kill("SIGINT");
     const code = await new Promise<number | null>((done) => child.on("exit", (c) => done(c)));
     expect(code).toBe(130);
