@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startDebugServer, type DebugServer } from "../../../src/cli/debug-server.js";
@@ -69,6 +70,9 @@ describe("DigitalOcean API health (backend level)", () => {
     sim.faults.latencyMs = 200;
     await expectCode(backend.findVolumeByName("pvc-slow", AbortSignal.timeout(20)), Code.DeadlineExceeded);
     sim.faults.latencyMs = 0;
+    // The simulator still holds the abandoned request for its 200 ms: let it answer before any fault is queued
+    // below, or it would take one of them.
+    await sleep(300);
     expect(transitions(log)).toEqual([]);
 
     sim.faults.dropConnections = 100;
