@@ -9,14 +9,17 @@ import { expectConformant, hasCapSysResource } from "./harness.js";
 
 const MiB = 1024n ** 2n;
 
-describe("conformance suite against the local backend (all-in-one, alpha features on)", () => {
-  let dir: string;
-  let driver: DriverProcess;
-
+/**
+ * A local-backend driver process (the bundle) in a test directory of its own, started before the block's tests and
+ * stopped after them; the suite must leave no mount or loop device behind.
+ */
+function useLocalDriver(name: string, extraArgs: readonly string[]): { dir(): string; driver(): DriverProcess } {
+  let dir: string | undefined;
+  let driver: DriverProcess | undefined;
   beforeAll(async () => {
-    dir = await makeTestDir("conformance-local");
+    dir = await makeTestDir(`conformance-${name}`);
     driver = new DriverProcess(
-      "local driver",
+      `local driver (${name})`,
       join(dir, "csi.sock"),
       [
         "--backend",
@@ -29,12 +32,12 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
         "all",
         "--log-level",
         "warn",
+        ...extraArgs,
       ],
       join(dir, "driver.log"),
     );
     await driver.start();
   }, 60_000);
-
   afterAll(async () => {
     await driver?.close();
     if (dir !== undefined) {
@@ -43,14 +46,23 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
       await removeTestDir(dir);
     }
   }, 60_000);
+  const need = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the driver is used before it started");
+    return value;
+  };
+  return { dir: () => need(dir), driver: () => need(driver) };
+}
+
+describe("conformance suite against the local backend (all-in-one, alpha features on)", () => {
+  const local = useLocalDriver("local", []);
 
   it("passes every check", async () => {
     // Without CAP_SYS_RESOURCE no driver can grow a mounted ext4 filesystem; the DigitalOcean run covers online growth with xfs.
     const skip = (await hasCapSysResource()) ? undefined : /^expand\.online-mount$/;
     const report = await runConformance({
-      endpoint: driver.endpoint,
-      stagingDir: join(dir, "staging"),
-      targetDir: join(dir, "target"),
+      endpoint: local.driver().endpoint,
+      stagingDir: join(local.dir(), "staging"),
+      targetDir: join(local.dir(), "target"),
       testVolumeSize: 64n * MiB,
       mutableParameters: { provisioning: "thick" },
       ...(skip !== undefined ? { skip } : {}),
@@ -75,48 +87,16 @@ describe("conformance suite against the local backend (all-in-one, alpha feature
 });
 
 describe("conformance suite against the local backend with --node-deployment (one instance per node, alpha features on)", () => {
-  let dir: string;
-  let driver: DriverProcess;
-
-  beforeAll(async () => {
-    dir = await makeTestDir("conformance-node-deployment");
-    driver = new DriverProcess(
-      "local driver, node deployment",
-      join(dir, "csi.sock"),
-      [
-        "--backend",
-        "local",
-        "--node-deployment",
-        "--data-dir",
-        join(dir, "data"),
-        "--node-id",
-        "conformance-node",
-        "--alpha-features",
-        "all",
-        "--log-level",
-        "warn",
-      ],
-      join(dir, "driver.log"),
-    );
-    await driver.start();
-  }, 60_000);
-
-  afterAll(async () => {
-    await driver?.close();
-    if (dir !== undefined) {
-      expect(await hostLeaks(dir)).toEqual([]);
-      await removeTestDir(dir);
-    }
-  }, 60_000);
+  const local = useLocalDriver("node-deployment", ["--node-deployment"]);
 
   it("passes every check that applies to what it advertises, growing mounted volumes on the node", async () => {
     // Online growth of a mounted volume is checked whatever the sandbox: xfs grows without CAP_SYS_RESOURCE
     // (and needs 300 MiB); here it is NodeExpandVolume alone that grows the image, the device and the filesystem.
     const xfs = !(await hasCapSysResource());
     const report = await runConformance({
-      endpoint: driver.endpoint,
-      stagingDir: join(dir, "staging"),
-      targetDir: join(dir, "target"),
+      endpoint: local.driver().endpoint,
+      stagingDir: join(local.dir(), "staging"),
+      targetDir: join(local.dir(), "target"),
       testVolumeSize: xfs ? 320n * MiB : 64n * MiB,
       ...(xfs ? { fsType: "xfs" } : {}),
     });
