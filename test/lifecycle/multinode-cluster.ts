@@ -81,6 +81,8 @@ export class MultiNodeCluster {
       }
     } catch (err) {
       for (const node of nodes) await node.env.close().catch(() => undefined);
+      // The disks made so far: unmounted and detached here, not left to the directory sweep.
+      for (const disk of disks) await disk.remove().catch(() => undefined);
       await cleanHost(dir);
       await removeTestDir(dir);
       throw err;
