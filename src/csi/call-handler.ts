@@ -1,10 +1,16 @@
-import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { create, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, status as Status, UntypedHandleCall } from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import type { Logger } from "../log/logger.js";
 import type { CallContext } from "../driver/call-context.js";
-import { Canceled, codeName, type CsiError, DeadlineExceeded, toCsiError, Unimplemented } from "../errors.js";
+import {
+  Canceled,
+  codeName,
+  type CsiError,
+  DeadlineExceeded,
+  InvalidArgument,
+  ResourceExhausted,
+  toCsiError,
+  Unimplemented,
+} from "../errors.js";
 import { callIds } from "./call-ids.js";
 import { redactedJson } from "./redact.js";
 
@@ -24,7 +30,10 @@ export interface CallMiddlewareOptions {
 /** Signals of calls in progress, so a forced shutdown can cancel them. */
 export type ActiveCalls = Set<AbortController>;
 
-const idPrefix = randomBytes(3).toString("hex");
+/** Tells this process's request ids from another's (a restarted plugin's) in the logs; not a secret. */
+const idPrefix = Math.floor(Math.random() * 0x1000000)
+  .toString(16)
+  .padStart(6, "0");
 let idCounter = 0;
 
 function nextRequestId(): string {
@@ -32,18 +41,35 @@ function nextRequestId(): string {
   return `${idPrefix}-${idCounter.toString(16).padStart(6, "0")}`;
 }
 
-type AnyCall = ServerUnaryCall<Message, Message> | ServerWritableStream<Message, Message>;
-
-interface Run {
-  readonly ctx: CallContext;
-  readonly debug: boolean;
-  /** Log and count the call's end once; returns the status sent for an error. */
-  finish(err?: unknown): CsiError | undefined;
+/**
+ * How a call answers, given by the transport. The middleware serialises every
+ * message itself, so what the transport sends is bytes already checked against
+ * the send limit.
+ */
+export interface CallResponder {
+  /** One message of a server stream; resolves once the next one may be sent, rejects when the stream is gone. */
+  write(message: Uint8Array): Promise<void>;
+  /** The call's end: OK with the unary response's bytes (none for a stream), or the error's status. */
+  end(error: CsiError | undefined, response?: Uint8Array): void;
 }
 
-function deadlineOf(call: AnyCall): number {
-  const deadline = call.getDeadline();
-  return deadline instanceof Date ? deadline.getTime() : deadline;
+/** A call in progress, as the transport sees it. */
+export interface RunningCall {
+  /** The caller went away (reset or closed its stream) before the answer. */
+  cancel(): void;
+}
+
+/** Runs one method's calls: the request's bytes in, the answer out through the responder. */
+export interface MethodRunner {
+  start(requestBytes: Uint8Array, deadline: number, responder: CallResponder): RunningCall;
+}
+
+interface Run extends RunningCall {
+  readonly ctx: CallContext;
+  readonly debug: boolean;
+  request: Message | undefined;
+  /** Log and count the call's end once; returns the status to send for an error. */
+  finish(err?: unknown): CsiError | undefined;
 }
 
 /**
@@ -55,7 +81,7 @@ function deadlineOf(call: AnyCall): number {
  * debug level the request and the response are logged too, with every
  * csi_secret field stripped.
  */
-function begin(method: string, input: DescMessage, call: AnyCall, options: CallMiddlewareOptions, active: ActiveCalls): Run {
+function begin(method: string, input: DescMessage, deadline: number, options: CallMiddlewareOptions, active: ActiveCalls): Run {
   const { log: root, observer, quietMethods } = options;
   observer?.started(method);
   const started = process.hrtime.bigint();
@@ -63,22 +89,12 @@ function begin(method: string, input: DescMessage, call: AnyCall, options: CallM
   const controller = new AbortController();
   active.add(controller);
 
-  const deadline = deadlineOf(call);
   const timer = Number.isFinite(deadline)
     ? setTimeout(
         () => controller.abort(DeadlineExceeded("the caller's deadline expired before %s finished", method)),
         Math.max(0, deadline - Date.now()),
       )
     : undefined;
-  const onCancelled = () => {
-    if (controller.signal.aborted) return;
-    controller.abort(
-      Date.now() >= deadline
-        ? DeadlineExceeded("the caller's deadline expired before %s finished", method)
-        : Canceled("the caller cancelled %s", method),
-    );
-  };
-  call.once("cancelled", onCancelled);
 
   let child: Logger | undefined;
   const ctx: CallContext = {
@@ -95,15 +111,23 @@ function begin(method: string, input: DescMessage, call: AnyCall, options: CallM
   return {
     ctx,
     debug: root.isLevelEnabled("debug"),
+    request: undefined,
+    cancel() {
+      if (finished || controller.signal.aborted) return;
+      controller.abort(
+        Date.now() >= deadline
+          ? DeadlineExceeded("the caller's deadline expired before %s finished", method)
+          : Canceled("the caller cancelled %s", method),
+      );
+    },
     finish(err?: unknown) {
       if (finished) return undefined;
       finished = true;
       clearTimeout(timer);
-      call.off("cancelled", onCancelled);
       active.delete(controller);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const durationMs = Math.round(seconds * 1e6) / 1e3;
-      const ids = callIds(input, call.request);
+      const ids = this.request === undefined ? undefined : callIds(input, this.request);
       if (err === undefined) {
         observer?.finished(method, "OK", seconds);
         const line = { method, requestId, ...ids, code: "OK", durationMs };
@@ -134,66 +158,98 @@ function render(desc: DescMessage, message: Message): unknown {
   }
 }
 
+/** The request's message, or INVALID_ARGUMENT when its bytes are not one of its type. */
+function decodeRequest(method: DescMethod, bytes: Uint8Array): Message {
+  try {
+    return fromBinary(method.input, bytes);
+  } catch {
+    throw InvalidArgument("the request is not a valid %s message", method.input.typeName);
+  }
+}
+
+/** A response message's bytes, refused when larger than clients accept. */
+function encodeResponse(method: DescMethod, message: Message, maxBytes: number): Uint8Array {
+  const bytes = toBinary(method.output, message);
+  if (bytes.length > maxBytes) {
+    throw ResourceExhausted(
+      "the response is %d bytes, more than the %d bytes gRPC clients accept; ask for fewer entries (max_entries)",
+      bytes.length,
+      maxBytes,
+    );
+  }
+  return bytes;
+}
+
 export type UntypedHandler = (request: Message, ctx: CallContext) => unknown;
 
-/** A grpc-js handler for one method, running `handler` (or answering UNIMPLEMENTED) inside the middleware. */
-export function grpcHandler(
+/** Runs `handler` (or answers UNIMPLEMENTED) for one method, inside the middleware. */
+export function methodRunner(
   method: DescMethod,
   handler: UntypedHandler | undefined,
-  options: CallMiddlewareOptions,
+  options: CallMiddlewareOptions & { readonly maxResponseBytes: number },
   active: ActiveCalls,
-): UntypedHandleCall {
+): MethodRunner {
   const name = `/${method.parent.typeName}/${method.name}`;
   const implemented =
     handler ??
     (() => {
       throw Unimplemented("%s is not implemented by this plugin", name);
     });
+  const { maxResponseBytes } = options;
 
   if (method.methodKind === "server_streaming") {
-    return (call: ServerWritableStream<Message, Message>) => {
-      const run = begin(name, method.input, call, options, active);
-      void (async () => {
-        try {
-          if (run.debug) run.ctx.log.debug({ request: render(method.input, call.request) }, "request");
-          const messages = implemented(call.request, run.ctx) as AsyncIterable<unknown>;
-          let sent = 0;
-          for await (const init of messages) {
-            // Cancelled, past its deadline or cut by shutdown: no further message, whether or not the handler looked.
-            if (call.cancelled) throw run.ctx.signal.reason ?? Canceled("the caller cancelled %s", name);
-            run.ctx.signal.throwIfAborted();
-            const message = create(method.output, init as never);
-            if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "stream message");
-            sent++;
-            if (!call.write(message)) await once(call, "drain", { signal: run.ctx.signal });
+    return {
+      start(requestBytes, deadline, responder) {
+        const run = begin(name, method.input, deadline, options, active);
+        void (async () => {
+          try {
+            const request = decodeRequest(method, requestBytes);
+            run.request = request;
+            if (run.debug) run.ctx.log.debug({ request: render(method.input, request) }, "request");
+            const messages = implemented(request, run.ctx) as AsyncIterable<unknown>;
+            let sent = 0;
+            for await (const init of messages) {
+              // Cancelled, past its deadline or cut by shutdown: no further message, whether or not the handler looked.
+              run.ctx.signal.throwIfAborted();
+              const message = create(method.output, init as never);
+              if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "stream message");
+              sent++;
+              await responder.write(encodeResponse(method, message, maxResponseBytes));
+            }
+            run.ctx.log.debug({ messages: sent }, "stream complete");
+            run.finish();
+            responder.end(undefined);
+          } catch (err) {
+            const status = run.finish(err);
+            if (status) responder.end(status);
           }
-          run.ctx.log.debug({ messages: sent }, "stream complete");
-          run.finish();
-          call.end();
-        } catch (err) {
-          const status = run.finish(err);
-          if (status && !call.cancelled) call.emit("error", { code: status.code, details: status.rawMessage });
-        }
-      })();
+        })();
+        return run;
+      },
     };
   }
 
-  return (call: ServerUnaryCall<Message, Message>, callback: sendUnaryData<Message>) => {
-    const run = begin(name, method.input, call, options, active);
-    void (async () => {
-      let response: Message;
-      try {
-        if (run.debug) run.ctx.log.debug({ request: render(method.input, call.request) }, "request");
-        const init = await implemented(call.request, run.ctx);
-        response = create(method.output, init as never);
-        if (run.debug) run.ctx.log.debug({ response: render(method.output, response) }, "response");
-      } catch (err) {
-        const status = run.finish(err);
-        if (status) callback({ code: status.code as number as Status, details: status.rawMessage });
-        return;
-      }
-      run.finish();
-      callback(null, response);
-    })();
+  return {
+    start(requestBytes, deadline, responder) {
+      const run = begin(name, method.input, deadline, options, active);
+      void (async () => {
+        let response: Uint8Array;
+        try {
+          const request = decodeRequest(method, requestBytes);
+          run.request = request;
+          if (run.debug) run.ctx.log.debug({ request: render(method.input, request) }, "request");
+          const message = create(method.output, (await implemented(request, run.ctx)) as never);
+          if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "response");
+          response = encodeResponse(method, message, maxResponseBytes);
+        } catch (err) {
+          const status = run.finish(err);
+          if (status) responder.end(status);
+          return;
+        }
+        run.finish();
+        responder.end(undefined, response);
+      })();
+      return run;
+    },
   };
 }

@@ -1,20 +1,14 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { createServer as createHttp2Server, type Http2Server, type Http2Session, type ServerHttp2Stream } from "node:http2";
 import type { Duplex } from "node:stream";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
-import { create, fromBinary, toBinary, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
-import {
-  type ChannelOptions,
-  Server as GrpcServer,
-  ServerCredentials,
-  type ServiceDefinition,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
+import type { DescService } from "@bufbuild/protobuf";
 import type { Logger } from "../log/logger.js";
-import { grpcHandler, type ActiveCalls, type CallObserver, type UntypedHandler } from "./call-handler.js";
-import { InvalidArgument, Unavailable } from "../errors.js";
+import { methodRunner, type ActiveCalls, type CallObserver, type MethodRunner, type UntypedHandler } from "./call-handler.js";
+import { Unavailable } from "../errors.js";
 import { formatEndpoint, type Endpoint } from "../util/endpoint.js";
-import { injectorHttp2Server, resetStreamsAnsweredEarly } from "./early-response-reset.js";
+import { serveStream, type StreamLimits } from "./grpc-stream.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import type { Router, ServiceHandlers } from "../driver/service.js";
 import {
@@ -28,8 +22,6 @@ import {
   MAX_STATUS_MESSAGE_BYTES,
   UNFINISHED_REQUEST_TIMEOUT_MS,
 } from "./transport-limits.js";
-import { boundedStatusMessage } from "./status-size.js";
-import { unfinishedRequestTimeout } from "./unfinished-request.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
 
 export interface CsiServerOptions {
@@ -53,83 +45,32 @@ export interface CsiServerOptions {
   unfinishedRequestTimeoutMs?: number;
 }
 
-/** The grpc-js options that make the transport's limits explicit (see transport-limits.ts for each number). */
-function grpcOptions(options: CsiServerOptions): ChannelOptions {
-  return {
-    "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_SEND_MESSAGE_BYTES,
-    "grpc.max_concurrent_streams": MAX_CONCURRENT_STREAMS,
-    "grpc-node.max_session_memory": MAX_SESSION_MEMORY_MIB,
-    "grpc.keepalive_time_ms": KEEPALIVE_TIME_MS,
-    "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
-    ...(options.idleTimeoutMs === undefined ? {} : { "grpc.max_connection_idle_ms": options.idleTimeoutMs }),
-  };
-}
-
-function bytes(data: Uint8Array): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
 /**
- * Requests whose bytes are not a valid message of their type. grpc-js answers
- * INTERNAL when deserialisation throws, so an undecodable request becomes an
- * empty placeholder that the handler rejects with INVALID_ARGUMENT instead.
- */
-const undecodable = new WeakSet<Message>();
-
-function decodeRequest(method: DescMethod, data: Buffer): Message {
-  try {
-    return fromBinary(method.input, data);
-  } catch {
-    const placeholder = create(method.input);
-    undecodable.add(placeholder);
-    return placeholder;
-  }
-}
-
-function rejectingUndecodable(method: DescMethod, handler: UntypedHandler | undefined): UntypedHandler | undefined {
-  if (handler === undefined) return undefined;
-  return (request, ctx) => {
-    if (undecodable.has(request)) throw InvalidArgument("the request is not a valid %s message", method.input.typeName);
-    return handler(request, ctx);
-  };
-}
-
-/** grpc-js method definitions for a service, with protobuf-es doing the (de)serialisation. */
-function definitionOf(service: DescService): ServiceDefinition {
-  const definition: Record<string, ServiceDefinition[string]> = {};
-  for (const method of service.methods) {
-    definition[method.localName] = {
-      path: `/${service.typeName}/${method.name}`,
-      originalName: method.name,
-      requestStream: false,
-      responseStream: method.methodKind === "server_streaming",
-      requestSerialize: (message: Message) => bytes(toBinary(method.input, message)),
-      requestDeserialize: (data: Buffer) => decodeRequest(method, data),
-      responseSerialize: (message: Message) => bytes(toBinary(method.output, message)),
-      responseDeserialize: (data: Buffer) => fromBinary(method.output, data),
-    };
-  }
-  return definition;
-}
-
-/**
- * The gRPC server for the CSI services (grpc-js): HTTP/2 cleartext on a unix
- * socket or a TCP port, as kubelet and the kubernetes-csi sidecars dial it.
- * Connections are accepted here and handed to grpc-js, so this class owns the
- * socket's life (stale socket removal, refusal when another process serves it,
- * mode, removal on exit) and can accept legacy clients that send the socket
- * path as `:authority`. Unknown services and methods answer UNIMPLEMENTED.
- * Shutdown is graceful: no new connections, in-flight calls finish within a
- * bound, then what is left is cancelled.
+ * The gRPC server for the CSI services: HTTP/2 cleartext on a unix socket or a
+ * TCP port, as kubelet and the kubernetes-csi sidecars dial it, on Node's own
+ * HTTP/2 (nghttp2) with no gRPC library. CSI needs only unary and
+ * server-streaming calls of small messages, which grpc-stream.ts serves in a
+ * few hundred lines; a general gRPC library cost the node plugin, which runs on
+ * every node, twice the CPU per call and a fifth more memory and start-up time
+ * (bench/RESULTS.md, "Against the runtime's floor").
+ *
+ * This class owns the socket's life (stale socket removal, refusal when another
+ * process serves it, mode, removal on exit), accepts legacy clients that send
+ * the socket path as `:authority`, and keeps each connection bounded
+ * (docs/transport.md): limits on connections, streams, session memory and
+ * message sizes, keepalive, and an optional idle timeout. Unknown services and
+ * methods answer UNIMPLEMENTED. Shutdown is graceful: no new connections, in-flight
+ * calls finish within a bound, then what is left is cancelled.
  */
 export class CsiServer {
   readonly #options: CsiServerOptions;
   readonly #listener: NetServer;
-  readonly #grpc: GrpcServer;
+  readonly #http2: Http2Server;
+  readonly #methods = new Map<string, MethodRunner>();
   readonly #connections = new Set<Socket>();
-  /** Connections handed to grpc-js (directly or through the authority relay). */
+  /** Connections handed to the HTTP/2 server (directly or through the authority relay). */
   readonly #delivered = new WeakSet<Socket>();
+  readonly #sessions = new Set<Http2Session>();
   readonly #active: ActiveCalls = new Set();
   #socketInode: number | bigint | undefined;
   #closing: Promise<void> | undefined;
@@ -139,41 +80,48 @@ export class CsiServer {
     this.#options = options;
     this.#endpoint = options.endpoint;
     const { log } = options;
-    this.#grpc = new GrpcServer({
-      ...grpcOptions(options),
-      interceptors: [
-        boundedStatusMessage(MAX_STATUS_MESSAGE_BYTES),
-        unfinishedRequestTimeout(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS),
-      ],
-    });
-    const middleware = { log, observer: options.observer, quietMethods: options.quietMethods };
+    const middleware = {
+      log,
+      observer: options.observer,
+      quietMethods: options.quietMethods,
+      maxResponseBytes: MAX_SEND_MESSAGE_BYTES,
+    };
     const router: Router = {
       service: <S extends DescService>(service: S, handlers: ServiceHandlers<S>) => {
-        const implementation: UntypedServiceImplementation = {};
         const byName = handlers as Record<string, UntypedHandler | undefined>;
         for (const method of service.methods) {
-          implementation[method.localName] = grpcHandler(
-            method,
-            rejectingUndecodable(method, byName[method.localName]),
-            middleware,
-            this.#active,
+          this.#methods.set(
+            `/${service.typeName}/${method.name}`,
+            methodRunner(method, byName[method.localName], middleware, this.#active),
           );
         }
-        this.#grpc.addService(definitionOf(service), implementation);
       },
     };
     options.routes(router);
-    const injector = this.#grpc.createConnectionInjector(ServerCredentials.createInsecure());
-    resetStreamsAnsweredEarly(injectorHttp2Server(this.#grpc));
 
-    // Every connection's start is read before grpc-js sees it (legacy-authority.ts),
+    const limits: StreamLimits = {
+      maxRequestBytes: MAX_RECEIVE_MESSAGE_BYTES,
+      maxStatusMessageBytes: MAX_STATUS_MESSAGE_BYTES,
+      unfinishedRequestTimeoutMs: options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS,
+    };
+    const lookup = (path: string) => this.#methods.get(path);
+    this.#http2 = createHttp2Server({
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      maxSessionMemory: MAX_SESSION_MEMORY_MIB,
+    });
+    this.#http2.on("session", (session: Http2Session) => this.#watchSession(session));
+    this.#http2.on("stream", (stream: ServerHttp2Stream, headers) => serveStream(stream, headers, lookup, limits));
+    // A session's protocol errors are the client's; the session is closed by nghttp2 and nothing else is affected.
+    this.#http2.on("sessionError", () => {});
+
+    // Every connection's start is read before HTTP/2 sees it (legacy-authority.ts),
     // which bounds what a connection can cost before it is an HTTP/2 client.
     this.#listener = createNetServer((socket) => {
       this.#connections.add(socket);
       socket.once("close", () => this.#connections.delete(socket));
       const deliver = (stream: Socket | Duplex) => {
         this.#delivered.add(socket);
-        injector.injectConnection(stream);
+        this.#http2.emit("connection", stream);
       };
       acceptWithAuthorityRepair(socket, { deliver, log });
     });
@@ -182,6 +130,54 @@ export class CsiServer {
     this.#listener.on("drop", () => {
       if (dropsLogged++ % 100 === 0)
         log.warn({ maxConnections: MAX_CONNECTIONS, dropped: dropsLogged }, "too many connections; closing new ones");
+    });
+  }
+
+  /**
+   * Keepalive: after KEEPALIVE_TIME_MS without a frame either way, a PING; a
+   * peer that does not answer within KEEPALIVE_TIMEOUT_MS is gone, and its
+   * connection is closed. With `idleTimeoutMs`, a connection without a call
+   * for that long is closed gracefully (GOAWAY first).
+   */
+  #watchSession(session: Http2Session): void {
+    if (this.#closing !== undefined) {
+      session.close();
+      return;
+    }
+    this.#sessions.add(session);
+    let unanswered: NodeJS.Timeout | undefined;
+    let idle: NodeJS.Timeout | undefined;
+    session.setTimeout(KEEPALIVE_TIME_MS, () => {
+      if (unanswered !== undefined || session.destroyed) return;
+      unanswered = setTimeout(() => session.destroy(), KEEPALIVE_TIMEOUT_MS).unref();
+      try {
+        session.ping(() => {
+          clearTimeout(unanswered);
+          unanswered = undefined;
+        });
+      } catch {
+        session.destroy();
+      }
+    });
+    const idleTimeoutMs = this.#options.idleTimeoutMs;
+    if (idleTimeoutMs !== undefined) {
+      let streams = 0;
+      const armIdle = () => {
+        idle = setTimeout(() => session.close(), idleTimeoutMs).unref();
+      };
+      session.on("stream", (stream: ServerHttp2Stream) => {
+        streams++;
+        clearTimeout(idle);
+        stream.once("close", () => {
+          if (--streams === 0 && !session.closed) armIdle();
+        });
+      });
+      armIdle();
+    }
+    session.once("close", () => {
+      clearTimeout(unanswered);
+      clearTimeout(idle);
+      this.#sessions.delete(session);
     });
   }
 
@@ -238,15 +234,14 @@ export class CsiServer {
     const listenerClosed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
     // Connections still being read have started no call: nothing to finish.
     for (const socket of this.#connections) if (!this.#delivered.has(socket)) socket.destroy();
-    // grpc-js sends GOAWAY and closes each connection once its calls are done.
-    let grpcClosed = false;
-    this.#grpc.tryShutdown(() => (grpcClosed = true));
-    const drained = () => grpcClosed || this.#connections.size === 0;
+    // GOAWAY on every connection; each closes once its calls are done.
+    for (const session of this.#sessions) session.close();
+    const drained = () => this.#sessions.size === 0 || this.#connections.size === 0;
     if (!(await waitFor(drained, shutdownTimeoutMs))) {
       log.warn({ timeoutMs: shutdownTimeoutMs, calls: this.#active.size }, "in-flight calls did not finish in time; cancelling them");
       for (const controller of this.#active) controller.abort(Unavailable("the driver is shutting down"));
       await waitFor(drained, 1000);
-      this.#grpc.forceShutdown();
+      for (const session of this.#sessions) session.destroy();
     }
     for (const socket of this.#connections) socket.destroy();
     await listenerClosed;

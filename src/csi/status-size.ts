@@ -1,33 +1,18 @@
-import { ResponderBuilder, ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
-
 /**
- * A grpc-js server interceptor that keeps every status message within
- * `maxBytes` as sent: grpc-js percent-encodes it into the `grpc-message`
- * trailer and sends header blocks of any size, while clients accept header
- * lists of 64 KiB (Node) to 16 MiB (Go); past that the status never arrives
- * and the call hangs. Messages are bounded where they are made (errors.ts);
- * this is the transport's guarantee for any message, from any code path.
+ * Keeps every status message within a byte budget as sent. The message travels
+ * percent-encoded in the grpc-message header, and HTTP/2 peers accept header
+ * lists of 64 KiB (Node) to 16 MiB (Go): past that the status never arrives and
+ * the call hangs. Messages are bounded where they are made (errors.ts); this is
+ * the transport's guarantee for any message, from any code path.
  */
-export function boundedStatusMessage(maxBytes: number): ServerInterceptor {
-  return (_method, next) =>
-    new ServerInterceptingCall(
-      next,
-      new ResponderBuilder()
-        .withSendStatus((status, send) => {
-          const details = status.details;
-          send(details === undefined ? status : { ...status, details: cutToEncodedLength(details, maxBytes) });
-        })
-        .build(),
-    );
-}
 
 const CUT_MARKER = "...(cut)";
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
  * `text` unchanged when its percent-encoded form fits `maxBytes`, otherwise its
- * longest prefix that fits, marked as cut. Lone surrogates (which encodeURI,
- * and so grpc-js, cannot encode) become U+FFFD.
+ * longest prefix that fits, marked as cut. Lone surrogates (which encodeURI
+ * cannot encode) become U+FFFD.
  */
 export function cutToEncodedLength(text: string, maxBytes: number): string {
   const wellFormed = text.replace(LONE_SURROGATE, "\uFFFD");

@@ -1,0 +1,232 @@
+/**
+ * One gRPC call on one HTTP/2 stream: the request's headers are checked, its
+ * one message is read within the receive limit and the unfinished-request
+ * bound, the method runs, and the answer goes out as a response with trailers
+ * (or, for a call refused before any message, trailers only). Every way a
+ * stream can end early is handled here: the caller resetting it (the call is
+ * cancelled), a request that never finishes (RESOURCE_EXHAUSTED after the
+ * bound), and a client that keeps its side open after the answer (the stream
+ * is reset with NO_ERROR, as grpc-go's server does, so it stops counting
+ * against the connection's concurrent streams).
+ */
+import { constants as http2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { Code, type CsiError } from "../errors.js";
+import type { CallResponder, MethodRunner, RunningCall } from "./call-handler.js";
+import {
+  deadlineFrom,
+  encodedStatusMessage,
+  framedMessage,
+  GRPC_CONTENT_TYPE,
+  IDENTITY,
+  RequestMessageReader,
+  WireError,
+} from "./grpc-wire.js";
+
+export interface StreamLimits {
+  readonly maxRequestBytes: number;
+  readonly maxStatusMessageBytes: number;
+  readonly unfinishedRequestTimeoutMs: number;
+}
+
+/**
+ * How long an answered stream whose client has not ended its side is kept
+ * before the reset: a client still writing its request when the answer arrives
+ * (a flood of streams over a full connection window) reads the answer first,
+ * and the streams it queued behind the refused ones still start.
+ */
+const RESET_AFTER_ANSWER_MS = 200;
+
+/** Serves the call on `stream`; `lookup` finds the method a path names. */
+export function serveStream(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  lookup: (path: string) => MethodRunner | undefined,
+  limits: StreamLimits,
+): void {
+  new GrpcStream(stream, limits).serve(headers, lookup);
+}
+
+class GrpcStream implements CallResponder {
+  readonly #stream: ServerHttp2Stream;
+  readonly #limits: StreamLimits;
+  #reader: RequestMessageReader | undefined;
+  /** The method to run and the caller's deadline, while the request arrives. */
+  #pending: { readonly runner: MethodRunner; readonly deadline: number } | undefined;
+  #requestEnded = false;
+  #answered = false;
+  #call: RunningCall | undefined;
+  #unfinishedTimer: NodeJS.Timeout | undefined;
+  #trailers: Record<string, string> | undefined;
+
+  constructor(stream: ServerHttp2Stream, limits: StreamLimits) {
+    this.#stream = stream;
+    this.#limits = limits;
+    // A write to a stream the client reset reports an error; the stream's close says all that matters.
+    stream.on("error", ignore);
+    stream.once("close", () => this.#closed());
+  }
+
+  serve(headers: IncomingHttpHeaders, lookup: (path: string) => MethodRunner | undefined): void {
+    const stream = this.#stream;
+    stream.on("data", (chunk: Buffer) => this.#data(chunk));
+    stream.once("end", () => this.#end());
+    if (headers[":method"] !== "POST") return this.#refuseHttp(http2.HTTP_STATUS_METHOD_NOT_ALLOWED);
+    const contentType = headers["content-type"];
+    if (typeof contentType !== "string" || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
+      return this.#refuseHttp(http2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+    }
+    const path = headers[":path"] ?? "";
+    const runner = lookup(path);
+    if (runner === undefined) {
+      return this.#answer(Code.Unimplemented, `the method ${path.slice(0, 200)} is not served by this plugin`);
+    }
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== IDENTITY) {
+      return this.#answer(Code.Unimplemented, `the message encoding ${String(encoding).slice(0, 64)} is not supported; send identity`);
+    }
+    let deadline: number;
+    try {
+      deadline = deadlineFrom(headers["grpc-timeout"], Date.now());
+    } catch (err) {
+      return this.#refuse(err);
+    }
+    this.#reader = new RequestMessageReader(this.#limits.maxRequestBytes);
+    this.#pending = { runner, deadline };
+    const timeoutMs = this.#limits.unfinishedRequestTimeoutMs;
+    this.#unfinishedTimer = setTimeout(
+      () => this.#answer(Code.ResourceExhausted, `the request did not arrive completely within ${timeoutMs} ms; send each request whole`),
+      timeoutMs,
+    );
+    this.#unfinishedTimer.unref();
+  }
+
+  #data(chunk: Buffer): void {
+    // Once answered (or refused), whatever else the client sends is dropped.
+    if (this.#answered || this.#reader === undefined) return;
+    try {
+      this.#reader.push(chunk);
+    } catch (err) {
+      this.#refuse(err);
+    }
+  }
+
+  #end(): void {
+    this.#requestEnded = true;
+    const pending = this.#pending;
+    if (this.#answered || pending === undefined || this.#reader === undefined) return;
+    clearTimeout(this.#unfinishedTimer);
+    let request: Uint8Array;
+    try {
+      request = this.#reader.finish();
+    } catch (err) {
+      return this.#refuse(err);
+    }
+    this.#reader = undefined;
+    this.#pending = undefined;
+    this.#call = pending.runner.start(request, pending.deadline, this);
+  }
+
+  #closed(): void {
+    clearTimeout(this.#unfinishedTimer);
+    if (!this.#answered) {
+      this.#answered = true;
+      this.#call?.cancel();
+    }
+  }
+
+  /** CallResponder: one message of a server stream. */
+  write(message: Uint8Array): Promise<void> {
+    const stream = this.#stream;
+    if (this.#answered || stream.destroyed || stream.closed) return Promise.reject(new Error("the stream is closed"));
+    if (!stream.headersSent) this.#respond();
+    if (stream.write(framedMessage(message))) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = () => {
+        stream.off("close", onClose);
+        resolve();
+      };
+      const onClose = () => {
+        stream.off("drain", onDrain);
+        reject(new Error("the stream closed"));
+      };
+      stream.once("drain", onDrain);
+      stream.once("close", onClose);
+    });
+  }
+
+  /** CallResponder: the call's end. */
+  end(error: CsiError | undefined, response?: Uint8Array): void {
+    if (error !== undefined) return this.#answer(error.code, error.rawMessage);
+    if (this.#answered) return;
+    this.#answered = true;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    if (!stream.headersSent) this.#respond();
+    this.#trailers = { "grpc-status": "0" };
+    if (response === undefined) stream.end();
+    else stream.end(framedMessage(response));
+    this.#resetIfClientStillSending();
+  }
+
+  #respond(): void {
+    this.#stream.respond(
+      { ":status": 200, "content-type": GRPC_CONTENT_TYPE, "grpc-accept-encoding": IDENTITY },
+      { waitForTrailers: true },
+    );
+    this.#stream.once("wantTrailers", () => {
+      if (!this.#stream.destroyed) this.#stream.sendTrailers(this.#trailers ?? { "grpc-status": String(Code.Internal) });
+    });
+  }
+
+  #refuse(err: unknown): void {
+    if (err instanceof WireError) this.#answer(err.code, err.message);
+    else this.#answer(Code.Internal, err instanceof Error ? err.message : String(err));
+  }
+
+  /** Ends the call with a status: trailers only when nothing was sent yet, else after what was. */
+  #answer(code: Code, message: string): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    clearTimeout(this.#unfinishedTimer);
+    this.#reader = undefined;
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    const status = { "grpc-status": String(code), "grpc-message": encodedStatusMessage(message, this.#limits.maxStatusMessageBytes) };
+    if (stream.headersSent) {
+      this.#trailers = status;
+      stream.end();
+    } else {
+      stream.respond({ ":status": 200, "content-type": GRPC_CONTENT_TYPE, ...status }, { endStream: true });
+    }
+    this.#resetIfClientStillSending();
+  }
+
+  #refuseHttp(status: number): void {
+    this.#answered = true;
+    clearTimeout(this.#unfinishedTimer);
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    stream.respond({ ":status": status }, { endStream: true });
+    this.#resetIfClientStillSending();
+  }
+
+  /**
+   * A stream answered before its client ended it would stay open, counted
+   * against the connection's concurrent streams, until the client ends it; a
+   * client that never does (connect-node stops writing a request once its
+   * response arrived; any hostile client) would block the connection after
+   * MAX_CONCURRENT_STREAMS such calls. So it is reset with NO_ERROR once the
+   * answer has gone out (RFC 9113 §8.1).
+   */
+  #resetIfClientStillSending(): void {
+    if (this.#requestEnded) return;
+    const stream = this.#stream;
+    stream.once("finish", () => {
+      setTimeout(() => {
+        if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
+      }, RESET_AFTER_ANSWER_MS).unref();
+    });
+  }
+}
+
+function ignore(): void {}
