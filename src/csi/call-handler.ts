@@ -27,8 +27,8 @@ export interface CallMiddlewareOptions {
   readonly quietMethods?: ReadonlySet<string>;
 }
 
-/** Signals of calls in progress, so a forced shutdown can cancel them. */
-export type ActiveCalls = Set<AbortController>;
+/** Calls in progress, so a forced shutdown can cancel them. */
+export type ActiveCalls = Set<{ abort(reason: CsiError): void }>;
 
 /** Tells this process's request ids from another's (a restarted plugin's) in the logs; not a secret. */
 const idPrefix = Math.floor(Math.random() * 0x1000000)
@@ -64,14 +64,6 @@ export interface MethodRunner {
   start(requestBytes: Uint8Array, deadline: number, responder: CallResponder): RunningCall;
 }
 
-interface Run extends RunningCall {
-  readonly ctx: CallContext;
-  readonly debug: boolean;
-  request: Message | undefined;
-  /** Log and count the call's end once; returns the status to send for an error. */
-  finish(err?: unknown): CsiError | undefined;
-}
-
 /**
  * The one place every call passes through: it gives the call a request id, a
  * logger and an AbortSignal (caller cancellation, deadline, forced shutdown),
@@ -80,74 +72,117 @@ interface Run extends RunningCall {
  * per call with method, duration, code and the ids the request names. At
  * debug level the request and the response are logged too, with every
  * csi_secret field stripped.
+ *
+ * A node plugin answers a Probe every few seconds for the life of the node,
+ * so what a call does not use is not made: the request id, the child logger
+ * and the AbortController are created when first asked for.
  */
-function begin(method: string, input: DescMessage, deadline: number, options: CallMiddlewareOptions, active: ActiveCalls): Run {
-  const { log: root, observer, quietMethods } = options;
-  observer?.started(method);
-  const started = process.hrtime.bigint();
-  const requestId = nextRequestId();
-  const controller = new AbortController();
-  active.add(controller);
+class Call implements CallContext, RunningCall {
+  readonly method: string;
+  readonly debug: boolean;
+  request: Message | undefined;
+  readonly #input: DescMessage;
+  readonly #options: CallMiddlewareOptions;
+  readonly #active: ActiveCalls;
+  readonly #deadline: number;
+  readonly #started = performance.now();
+  readonly #timer: NodeJS.Timeout | undefined;
+  #requestId: string | undefined;
+  #log: Logger | undefined;
+  #controller: AbortController | undefined;
+  /** Why the call was stopped before its signal was asked for. */
+  #abortReason: CsiError | undefined;
+  #finished = false;
 
-  const timer = Number.isFinite(deadline)
-    ? setTimeout(
-        () => controller.abort(DeadlineExceeded("the caller's deadline expired before %s finished", method)),
+  constructor(method: string, input: DescMessage, deadline: number, options: CallMiddlewareOptions, active: ActiveCalls) {
+    this.method = method;
+    this.#input = input;
+    this.#options = options;
+    this.#active = active;
+    this.#deadline = deadline;
+    this.debug = options.log.isLevelEnabled("debug");
+    options.observer?.started(method);
+    active.add(this);
+    if (Number.isFinite(deadline)) {
+      this.#timer = setTimeout(
+        () => this.abort(DeadlineExceeded("the caller's deadline expired before %s finished", method)),
         Math.max(0, deadline - Date.now()),
-      )
-    : undefined;
-
-  let child: Logger | undefined;
-  const ctx: CallContext = {
-    method,
-    requestId,
-    signal: controller.signal,
-    get log() {
-      child ??= root.child({ method, requestId });
-      return child;
-    },
-  };
-
-  let finished = false;
-  return {
-    ctx,
-    debug: root.isLevelEnabled("debug"),
-    request: undefined,
-    cancel() {
-      if (finished || controller.signal.aborted) return;
-      controller.abort(
-        Date.now() >= deadline
-          ? DeadlineExceeded("the caller's deadline expired before %s finished", method)
-          : Canceled("the caller cancelled %s", method),
       );
-    },
-    finish(err?: unknown) {
-      if (finished) return undefined;
-      finished = true;
-      clearTimeout(timer);
-      active.delete(controller);
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const durationMs = Math.round(seconds * 1e6) / 1e3;
-      const ids = this.request === undefined ? undefined : callIds(input, this.request);
-      if (err === undefined) {
-        observer?.finished(method, "OK", seconds);
-        const line = { method, requestId, ...ids, code: "OK", durationMs };
-        if (quietMethods?.has(method)) root.debug(line, "call finished");
-        else root.info(line, "call finished");
-        return undefined;
-      }
-      const status = toCsiError(err, controller.signal);
-      const code = codeName(status.code);
-      observer?.finished(method, code, seconds);
-      const line = { method, requestId, ...ids, code, durationMs, error: status.rawMessage };
-      if (code === "INTERNAL" || code === "UNKNOWN" || code === "DATA_LOSS") {
-        const cause = status.cause instanceof Error ? status.cause : undefined;
-        root.error(cause?.stack ? { ...line, stack: cause.stack } : line, "call failed");
-      } else {
-        root.warn(line, "call failed");
-      }
-      return status;
-    },
-  };
+    }
+  }
+
+  get requestId(): string {
+    this.#requestId ??= nextRequestId();
+    return this.#requestId;
+  }
+
+  get log(): Logger {
+    this.#log ??= this.#options.log.child({ method: this.method, requestId: this.requestId });
+    return this.#log;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Stops the call with `reason` (deadline, shutdown); the first reason stays. */
+  abort(reason: CsiError): void {
+    if (this.#finished || this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  cancel(): void {
+    this.abort(
+      Date.now() >= this.#deadline
+        ? DeadlineExceeded("the caller's deadline expired before %s finished", this.method)
+        : Canceled("the caller cancelled %s", this.method),
+    );
+  }
+
+  /** Throws the reason the call was stopped, if it was. */
+  throwIfAborted(): void {
+    if (this.#abortReason !== undefined) throw this.#abortReason;
+  }
+
+  /** Log and count the call's end once; returns the status to send for an error. */
+  finish(err?: unknown): CsiError | undefined {
+    if (this.#finished) return undefined;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.#active.delete(this);
+    const { log: root, observer, quietMethods } = this.#options;
+    const method = this.method;
+    const durationMs = Math.round((performance.now() - this.#started) * 1e3) / 1e3;
+    if (err === undefined) {
+      observer?.finished(method, "OK", durationMs / 1e3);
+      const quiet = quietMethods?.has(method) === true;
+      if (quiet && !this.debug) return undefined;
+      const line = { method, requestId: this.requestId, ...this.#ids(), code: "OK", durationMs };
+      if (quiet) root.debug(line, "call finished");
+      else root.info(line, "call finished");
+      return undefined;
+    }
+    const status = toCsiError(err, this.#abortReason === undefined ? undefined : this.signal);
+    const code = codeName(status.code);
+    observer?.finished(method, code, durationMs / 1e3);
+    const line = { method, requestId: this.requestId, ...this.#ids(), code, durationMs, error: status.rawMessage };
+    if (code === "INTERNAL" || code === "UNKNOWN" || code === "DATA_LOSS") {
+      const cause = status.cause instanceof Error ? status.cause : undefined;
+      root.error(cause?.stack ? { ...line, stack: cause.stack } : line, "call failed");
+    } else {
+      root.warn(line, "call failed");
+    }
+    return status;
+  }
+
+  #ids(): Record<string, string> | undefined {
+    return this.request === undefined ? undefined : callIds(this.#input, this.request);
+  }
 }
 
 function render(desc: DescMessage, message: Message): unknown {
@@ -200,23 +235,23 @@ export function methodRunner(
   if (method.methodKind === "server_streaming") {
     return {
       start(requestBytes, deadline, responder) {
-        const run = begin(name, method.input, deadline, options, active);
+        const run = new Call(name, method.input, deadline, options, active);
         void (async () => {
           try {
             const request = decodeRequest(method, requestBytes);
             run.request = request;
-            if (run.debug) run.ctx.log.debug({ request: render(method.input, request) }, "request");
-            const messages = implemented(request, run.ctx) as AsyncIterable<unknown>;
+            if (run.debug) run.log.debug({ request: render(method.input, request) }, "request");
+            const messages = implemented(request, run) as AsyncIterable<unknown>;
             let sent = 0;
             for await (const init of messages) {
               // Cancelled, past its deadline or cut by shutdown: no further message, whether or not the handler looked.
-              run.ctx.signal.throwIfAborted();
+              run.throwIfAborted();
               const message = create(method.output, init as never);
-              if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "stream message");
+              if (run.debug) run.log.debug({ response: render(method.output, message) }, "stream message");
               sent++;
               await responder.write(encodeResponse(method, message, maxResponseBytes));
             }
-            run.ctx.log.debug({ messages: sent }, "stream complete");
+            run.log.debug({ messages: sent }, "stream complete");
             run.finish();
             responder.end(undefined);
           } catch (err) {
@@ -231,15 +266,15 @@ export function methodRunner(
 
   return {
     start(requestBytes, deadline, responder) {
-      const run = begin(name, method.input, deadline, options, active);
+      const run = new Call(name, method.input, deadline, options, active);
       void (async () => {
         let response: Uint8Array;
         try {
           const request = decodeRequest(method, requestBytes);
           run.request = request;
-          if (run.debug) run.ctx.log.debug({ request: render(method.input, request) }, "request");
-          const message = create(method.output, (await implemented(request, run.ctx)) as never);
-          if (run.debug) run.ctx.log.debug({ response: render(method.output, message) }, "response");
+          if (run.debug) run.log.debug({ request: render(method.input, request) }, "request");
+          const message = create(method.output, (await implemented(request, run)) as never);
+          if (run.debug) run.log.debug({ response: render(method.output, message) }, "response");
           response = encodeResponse(method, message, maxResponseBytes);
         } catch (err) {
           const status = run.finish(err);

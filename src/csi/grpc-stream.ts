@@ -46,12 +46,35 @@ export function serveStream(
   new GrpcStream(stream, limits).serve(headers, lookup);
 }
 
+/**
+ * The call a stream carries, kept on the stream so that one listener function
+ * per event serves every stream (no closures per call: a node plugin answers
+ * a Probe every few seconds for the life of the node).
+ */
+const CALL = Symbol("grpc call");
+type CallStream = ServerHttp2Stream & { [CALL]: GrpcStream };
+
+function onData(this: CallStream, chunk: Buffer): void {
+  this[CALL].data(chunk);
+}
+function onEnd(this: CallStream): void {
+  this[CALL].requestEnd();
+}
+function onClose(this: CallStream): void {
+  this[CALL].closed();
+}
+function onWantTrailers(this: CallStream): void {
+  this[CALL].sendTrailers();
+}
+function ignore(): void {}
+
 class GrpcStream implements CallResponder {
   readonly #stream: ServerHttp2Stream;
   readonly #limits: StreamLimits;
   #reader: RequestMessageReader | undefined;
   /** The method to run and the caller's deadline, while the request arrives. */
-  #pending: { readonly runner: MethodRunner; readonly deadline: number } | undefined;
+  #runner: MethodRunner | undefined;
+  #deadline = Number.POSITIVE_INFINITY;
   #requestEnded = false;
   #answered = false;
   #call: RunningCall | undefined;
@@ -61,15 +84,16 @@ class GrpcStream implements CallResponder {
   constructor(stream: ServerHttp2Stream, limits: StreamLimits) {
     this.#stream = stream;
     this.#limits = limits;
+    (stream as CallStream)[CALL] = this;
     // A write to a stream the client reset reports an error; the stream's close says all that matters.
     stream.on("error", ignore);
-    stream.once("close", () => this.#closed());
+    stream.on("close", onClose);
   }
 
   serve(headers: IncomingHttpHeaders, lookup: (path: string) => MethodRunner | undefined): void {
     const stream = this.#stream;
-    stream.on("data", (chunk: Buffer) => this.#data(chunk));
-    stream.once("end", () => this.#end());
+    stream.on("data", onData);
+    stream.on("end", onEnd);
     if (headers[":method"] !== "POST") return this.#refuseHttp(http2.HTTP_STATUS_METHOD_NOT_ALLOWED);
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
@@ -91,7 +115,8 @@ class GrpcStream implements CallResponder {
       return this.#refuse(err);
     }
     this.#reader = new RequestMessageReader(this.#limits.maxRequestBytes);
-    this.#pending = { runner, deadline };
+    this.#runner = runner;
+    this.#deadline = deadline;
     const timeoutMs = this.#limits.unfinishedRequestTimeoutMs;
     this.#unfinishedTimer = setTimeout(
       () => this.#answer(Code.ResourceExhausted, `the request did not arrive completely within ${timeoutMs} ms; send each request whole`),
@@ -100,7 +125,7 @@ class GrpcStream implements CallResponder {
     this.#unfinishedTimer.unref();
   }
 
-  #data(chunk: Buffer): void {
+  data(chunk: Buffer): void {
     // Once answered (or refused), whatever else the client sends is dropped.
     if (this.#answered || this.#reader === undefined) return;
     try {
@@ -110,10 +135,10 @@ class GrpcStream implements CallResponder {
     }
   }
 
-  #end(): void {
+  requestEnd(): void {
     this.#requestEnded = true;
-    const pending = this.#pending;
-    if (this.#answered || pending === undefined || this.#reader === undefined) return;
+    const runner = this.#runner;
+    if (this.#answered || runner === undefined || this.#reader === undefined) return;
     clearTimeout(this.#unfinishedTimer);
     let request: Uint8Array;
     try {
@@ -122,11 +147,11 @@ class GrpcStream implements CallResponder {
       return this.#refuse(err);
     }
     this.#reader = undefined;
-    this.#pending = undefined;
-    this.#call = pending.runner.start(request, pending.deadline, this);
+    this.#runner = undefined;
+    this.#call = runner.start(request, this.#deadline, this);
   }
 
-  #closed(): void {
+  closed(): void {
     clearTimeout(this.#unfinishedTimer);
     if (!this.#answered) {
       this.#answered = true;
@@ -170,12 +195,14 @@ class GrpcStream implements CallResponder {
 
   #respond(): void {
     this.#stream.respond(
-      { ":status": 200, "content-type": GRPC_CONTENT_TYPE, "grpc-accept-encoding": IDENTITY },
+      { ":status": 200, "content-type": GRPC_CONTENT_TYPE },
       { waitForTrailers: true },
     );
-    this.#stream.once("wantTrailers", () => {
-      if (!this.#stream.destroyed) this.#stream.sendTrailers(this.#trailers ?? { "grpc-status": String(Code.Internal) });
-    });
+    this.#stream.on("wantTrailers", onWantTrailers);
+  }
+
+  sendTrailers(): void {
+    if (!this.#stream.destroyed) this.#stream.sendTrailers(this.#trailers ?? { "grpc-status": String(Code.Internal) });
   }
 
   #refuse(err: unknown): void {
@@ -228,5 +255,3 @@ class GrpcStream implements CallResponder {
     });
   }
 }
-
-function ignore(): void {}

@@ -239,7 +239,7 @@ export class CsiServer {
     const drained = () => this.#sessions.size === 0 || this.#connections.size === 0;
     if (!(await waitFor(drained, shutdownTimeoutMs))) {
       log.warn({ timeoutMs: shutdownTimeoutMs, calls: this.#active.size }, "in-flight calls did not finish in time; cancelling them");
-      for (const controller of this.#active) controller.abort(Unavailable("the driver is shutting down"));
+      for (const call of this.#active) call.abort(Unavailable("the driver is shutting down"));
       await waitFor(drained, 1000);
       for (const session of this.#sessions) session.destroy();
     }

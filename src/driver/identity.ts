@@ -47,6 +47,6 @@ export function identityService(options: IdentityOptions): ServiceHandlers<typeo
     getPluginInfo: () => ({ name: options.name, vendorVersion: options.version }),
     getPluginCapabilities: () => ({ capabilities }),
     // Liveness: whether this process works (its own checks), never whether a remote API answers.
-    probe: async (_req, ctx) => ({ ready: await options.readiness.ready(ctx.signal) }),
+    probe: async (_req, ctx) => ({ ready: options.readiness.recentlyPassed || (await options.readiness.ready(ctx.signal)) }),
   };
 }

@@ -39,8 +39,13 @@ export class Readiness {
     this.#passedAt = 0;
   }
 
+  /** A pass within the last few seconds: ready without evaluating anything (nor needing a signal to). */
+  get recentlyPassed(): boolean {
+    return this.#passedAt !== 0 && Date.now() - this.#passedAt < READY_TTL_MS;
+  }
+
   async ready(signal: AbortSignal): Promise<boolean> {
-    if (this.#passedAt !== 0 && Date.now() - this.#passedAt < READY_TTL_MS) return true;
+    if (this.recentlyPassed) return true;
     this.#pending ??= this.#evaluate(signal).finally(() => (this.#pending = undefined));
     return this.#pending;
   }
