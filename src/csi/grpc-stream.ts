@@ -194,10 +194,7 @@ class GrpcStream implements CallResponder {
   }
 
   #respond(): void {
-    this.#stream.respond(
-      { ":status": 200, "content-type": GRPC_CONTENT_TYPE },
-      { waitForTrailers: true },
-    );
+    this.#stream.respond({ ":status": 200, "content-type": GRPC_CONTENT_TYPE }, { waitForTrailers: true });
     this.#stream.on("wantTrailers", onWantTrailers);
   }
 
