@@ -6,8 +6,6 @@ import { chmod, rm } from "node:fs/promises";
 await rm("dist", { recursive: true, force: true });
 await build({
   entryPoints: { "do-csi-plugin": "src/cli/bin.ts", "csi-conformance": "src/conformance/main.ts", csictl: "src/csictl/bin.ts" },
-  // grpc-js loads it only to serve channelz, which the driver never enables.
-  external: ["@grpc/proto-loader"],
   outdir: "dist",
   bundle: true,
   splitting: true,

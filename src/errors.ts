@@ -35,7 +35,7 @@ export function codeName(code: Code | undefined): string {
 
 /**
  * Status messages echo what a caller sent, and a caller can send megabytes.
- * grpc-js sends the message percent-encoded in the grpc-message trailer, and a
+ * The message travels percent-encoded in the grpc-message trailer, and a
  * trailer larger than the peer's HTTP/2 header limit is never delivered: the
  * call hangs and the connection with it. So every message is built here, with
  * each echoed value escaped and cut to a short prefix, and the whole message
@@ -47,7 +47,7 @@ export const MAX_ECHO_ITEMS = 8;
 /** Longest status message, in bytes as it travels in grpc-message (percent-encoded). */
 export const MAX_MESSAGE_BYTES = 1024;
 
-/** Bytes a piece of (escaped) text takes in grpc-message, which grpc-js sends through encodeURI. */
+/** Bytes a piece of (escaped) text takes in grpc-message, which the server percent-encodes with encodeURI. */
 function wireBytes(ch: string): number {
   return /^[A-Za-z0-9;,/?:@&=+$\-_.!~*'()#]$/.test(ch) ? 1 : 3 * Buffer.byteLength(ch, "utf8");
 }

@@ -41,6 +41,8 @@ export interface CsiServerOptions {
    * the kubernetes-csi sidecars exit when their connection is closed.
    */
   idleTimeoutMs?: number;
+  /** Silence on a connection before a keepalive PING, and how long its answer may take (default KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS). */
+  keepalive?: { readonly timeMs: number; readonly timeoutMs: number };
   /** How long a request may take to arrive whole (default UNFINISHED_REQUEST_TIMEOUT_MS). */
   unfinishedRequestTimeoutMs?: number;
 }
@@ -147,9 +149,10 @@ export class CsiServer {
     this.#sessions.add(session);
     let unanswered: NodeJS.Timeout | undefined;
     let idle: NodeJS.Timeout | undefined;
-    session.setTimeout(KEEPALIVE_TIME_MS, () => {
+    const { timeMs, timeoutMs } = this.#options.keepalive ?? { timeMs: KEEPALIVE_TIME_MS, timeoutMs: KEEPALIVE_TIMEOUT_MS };
+    session.setTimeout(timeMs, () => {
       if (unanswered !== undefined || session.destroyed) return;
-      unanswered = setTimeout(() => session.destroy(), KEEPALIVE_TIMEOUT_MS).unref();
+      unanswered = setTimeout(() => session.destroy(), timeoutMs).unref();
       try {
         session.ping(() => {
           clearTimeout(unanswered);

@@ -11,19 +11,17 @@
  */
 
 /**
- * Largest request message accepted (grpc.max_receive_message_length). 256 KiB
- * is about ten times the largest request the spec's limits allow in practice
- * (a CreateVolume with every map at 4 KiB and a long list of topology
- * segments). grpc-js checks the announced length before buffering, so a
- * larger message costs nothing and answers RESOURCE_EXHAUSTED. The number
- * matters because grpc-js keeps what a stream received until the client ends
- * the stream, even after the call was answered: a connection can make the
- * driver hold at most MAX_CONCURRENT_STREAMS × this.
+ * Largest request message accepted. 256 KiB is about ten times the largest
+ * request the spec's limits allow in practice (a CreateVolume with every map
+ * at 4 KiB and a long list of topology segments). The announced length is
+ * checked before anything is held, so a larger message costs nothing and
+ * answers RESOURCE_EXHAUSTED. A request is held while it arrives: a
+ * connection can make the driver hold at most MAX_CONCURRENT_STREAMS × this.
  */
 export const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024;
 
 /**
- * Largest response message sent (grpc.max_send_message_length): 4 MiB is
+ * Largest response message sent: 4 MiB is
  * what Go gRPC clients (kubelet, the sidecars) accept by default, so a larger
  * ListVolumes/ListSnapshots page would be refused by them anyway; paging with
  * max_entries keeps responses below it.
@@ -42,8 +40,8 @@ export const MAX_CONCURRENT_STREAMS = 32;
 
 /**
  * nghttp2's own bookkeeping per connection (HPACK tables, queued frames), in
- * MiB (grpc-node.max_session_memory). grpc-js disables the check by default;
- * 10 MiB is nghttp2's default under plain Node and far above a CSI client's use.
+ * MiB (Node's maxSessionMemory): its default, set here so that it is explicit,
+ * and far above a CSI client's use.
  */
 export const MAX_SESSION_MEMORY_MIB = 10;
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Code, CsiError, formatMessage, InvalidArgument, MAX_MESSAGE_BYTES, messagePart, NotFound, toCsiError } from "../../src/errors.js";
 import { echo, MAX_DETAIL_CHARS, MAX_ECHO_CHARS, quote } from "../../src/util/echo.js";
 
-/** Bytes of grpc-message as grpc-js sends it. */
+/** Bytes of grpc-message as the server sends it (percent-encoded). */
 const wireBytes = (message: string) => encodeURI(message).length;
 
 describe("echo", () => {

@@ -51,7 +51,7 @@ function watch(pid: number, clients: CsiClients) {
 }
 
 /**
- * How a limit ends a stream: RESOURCE_EXHAUSTED from grpc-js (message too large, or not arrived in time), or a
+ * How a limit ends a stream: RESOURCE_EXHAUSTED from the server (message too large, or not arrived in time), or a
  * reset by Node once the connection's session memory is spent: ENHANCE_YOUR_CALM (11) for the streams holding it,
  * REFUSED_STREAM (7) for new ones.
  */

@@ -250,6 +250,21 @@ describe("hostile HTTP/2", () => {
     expect((await (clients as CsiClients).identity.probe({})).ready).toBe(true);
   });
 
+  it("sends a keepalive PING after silence and closes a connection whose peer does not answer it; one that answers stays", async () => {
+    const socket = await start({ keepalive: { timeMs: 300, timeoutMs: 300 } });
+    const mute = raw(socket);
+    await mute.start();
+    await mute.write(unaryRequest(1, PROBE));
+    expect(fieldValue(await mute.result(1, 5_000), "grpc-status")).toBe("0");
+    const closedAfter = await mute.closed;
+    expect(mute.pings).toBeGreaterThanOrEqual(1);
+    expect(closedAfter).toBeGreaterThanOrEqual(500);
+    expect(closedAfter).toBeLessThan(3_000);
+    // The Node client of start() answers PINGs: after the same silence its connection still serves.
+    await sleep(1_200);
+    expect((await (clients as CsiClients).identity.probe({})).ready).toBe(true);
+  });
+
   it(`closes connections beyond ${MAX_CONNECTIONS} at once and serves again when they are gone`, async () => {
     const socket = await start();
     clients?.close(); // its connection would count

@@ -22,8 +22,8 @@ const MAX_STATUS_BYTES = 1024;
 /** An oversized call must answer well within this; the Probe beside it too. */
 const PROMPT_MS = 1000;
 /**
- * grpc-js refuses a request above its 4 MiB receive limit (RESOURCE_EXHAUSTED) only once it has read all of
- * it; sending 16 MiB over a unix socket of a busy machine takes time of its own.
+ * A request far above the receive limit is refused on its announced length, but the client still writes all
+ * of it before it reads the answer; sending 16 MiB over a unix socket of a busy machine takes time of its own.
  */
 const PROMPT_MS_ABOVE_RECEIVE_LIMIT = 3000;
 const RECEIVE_LIMIT = 4 * MiB;
@@ -76,7 +76,7 @@ function casesOf(services: readonly DescService[]): Case[] {
   );
 }
 
-/** Bytes of a status message as grpc-js sends it. */
+/** Bytes of a status message as the server sends it (percent-encoded). */
 const wireBytes = (message: string) => encodeURI(message).length;
 
 interface Answer {

@@ -9,6 +9,7 @@ export const DATA = 0x0;
 export const HEADERS = 0x1;
 export const RST_STREAM = 0x3;
 export const SETTINGS = 0x4;
+export const PING = 0x6;
 export const GOAWAY = 0x7;
 export const CONTINUATION = 0x9;
 export const END_STREAM = 0x1;
@@ -109,6 +110,8 @@ export class RawConnection {
   #block: Buffer[] = [];
   readonly streams = new Map<number, { fields: HeaderField[]; reset: boolean; ended: boolean }>();
   goaway: number | undefined;
+  /** PING frames the server sent (never answered: this client does not ACK them). */
+  pings = 0;
   isClosed = false;
   #settingsSeen = 0;
   #onFirstSettings: (() => void) | undefined;
@@ -185,6 +188,7 @@ export class RawConnection {
       if (type === SETTINGS && !(flags & ACK) && this.#settingsSeen++ === 0) this.#onFirstSettings?.();
       else if (type === SETTINGS && !(flags & ACK) && this.options.autoAck !== false) void this.write(frame(SETTINGS, ACK, 0));
       if (type === GOAWAY) this.goaway = payload.readUInt32BE(4);
+      if (type === PING && !(flags & ACK)) this.pings++;
       if (type === RST_STREAM) stream.reset = true;
       if (type === HEADERS || type === CONTINUATION) {
         this.#block.push(type === HEADERS && flags & 0x20 ? payload.subarray(5) : payload);

@@ -7,7 +7,7 @@ import { grpcFrame, rawGrpcRequest } from "../support/fuzz/raw-grpc.js";
 import { serveRoutes, type ServedRoutes } from "../support/serve.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
-// grpc-js answers INTERNAL when a request's bytes do not decode; the server makes that the caller's error.
+// A request whose bytes do not decode is the caller's error, not the server's (INVALID_ARGUMENT, not INTERNAL).
 
 describe("a request whose bytes are not a valid message", () => {
   let dir: string;
