@@ -94,25 +94,32 @@ class GrpcStream implements CallResponder {
     const stream = this.#stream;
     stream.on("data", onData);
     stream.on("end", onEnd);
-    if (headers[":method"] !== "POST") return this.#refuseHttp(http2.HTTP_STATUS_METHOD_NOT_ALLOWED);
+    if (headers[":method"] !== "POST") {
+      this.#refuseHttp(http2.HTTP_STATUS_METHOD_NOT_ALLOWED);
+      return;
+    }
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
-      return this.#refuseHttp(http2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+      this.#refuseHttp(http2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+      return;
     }
     const path = headers[":path"] ?? "";
     const runner = lookup(path);
     if (runner === undefined) {
-      return this.#answer(Code.Unimplemented, `the method ${path.slice(0, 200)} is not served by this plugin`);
+      this.#answer(Code.Unimplemented, `the method ${path.slice(0, 200)} is not served by this plugin`);
+      return;
     }
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== IDENTITY) {
-      return this.#answer(Code.Unimplemented, `the message encoding ${String(encoding).slice(0, 64)} is not supported; send identity`);
+      this.#answer(Code.Unimplemented, `the message encoding ${String(encoding).slice(0, 64)} is not supported; send identity`);
+      return;
     }
     let deadline: number;
     try {
       deadline = deadlineFrom(headers["grpc-timeout"], Date.now());
     } catch (err) {
-      return this.#refuse(err);
+      this.#refuse(err);
+      return;
     }
     this.#reader = new RequestMessageReader(this.#limits.maxRequestBytes);
     this.#runner = runner;
@@ -144,7 +151,8 @@ class GrpcStream implements CallResponder {
     try {
       request = this.#reader.finish();
     } catch (err) {
-      return this.#refuse(err);
+      this.#refuse(err);
+      return;
     }
     this.#reader = undefined;
     this.#runner = undefined;
@@ -181,7 +189,10 @@ class GrpcStream implements CallResponder {
 
   /** CallResponder: the call's end. */
   end(error: CsiError | undefined, response?: Uint8Array): void {
-    if (error !== undefined) return this.#answer(error.code, error.rawMessage);
+    if (error !== undefined) {
+      this.#answer(error.code, error.rawMessage);
+      return;
+    }
     if (this.#answered) return;
     this.#answered = true;
     const stream = this.#stream;
