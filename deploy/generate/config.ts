@@ -78,7 +78,7 @@ export const API_URL = "https://api.digitalocean.com/";
  * the volumes (the local backend keeps every record in memory and copies it on each change, about 3.4 KiB a
  * volume), so it keeps V8's default old space and only the small young generation.
  */
-export const CONTROLLER_NODE_OPTIONS = "--max-semi-space-size=1";
+export const CONTROLLER_NODE_OPTIONS = "--max-semi-space-size=2";
 
 /** Name of the driver's container in every pod. */
 export const PLUGIN_CONTAINER = "csi-do-plugin";
