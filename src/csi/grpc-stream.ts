@@ -6,8 +6,8 @@
  * stream can end early is handled here: the caller resetting it (the call is
  * cancelled), a request that never finishes (RESOURCE_EXHAUSTED after the
  * bound), and a client that keeps its side open after the answer (the stream
- * is reset with NO_ERROR, as grpc-go's server does, so it stops counting
- * against the connection's concurrent streams).
+ * is reset with NO_ERROR right after the status, as grpc-go's server does, so
+ * it stops counting against the connection's concurrent streams).
  */
 import { constants as http2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Code, type CsiError } from "../errors.js";
@@ -27,14 +27,6 @@ export interface StreamLimits {
   readonly maxStatusMessageBytes: number;
   readonly unfinishedRequestTimeoutMs: number;
 }
-
-/**
- * How long an answered stream whose client has not ended its side is kept
- * before the reset: a client still writing its request when the answer arrives
- * (a flood of streams over a full connection window) reads the answer first,
- * and the streams it queued behind the refused ones still start.
- */
-const RESET_AFTER_ANSWER_MS = 200;
 
 /** Serves the call on `stream`; `lookup` finds the method a path names. */
 export function serveStream(
@@ -247,19 +239,25 @@ class GrpcStream implements CallResponder {
 
   /**
    * A stream answered before its client ended it would stay open, counted
-   * against the connection's concurrent streams, until the client ends it; a
+   * against the connection's concurrent streams, until the client ends it. A
    * client that never does (connect-node stops writing a request once its
    * response arrived; any hostile client) would block the connection after
-   * MAX_CONCURRENT_STREAMS such calls. So it is reset with NO_ERROR once the
-   * answer has gone out (RFC 9113 §8.1).
+   * MAX_CONCURRENT_STREAMS such calls, and a grpc-go client (kubelet, the
+   * sidecars) that had queued the rest of its request counts the stream as
+   * closed the moment its status arrives and opens the next one: one stream
+   * over the limit, and nghttp2 closes the whole connection. So, as grpc-go's
+   * own server does, the stream is reset with NO_ERROR right after its status
+   * has gone out (RFC 9113 §8.1): only then, since a reset without a status
+   * would leave the caller without an answer.
    */
   #resetIfClientStillSending(): void {
     if (this.#requestEnded) return;
     const stream = this.#stream;
-    stream.once("finish", () => {
-      setTimeout(() => {
-        if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
-      }, RESET_AFTER_ANSWER_MS).unref();
-    });
+    stream.once("finish", () =>
+      setImmediate(() => {
+        const answered = stream.sentHeaders?.["grpc-status"] !== undefined || stream.sentTrailers?.["grpc-status"] !== undefined;
+        if (answered && !stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
+      }),
+    );
   }
 }
