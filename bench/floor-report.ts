@@ -4,6 +4,7 @@
  * from the baseline server measured in the same run, and the V8-flags lever's
  * before/after. A `--only floor` run rewrites just this section.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { mib } from "./lib/proc.js";
 import { summarize } from "./lib/stats.js";
 import {
@@ -16,14 +17,29 @@ import {
 } from "./scenarios/floor.js";
 
 /**
+ * The last run of this section on the grpc-js server (same bench, same machine), for the before/after of
+ * replacing it: a server cannot be swapped within one run, so its "before" is that run's.
+ */
+export const GRPC_JS_RUN = "bench/results/2026-12-05T00-55-13-073Z.json";
+
+/** The floor figures of a committed results file, if it has them. */
+export function floorOfRun(path: string): readonly FloorRuntimeResult[] | undefined {
+  if (!existsSync(path)) return undefined;
+  const parsed = JSON.parse(readFileSync(path, "utf8")) as { floor?: FloorRuntimeResult[] };
+  return parsed.floor;
+}
+
+/**
  * Levers weighed by hand, not measured by this section's run: what each bought
  * when it was tried, and why it is or is not in the driver.
  */
 const FLOOR_NOTES: readonly string[] = [
-  "Heap flags tried before choosing (Node 20, RSS 2 s after 20k Probes at c=64, one process each, 2026-12-05): none 90.5 MiB; `--max-semi-space-size=1` alone 92.3 MiB (the young generation is not where the growth is); `--max-old-space-size=32` 72.3; `=48` with semi space 1: 72.2; `=64` with semi space 1: 72.2; `=24` with semi space 1: 69.9 MiB. A cap of 64 MiB buys as much as the smaller ones and leaves the controller's page-bounded listings room (their live heap stays near 10 MiB). `--optimize-for-size` is refused in NODE_OPTIONS (the process exits at start), so it would need the entrypoint's command line instead.",
-  "Loading less at start: already in place before this work (backends, the controller and node services, the logger's pretty printer and prom-client are imported per mode; the bundle is split into chunks). What a node-mode start still loads is the gRPC server chunk (grpc-js, about 640 KB) and the protobuf descriptors of csi.proto.",
-  "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand on the image's Node with a warm cache: spawn -> first Probe 184–268 ms without, 168–264 ms with (about 15 ms, under 10%); not adopted: the image would have to warm the cache at build time with a full start, since a container starts from a fresh layer.",
-  "The bare server above is the floor a lean (library-free) gRPC server could reach; the driver's remaining CPU per Probe and start-up are grpc-js, the protobuf runtime and the call handler. A lean server that keeps every guarantee of docs/transport.md was not built.",
+  "Fewer allocations per call (`src/csi/call-handler.ts`): the request id, the call's logger and its AbortController are made only when a handler or a log line asks for them, one listener function serves every stream's events, and Probe answers from the readiness cache without asking for a signal. Under 30,000 Probes at c=64 (Node 20, CPU profile), creating AbortSignals alone had been 5% of the plugin's CPU.",
+  "Young generation: held at 1 MiB per semi space (the earlier image's `--max-semi-space-size=1` with `--semi-space-growth-factor=1`), the scavenger was about a third of the plugin's CPU under load (34% on Node 20, 38% on Node 22, CPU profiles of 40,000 Probes at c=64): at c=64 each scavenge copies every call in flight. Allowed to grow to 2 MiB once the plugin serves (it is still held at 1 MiB during start-up, whose garbage would otherwise double it before the first call), the scavenger's time fell by a quarter on Node 20 and by half on Node 22; 4 and 8 MiB bought little more (Node 22: 1,298 ms at 1 MiB, 664 at 2, 666 at 4, 555 at 8, with RSS after the load +2, +14 and +17 MiB). The image ships `--max-semi-space-size=2`.",
+  "Heap flags tried before choosing (Node 20, RSS 2 s after 20k Probes at c=64, one process each, grpc-js server, 2026-12-05): none 90.5 MiB; `--max-semi-space-size=1` alone 92.3 MiB (the young generation is not where the growth is); `--max-old-space-size=32` 72.3; `=48` with semi space 1: 72.2; `=64` with semi space 1: 72.2; `=24` with semi space 1: 69.9 MiB. A cap of 64 MiB buys as much as the smaller ones and leaves the controller's page-bounded listings room (their live heap stays near 10 MiB). Tried since by hand, no better: `--heap-growing-percent=10` and `--optimize-for-size` (set from the program; the latter costs CPU), glibc's `MALLOC_ARENA_MAX=1/2` and `MALLOC_TRIM_THRESHOLD_` (about 2 MiB less after load, within the run-to-run noise), `--v8-pool-size=1`.",
+  "Loading less at start: a node-mode start loads the gRPC server (a 50 KB chunk; grpc-js was about 640 KB), the protobuf runtime with csi.proto's descriptors (about 27 ms: half of it builds descriptor.proto's, which csi.proto imports for its field options such as csi_secret; protobuf-es builds a file's descriptors at once, so a mode cannot load only its own services'), and pino (about 17 ms). The debug server's module, and with it node:http, is now loaded only with `--debug-addr` (about 30 ms of a start on Node 22). Minifying the bundle (1.8 MB to 980 KB) changed neither start-up nor idle RSS measurably; not adopted (stack traces keep their names).",
+  "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand with a warm cache on the grpc-js build (spawn -> first Probe 184–268 ms without, 168–264 ms with) and again on this build (no difference beyond the noise); not adopted: the image would also have to warm the cache at build time, since a container starts from a fresh layer.",
+  "Where the rest is. Start-up: the protobuf descriptors and pino above, and compiling the bundle's chunks (about 20 ms). Idle RSS: the plugin's V8 heap is about 3 MiB above the bare server's (the bundle's source text, about 0.5 MiB; the descriptors and their object shapes; pino), and on Node 22 the start also touches about 3 MiB more of the node binary's pages. After load: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded), glibc arenas (2 to 3 MiB) and old-space pages V8 keeps until its memory reducer runs (by hand: gone 12 s after the load ends). None of these is the plugin's own data: the live heap after a full collection stays near 7 MiB.",
 ];
 
 export const FLOOR_BEGIN = "<!-- floor:begin -->";
@@ -45,11 +61,15 @@ function cpuPerProbe(m: FloorMeasure): number {
   return m.restRun.driverCpuUsPerCall;
 }
 
-export function floorSection(results: readonly FloorRuntimeResult[], date: string): string[] {
+export function floorSection(
+  results: readonly FloorRuntimeResult[],
+  date: string,
+  grpcJs: readonly FloorRuntimeResult[] | undefined = floorOfRun(GRPC_JS_RUN),
+): string[] {
   const L: string[] = [FLOOR_BEGIN, "", "## Against the runtime's floor (issue 13)", ""];
   L.push(
     `Measured ${date}. Baseline: \`bench/workers/bare-grpc-server.mjs\`, a gRPC server on bare \`node:http2\` (no library) answering every unary call with an empty message and grpc-status 0, ` +
-      "on the same Node binary, the same kind of unix socket and the same load client (the project's grpc-js client in its own process) as the driver. " +
+      "on the same Node binary, the same kind of unix socket and the same load client (the project's connect-node client, `src/csi/client.ts`, in its own process) as the driver. " +
       `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile) and, for the lever's before/after, without them. ` +
       `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
       `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). One process per subject.`,
@@ -115,6 +135,20 @@ export function floorSection(results: readonly FloorRuntimeResult[], date: strin
       `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ` +
         `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(bare.afterFirst.rss))} -> ${f1(mib(shipped.afterFirst.rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(bare.afterTotal.rss))} -> ${f1(mib(shipped.afterTotal.rss))} MiB, ` +
         `idle ${f1(mib(bare.idle.rss))} -> ${f1(mib(shipped.idle.rss))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
+    );
+  }
+  for (const { runtime, measures } of results) {
+    const after = measures.find((m) => m.subject === "driver");
+    const before = grpcJs?.find((r) => r.runtime.version === runtime.version)?.measures.find((m) => m.subject === "driver");
+    const beforeBase = grpcJs?.find((r) => r.runtime.version === runtime.version)?.measures.find((m) => m.subject === "baseline");
+    const base = measures.find((m) => m.subject === "baseline");
+    if (!after || !before || !beforeBase || !base) continue;
+    L.push(
+      `- gRPC server on Node's own HTTP/2 instead of grpc-js (\`src/csi/grpc-stream.ts\`, \`src/csi/grpc-wire.ts\`; every guarantee of docs/transport.md kept, and the transport, hostile-input, fuzz, conformance and grpc-go interop tests pass on it), ${runtime.name} v${runtime.version}, ` +
+        `the driver as the image runs it, before in \`${GRPC_JS_RUN}\` (its baseline in brackets), after in this run: ` +
+        `CPU per Probe ${f0(cpuPerProbe(before))} (${f0(cpuPerProbe(beforeBase))}) -> ${f0(cpuPerProbe(after))} (${f0(cpuPerProbe(base))}) µs, ` +
+        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, idle ${f1(mib(before.idle.rss))} (${f1(mib(beforeBase.idle.rss))}) -> ${f1(mib(after.idle.rss))} (${f1(mib(base.idle.rss))}) MiB, ` +
+        `start-up ${f0(startMs(before))} (${f0(startMs(beforeBase))}) -> ${f0(startMs(after))} (${f0(startMs(base))}) ms. (The "after" includes the other levers below.)`,
     );
   }
   for (const note of FLOOR_NOTES) L.push(`- ${note}`);

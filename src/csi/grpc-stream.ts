@@ -9,7 +9,7 @@
  * is reset with NO_ERROR right after the status, as grpc-go's server does, so
  * it stops counting against the connection's concurrent streams).
  */
-import { constants as http2, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import { constants as http2, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Code, type CsiError } from "../errors.js";
 import type { CallResponder, MethodRunner, RunningCall } from "./call-handler.js";
 import {
@@ -24,6 +24,8 @@ import {
 
 export interface StreamLimits {
   readonly maxRequestBytes: number;
+  /** Bytes all of a connection's requests may hold while they arrive. */
+  readonly maxUnfinishedBytesPerConnection: number;
   readonly maxStatusMessageBytes: number;
   readonly unfinishedRequestTimeoutMs: number;
 }
@@ -44,6 +46,9 @@ export function serveStream(
  * a Probe every few seconds for the life of the node).
  */
 const CALL = Symbol("grpc call");
+/** Bytes a connection's unfinished requests hold, kept on its session. */
+const HELD = Symbol("bytes held");
+type CountedSession = Http2Session & { [HELD]?: number };
 type CallStream = ServerHttp2Stream & { [CALL]: GrpcStream };
 
 function onData(this: CallStream, chunk: Buffer): void {
@@ -68,6 +73,8 @@ class GrpcStream implements CallResponder {
   #runner: MethodRunner | undefined;
   #deadline = Number.POSITIVE_INFINITY;
   #requestEnded = false;
+  /** Bytes of this request held (counted in its connection's HELD). */
+  #held = 0;
   #answered = false;
   #call: RunningCall | undefined;
   #unfinishedTimer: NodeJS.Timeout | undefined;
@@ -127,11 +134,30 @@ class GrpcStream implements CallResponder {
   data(chunk: Buffer): void {
     // Once answered (or refused), whatever else the client sends is dropped.
     if (this.#answered || this.#reader === undefined) return;
+    const session = this.#stream.session as CountedSession | undefined;
+    const held = session?.[HELD] ?? 0;
+    if (session !== undefined && held + chunk.length > this.#limits.maxUnfinishedBytesPerConnection) {
+      this.#answer(
+        Code.ResourceExhausted,
+        `this connection's requests still arriving already hold ${held} bytes; send fewer large requests at once`,
+      );
+      return;
+    }
+    if (session !== undefined) session[HELD] = held + chunk.length;
+    this.#held += chunk.length;
     try {
       this.#reader.push(chunk);
     } catch (err) {
       this.#refuse(err);
     }
+  }
+
+  /** The request is no longer held: it arrived whole, or was refused, or the stream is gone. */
+  #release(): void {
+    if (this.#held === 0) return;
+    const session = this.#stream.session as CountedSession | undefined;
+    if (session !== undefined) session[HELD] = Math.max(0, (session[HELD] ?? 0) - this.#held);
+    this.#held = 0;
   }
 
   requestEnd(): void {
@@ -148,11 +174,13 @@ class GrpcStream implements CallResponder {
     }
     this.#reader = undefined;
     this.#runner = undefined;
+    this.#release();
     this.#call = runner.start(request, this.#deadline, this);
   }
 
   closed(): void {
     clearTimeout(this.#unfinishedTimer);
+    this.#release();
     if (!this.#answered) {
       this.#answered = true;
       this.#call?.cancel();
@@ -216,25 +244,42 @@ class GrpcStream implements CallResponder {
     this.#answered = true;
     clearTimeout(this.#unfinishedTimer);
     this.#reader = undefined;
-    const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return;
+    this.#release();
     const status = { "grpc-status": String(code), "grpc-message": encodedStatusMessage(message, this.#limits.maxStatusMessageBytes) };
-    if (stream.headersSent) {
-      this.#trailers = status;
-      stream.end();
-    } else {
-      stream.respond({ ":status": 200, "content-type": GRPC_CONTENT_TYPE, ...status }, { endStream: true });
-    }
-    this.#resetIfClientStillSending();
+    this.#whenReceived(() => {
+      const stream = this.#stream;
+      if (stream.destroyed || stream.closed) return;
+      if (stream.headersSent) {
+        this.#trailers = status;
+        stream.end();
+      } else {
+        stream.respond({ ":status": 200, "content-type": GRPC_CONTENT_TYPE, ...status }, { endStream: true });
+      }
+      this.#resetIfClientStillSending();
+    });
   }
 
   #refuseHttp(status: number): void {
     this.#answered = true;
     clearTimeout(this.#unfinishedTimer);
-    const stream = this.#stream;
-    if (stream.destroyed || stream.closed) return;
-    stream.respond({ ":status": status }, { endStream: true });
-    this.#resetIfClientStillSending();
+    this.#whenReceived(() => {
+      const stream = this.#stream;
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ":status": status }, { endStream: true });
+      this.#resetIfClientStillSending();
+    });
+  }
+
+  /**
+   * Runs `answer` at once when the request has ended; otherwise once what
+   * the connection has already received has been processed (an END_STREAM
+   * in the same read as the request's headers included), so that the reset
+   * that may follow the answer is decided on the stream's real state, and the
+   * answer and the reset leave together.
+   */
+  #whenReceived(answer: () => void): void {
+    if (this.#requestEnded) answer();
+    else setImmediate(answer);
   }
 
   /**
@@ -246,18 +291,13 @@ class GrpcStream implements CallResponder {
    * sidecars) that had queued the rest of its request counts the stream as
    * closed the moment its status arrives and opens the next one: one stream
    * over the limit, and nghttp2 closes the whole connection. So, as grpc-go's
-   * own server does, the stream is reset with NO_ERROR right after its status
-   * has gone out (RFC 9113 §8.1): only then, since a reset without a status
-   * would leave the caller without an answer.
+   * own server does, the stream is reset with NO_ERROR together with its
+   * status (RFC 9113 §8.1): nghttp2 sends the RST_STREAM right after the
+   * HEADERS queued before it, and the stream no longer counts once it is sent.
    */
   #resetIfClientStillSending(): void {
-    if (this.#requestEnded) return;
     const stream = this.#stream;
-    stream.once("finish", () =>
-      setImmediate(() => {
-        const answered = stream.sentHeaders?.["grpc-status"] !== undefined || stream.sentTrailers?.["grpc-status"] !== undefined;
-        if (answered && !stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.NGHTTP2_NO_ERROR);
-      }),
-    );
+    if (this.#requestEnded || stream.closed || stream.destroyed || stream.state.remoteClose !== 0) return;
+    stream.close(http2.NGHTTP2_NO_ERROR);
   }
 }

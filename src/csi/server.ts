@@ -20,6 +20,7 @@ import {
   MAX_SEND_MESSAGE_BYTES,
   MAX_SESSION_MEMORY_MIB,
   MAX_STATUS_MESSAGE_BYTES,
+  MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION,
   UNFINISHED_REQUEST_TIMEOUT_MS,
 } from "./transport-limits.js";
 import { prepareSocketPath, removeOwnSocket } from "./unix-socket.js";
@@ -103,6 +104,7 @@ export class CsiServer {
 
     const limits: StreamLimits = {
       maxRequestBytes: MAX_RECEIVE_MESSAGE_BYTES,
+      maxUnfinishedBytesPerConnection: MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION,
       maxStatusMessageBytes: MAX_STATUS_MESSAGE_BYTES,
       unfinishedRequestTimeoutMs: options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS,
     };

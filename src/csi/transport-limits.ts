@@ -15,8 +15,8 @@
  * request the spec's limits allow in practice (a CreateVolume with every map
  * at 4 KiB and a long list of topology segments). The announced length is
  * checked before anything is held, so a larger message costs nothing and
- * answers RESOURCE_EXHAUSTED. A request is held while it arrives: a
- * connection can make the driver hold at most MAX_CONCURRENT_STREAMS × this.
+ * answers RESOURCE_EXHAUSTED. A request is held while it arrives, and all of a
+ * connection's together at most MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION.
  */
 export const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024;
 
@@ -30,13 +30,26 @@ export const MAX_SEND_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
- * A sidecar runs all its calls over one connection with 10 to 100 workers; Go
- * clients wait for a free stream beyond the limit instead of failing, and a
- * driver call mostly takes milliseconds to seconds, so 32 slows no real
- * client while it bounds a connection's unfinished requests to
- * 32 × MAX_RECEIVE_MESSAGE_BYTES = 8 MiB.
+ * A sidecar runs all its calls over one connection with 10 to 100 workers
+ * (external-provisioner's default is 100), so 128 lets every one of them run
+ * without waiting. The margin matters: Node's HTTP/2 keeps counting a stream
+ * until its object is released, a moment after the stream ended, so a client
+ * that runs at the limit (grpc-go opens the next stream as soon as a status
+ * arrives) sometimes has a new stream refused with ENHANCE_YOUR_CALM on a busy
+ * node. It also bounds what the streams' flow-control windows can make a
+ * connection buffer (128 × 64 KiB); the requests themselves are bounded by
+ * MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION.
  */
-export const MAX_CONCURRENT_STREAMS = 32;
+export const MAX_CONCURRENT_STREAMS = 128;
+
+/**
+ * Bytes one connection's requests may hold while they arrive (a request is
+ * held from its first byte to its end): 32 requests of the largest size. A
+ * request that would take the connection past it is answered
+ * RESOURCE_EXHAUSTED at once; CSI requests are a few KiB, so only a client
+ * sending many near-limit requests at once meets it.
+ */
+export const MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION = 32 * 256 * 1024;
 
 /**
  * nghttp2's own bookkeeping per connection (HPACK tables, queued frames), in
