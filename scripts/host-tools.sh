@@ -9,11 +9,14 @@ declare -A package_of=(
   [blockdev]=util-linux [cryptsetup]=cryptsetup-bin
   # tests only: test/deploy runs `kubectl kustomize` over the manifests
   [kubectl]=kubernetes-client
+  # tests only: test/interop builds a grpc-go client (Debian's grpc-go sources come with golang-google-grpc-dev)
+  [go]=golang-go
 )
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

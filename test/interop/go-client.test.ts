@@ -42,6 +42,7 @@ async function goAvailable(): Promise<boolean> {
 
 const available = await goAvailable();
 if (!available && process.env.CI) throw new Error(`CI installs Go and grpc-go for this test (${GO_PACKAGES}); they are missing`);
+if (!available) process.stderr.write(`test/interop skipped: install ${GO_PACKAGES} (npm test does as root on Debian)\n`);
 
 interface GoAnswer {
   readonly code: number;
