@@ -67,6 +67,8 @@ function ignore(): void {}
 
 class GrpcStream implements CallResponder {
   readonly #stream: ServerHttp2Stream;
+  /** Kept from the start: a destroyed stream no longer names its session. */
+  readonly #session: CountedSession | undefined;
   readonly #limits: StreamLimits;
   #reader: RequestMessageReader | undefined;
   /** The method to run and the caller's deadline, while the request arrives. */
@@ -82,6 +84,7 @@ class GrpcStream implements CallResponder {
 
   constructor(stream: ServerHttp2Stream, limits: StreamLimits) {
     this.#stream = stream;
+    this.#session = stream.session;
     this.#limits = limits;
     (stream as CallStream)[CALL] = this;
     // A write to a stream the client reset reports an error; the stream's close says all that matters.
@@ -134,7 +137,7 @@ class GrpcStream implements CallResponder {
   data(chunk: Buffer): void {
     // Once answered (or refused), whatever else the client sends is dropped.
     if (this.#answered || this.#reader === undefined) return;
-    const session = this.#stream.session as CountedSession | undefined;
+    const session = this.#session;
     const held = session?.[HELD] ?? 0;
     if (session !== undefined && held + chunk.length > this.#limits.maxUnfinishedBytesPerConnection) {
       this.#answer(
@@ -155,7 +158,7 @@ class GrpcStream implements CallResponder {
   /** The request is no longer held: it arrived whole, or was refused, or the stream is gone. */
   #release(): void {
     if (this.#held === 0) return;
-    const session = this.#stream.session as CountedSession | undefined;
+    const session = this.#session;
     if (session !== undefined) session[HELD] = Math.max(0, (session[HELD] ?? 0) - this.#held);
     this.#held = 0;
   }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CsiServer } from "../../src/csi/server.js";
-import { MAX_STATUS_MESSAGE_BYTES } from "../../src/csi/transport-limits.js";
+import { MAX_STATUS_MESSAGE_BYTES, MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION } from "../../src/csi/transport-limits.js";
 import { Code, InvalidArgument } from "../../src/errors.js";
 import { Identity, Node, ProbeResponseSchema } from "../../src/gen/csi/v1/csi_pb.js";
 import { captureLog } from "../support/log-capture.js";
@@ -16,6 +16,7 @@ import { makeTestDir, removeTestDir } from "../support/test-dir.js";
  */
 
 const PROBE = "/csi.v1.Identity/Probe";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const INFO = "/csi.v1.Identity/GetPluginInfo";
 
 interface Answer {
@@ -194,6 +195,39 @@ describe("the gRPC protocol of the server", () => {
     expect(slowCalls[0]?.signal.aborted).toBe(true);
   });
 
+  it("bounds what a connection's unfinished requests hold, and releases what a cancelled one held", async () => {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(250 * 1024, 1);
+    const partial = Buffer.concat([prefix, Buffer.alloc(240 * 1024)]);
+    /** Until the client has handed the request's bytes over (or the server answered it), at most 2 s. */
+    const arrived = async (req: ReturnType<ClientHttp2Session["request"]>) => {
+      for (let i = 0; i < 200 && !req.closed && req.writableLength > 0; i++) await sleep(10);
+    };
+    // 40 requests of 240 KiB each, never ended: 9.6 MiB, more than a connection may hold (8 MiB).
+    const refusals: (string | undefined)[] = [];
+    const open = Array.from({ length: 40 }, (_, i) => {
+      const req = session.request({ ":method": "POST", ":path": PROBE, "content-type": "application/grpc", te: "trailers" });
+      req.on("error", () => {});
+      req.on("response", (h) => {
+        refusals[i] = decodeURIComponent(String(h["grpc-message"] ?? ""));
+      });
+      req.write(partial);
+      return req;
+    });
+    await Promise.all(open.map(arrived));
+    await sleep(300);
+    const refused = refusals.filter((m) => m?.includes("already hold"));
+    // No more requests held than fit the connection's budget; the others answered at once.
+    expect(40 - refused.length).toBeLessThanOrEqual(Math.floor(MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION / (240 * 1024)));
+    expect(refused.length).toBeLessThan(40);
+    // Cancelling the held ones releases what they held: a whole request of 200 KiB is then served.
+    for (const req of open) req.close(8);
+    await sleep(200);
+    const whole = framed(new Uint8Array([0x0a, 0x83, 0xc0, 0x0c, ...new Uint8Array(200 * 1024 + 3)])); // unknown field 1, 200 KiB + 3
+    const answer = await call(PROBE, [whole]);
+    expect(answer.grpcStatus, answer.grpcMessage).toBe("0");
+  });
+
   it("cancels the handler when the caller resets its stream", async () => {
     const req = session.request({
       ":method": "POST",
@@ -202,11 +236,11 @@ describe("the gRPC protocol of the server", () => {
     });
     req.on("error", () => {});
     req.end(framed(new Uint8Array()));
-    for (let i = 0; i < 100 && slowCalls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && slowCalls.length === 0; i++) await sleep(10);
     expect(slowCalls).toHaveLength(1);
     req.close(8); // CANCEL
     const signal = slowCalls[0]?.signal;
-    for (let i = 0; i < 100 && !signal?.aborted; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !signal?.aborted; i++) await sleep(10);
     expect(signal?.aborted).toBe(true);
     expect(String(signal?.reason)).toMatch(/CANCELLED|cancelled/i);
   });
