@@ -3,6 +3,7 @@ import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { framedMessage } from "../../src/csi/grpc-wire.js";
 import { CsiServer } from "../../src/csi/server.js";
 import { MAX_STATUS_MESSAGE_BYTES, MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION } from "../../src/csi/transport-limits.js";
 import { Code, InvalidArgument } from "../../src/errors.js";
@@ -28,11 +29,10 @@ interface Answer {
   readonly trailersOnly: boolean;
 }
 
+/** A request message with its gRPC prefix (the server's own framing), optionally marked compressed. */
 function framed(message: Uint8Array, compressed = false): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = compressed ? 1 : 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
+  const out = framedMessage(message);
+  if (compressed) out[0] = 1;
   return out;
 }
 
