@@ -1,0 +1,88 @@
+/**
+ * A quiet plugin gives back what a burst of calls grew its heap by
+ * (src/cli/heap-trim.ts): the built program, on both Nodes it ships on, with
+ * the image's NODE_OPTIONS. The trim is V8's own collection reached through
+ * flags each Node treats differently, so each Node is checked: the trim after
+ * start-up, none while nothing happens, one after a burst that returns heap
+ * pages, and the process's resident memory falling with it.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { connectCsi } from "../../src/csi/client.js";
+import { type DriverProcess, logLines, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { makeTestDir, removeTestDir } from "../support/test-dir.js";
+
+/** `ENV NODE_OPTIONS="..."` of the Dockerfile's runtime (last) stage. */
+async function imageNodeOptions(): Promise<string> {
+  const stages = (await readFile("Dockerfile", "utf8")).split(/^FROM\s/m);
+  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
+}
+
+function trims(driver: DriverProcess): { heapBeforeMiB: number; heapAfterMiB: number }[] {
+  return logLines(driver.stderr())
+    .filter((l) => l.msg === "heap trimmed after a quiet time")
+    .map((l) => ({ heapBeforeMiB: Number(l.heapBeforeMiB), heapAfterMiB: Number(l.heapAfterMiB) }));
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+}
+
+describe("heap trimming after a burst of calls", () => {
+  let dir: string;
+  let driver: DriverProcess | undefined;
+  beforeEach(async () => {
+    dir = await makeTestDir("heap-trim");
+  });
+  afterEach(async () => {
+    await driver?.stop("SIGKILL");
+    driver = undefined;
+    await removeTestDir(dir);
+  });
+
+  for (const runtime of RUNTIMES) {
+    it(`trims after start-up and after a burst, and not while idle, on ${runtime.name}`, async () => {
+      driver = await startDriver(
+        join(dir, "csi.sock"),
+        ["--backend", "local", "--mode", "node", "--data-dir", join(dir, "data"), "--node-id", "n1", "--log-level", "debug"],
+        { node: runtime.node, env: { NODE_OPTIONS: await imageNodeOptions() } },
+      );
+      const running = driver;
+      await until("the trim after start-up", () => trims(running).length === 1);
+      // Idle: no collection, so no further trim.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(trims(running)).toHaveLength(1);
+
+      const clients = connectCsi(running.endpoint);
+      try {
+        let left = 6000;
+        await Promise.all(
+          Array.from({ length: 64 }, async () => {
+            while (left-- > 0) expect((await clients.identity.probe({})).ready).toBe(true);
+          }),
+        );
+        const pid = running.child.pid ?? 0;
+        const afterBurst = await rssMiB(pid);
+        await until("the trim after the burst", () => trims(running).length === 2);
+        const trim = trims(running)[1];
+        expect(trim?.heapAfterMiB).toBeLessThan((trim?.heapBeforeMiB ?? 0) - 1);
+        expect(await rssMiB(pid)).toBeLessThan(afterBurst - 1);
+        // Still serving.
+        expect((await clients.identity.probe({})).ready).toBe(true);
+      } finally {
+        clients.close();
+      }
+      expect(await running.stop("SIGTERM")).toBe(0);
+    }, 60_000);
+  }
+});
