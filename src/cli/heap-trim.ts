@@ -6,11 +6,11 @@
  * burst it keeps their pages until its memory reducer runs: 8 s or more later
  * on Node 22, and on Node 20 the young generation stays at its largest. A node
  * plugin's load is bursts (kubelet's calls, a sidecar's retries) with long quiet
- * times between them, so it would hold its peak heap most of the time. After a
- * burst (any garbage collection since the last trim) and `quietMs` without
- * another one, one full collection that reduces memory returns the free pages:
- * on the image's Node a burst of 20,000 Probes at concurrency 64 leaves about
- * 12 MiB less resident (bench/RESULTS.md). Not after start-up: the trim
+ * times between them, so it would hold its peak heap most of the time. Once
+ * `quietMs` have passed without a garbage collection and the heap has grown by
+ * `minGrowthBytes` since the last trim, one full collection that reduces
+ * memory returns the free pages: on the image's Node a burst of 20,000 Probes
+ * at concurrency 64 leaves about 13 MiB less resident (bench/RESULTS.md). Not after start-up: the trim
  * shrinks the young generation to its least, and the first burst after it
  * then paid about a fifth more CPU per call on Node 22 while the young
  * generation grew back; after a burst that is paid once per burst.
@@ -47,7 +47,7 @@ export interface HeapTrimmer {
 }
 
 type Collect = () => void;
-/** V8's `gc` as V8 12 defines it; V8 11 ignores the options it does not know. */
+/** V8's `gc` as V8 12 defines it (V8 11 is called without options). */
 type V8Gc = (options?: { type: "major" | "minor"; execution: "sync" | "async"; flavor?: "regular" | "last-resort" }) => void;
 
 /** A full, memory-reducing collection for this V8, or undefined where none can be had. */
