@@ -10,14 +10,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { type DriverProcess, logLines, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, imageNodeOptions, logLines, RUNTIMES, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-
-/** `ENV NODE_OPTIONS="..."` of the Dockerfile's runtime (last) stage. */
-async function imageNodeOptions(): Promise<string> {
-  const stages = (await readFile("Dockerfile", "utf8")).split(/^FROM\s/m);
-  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
-}
 
 function trims(driver: DriverProcess): { heapBeforeMiB: number; heapAfterMiB: number }[] {
   return logLines(driver.stderr())
@@ -55,7 +49,7 @@ describe("heap trimming after a burst of calls", () => {
       driver = await startDriver(
         join(dir, "csi.sock"),
         ["--backend", "local", "--mode", "node", "--data-dir", join(dir, "data"), "--node-id", "n1", "--log-level", "debug"],
-        { node: runtime.node, env: { NODE_OPTIONS: await imageNodeOptions() } },
+        { node: runtime.node, env: { NODE_OPTIONS: imageNodeOptions() } },
       );
       const running = driver;
       // Start-up and idle: no trim (one would shrink the young generation the first burst needs).

@@ -5,24 +5,17 @@
  * Nodes the bundle runs on must accept them, apply them and run the bundle.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import pkg from "../../package.json" with { type: "json" };
-import { RUNTIMES } from "../support/driver-process.js";
+import { imageNodeOptions, RUNTIMES } from "../support/driver-process.js";
 
 const execFileAsync = promisify(execFile);
-
-/** `ENV NODE_OPTIONS="..."` of the Dockerfile's runtime (last) stage. */
-async function imageNodeOptions(): Promise<string> {
-  const stages = (await readFile("Dockerfile", "utf8")).split(/^FROM\s/m);
-  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
-}
 
 describe("the image's NODE_OPTIONS", () => {
   for (const runtime of RUNTIMES) {
     it(`caps the V8 heap and runs the bundle on ${runtime.name}`, async () => {
-      const options = await imageNodeOptions();
+      const options = imageNodeOptions();
       const maxOld = /--max-old-space-size=(\d+)/.exec(options)?.[1];
       expect(maxOld, "an old-space cap in the image's NODE_OPTIONS").toBeDefined();
       const env = { ...process.env, NODE_OPTIONS: options };

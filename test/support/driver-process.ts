@@ -41,6 +41,12 @@ export function imageNodeVersion(): string {
   }
 }
 
+/** `ENV NODE_OPTIONS="..."` of the Dockerfile's runtime (last) stage: the V8 flags the image runs the plugin with. */
+export function imageNodeOptions(): string {
+  const stages = readFileSync("Dockerfile", "utf8").split(/^FROM\s/m);
+  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
+}
+
 export interface DriverProcess {
   readonly child: ChildProcess;
   readonly endpoint: string;
