@@ -6,11 +6,10 @@
  * start-up or while nothing happens, one after a burst that returns heap
  * pages, and the process's resident memory falling with it.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { type DriverProcess, imageNodeOptions, logLines, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, imageNodeOptions, logLines, RUNTIMES, rssMiB, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 function trims(driver: DriverProcess): { heapBeforeMiB: number; heapAfterMiB: number }[] {
@@ -25,11 +24,6 @@ async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promi
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
 }
 
 describe("heap trimming after a burst of calls", () => {

@@ -1,11 +1,10 @@
-import { readFile } from "node:fs/promises";
 import { type ClientHttp2Session, type ClientHttp2Stream, connect as http2Connect } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
 import { HTTP2, MAX_CONCURRENT_STREAMS, MAX_RECEIVE_MESSAGE_BYTES, UNFINISHED_REQUEST_TIMEOUT_MS } from "../../src/csi/transport-limits.js";
-import { type DriverProcess, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, rssMiB, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import {
   CONTINUATION,
@@ -30,12 +29,6 @@ import {
 const PROBE = "/csi.v1.Identity/Probe";
 const LEGACY_AUTHORITY = "/var/lib/kubelet/plugins/test/csi.sock";
 const MiB = 1024 * 1024;
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
-  return kb / 1024;
-}
 
 /** Samples the driver's RSS and a Probe's latency every 100 ms until stopped. */
 function watch(pid: number, clients: CsiClients) {

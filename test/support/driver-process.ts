@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { socketAcceptsConnections } from "../../src/csi/unix-socket.js";
 
@@ -45,6 +46,13 @@ export function imageNodeVersion(): string {
 export function imageNodeOptions(): string {
   const stages = readFileSync("Dockerfile", "utf8").split(/^FROM\s/m);
   return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
+}
+
+/** A process's resident memory (VmRSS) in MiB; NaN once it has gone. */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
 }
 
 export interface DriverProcess {
