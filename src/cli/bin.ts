@@ -1,12 +1,7 @@
-import { setFlagsFromString } from "node:v8";
+import { restoreHeapFlagDefaults } from "./v8-flags.js";
 
-// A node plugin runs on every node of a cluster, so its memory matters. Start-up
-// runs a lot of code exactly once (building the protobuf descriptors, loading
-// modules): letting V8's optimizing compiler work on it costs several MiB for no
-// speed-up, and its garbage would double the young generation before the first
-// call. So both are held back until main() starts serving. (The heap's limits
-// are the image's NODE_OPTIONS: V8 takes them only before it starts.)
-setFlagsFromString("--no-turbofan");
-setFlagsFromString("--semi-space-growth-factor=1");
+// Before anything else is loaded: V8's flags hashing as Node's code cache for
+// its built-in modules expects (v8-flags.ts explains why this keeps the heap's limits).
+restoreHeapFlagDefaults();
 
 await import("./main.js");

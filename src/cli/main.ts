@@ -1,4 +1,3 @@
-import { setFlagsFromString } from "node:v8";
 import type { CsiServer } from "../csi/server.js";
 import { formatEndpoint } from "../util/endpoint.js";
 import type { Config } from "../config.js";
@@ -10,6 +9,7 @@ import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from "./heap-trim.js";
 import type { PrometheusMetrics } from "./prometheus.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
+import { holdBackWhileStarting, releaseAfterStart } from "./v8-flags.js";
 
 const QUIET_METHODS = new Set(["/csi.v1.Identity/Probe"]);
 
@@ -41,7 +41,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { config } = command;
   // The rest is loaded once the command line is known to be good: --help,
-  // --version and a bad flag answer at once.
+  // --version and a bad flag answer at once. First the built-ins, while Node's
+  // code cache for them applies; then V8 is held back for start-up (v8-flags.ts).
+  await import("./startup-builtins.js");
+  holdBackWhileStarting();
   const { createLogger } = await import("../log/logger.js");
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);
@@ -53,9 +56,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const driver = await startDriver(config, log);
   if (driver === undefined) return 1;
-  // Off during start-up (see bin.ts): V8's optimizing compiler, and the young generation's growth.
-  setFlagsFromString("--turbofan");
-  setFlagsFromString("--semi-space-growth-factor=2");
+  releaseAfterStart();
   // From now on a quiet plugin gives back what a burst of calls grew its heap by (heap-trim.ts).
   const heapTrimmer = startHeapTrimmer({ ...HEAP_TRIM_DEFAULTS, log });
   const endpoint = formatEndpoint(driver.server.endpoint);

@@ -1,0 +1,35 @@
+/**
+ * The built-in modules the plugin loads while it starts, loaded together while
+ * V8's flags are still at their defaults, so Node takes each from its code cache
+ * rather than compiling it from source (v8-flags.ts). Start-up then holds back
+ * V8's optimizing compiler, a flag change after which Node's cache no longer
+ * applies.
+ *
+ * (node:cluster is what node:net loads when a server listens.) A built-in missing here still works, only compiled from source (a few ms);
+ * test/cli/startup-builtins.test.ts runs the bundle and fails on any built-in
+ * a node plugin compiles without the cache.
+ */
+import * as assert from "node:assert";
+import * as childProcess from "node:child_process";
+import * as cluster from "node:cluster";
+import * as crypto from "node:crypto";
+import * as fsPromises from "node:fs/promises";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as timersPromises from "node:timers/promises";
+import * as workerThreads from "node:worker_threads";
+
+/** The modules themselves: exported so the bundler keeps the imports, which it drops when they only load. */
+export const STARTUP_BUILTINS: readonly object[] = [
+  assert,
+  childProcess,
+  cluster,
+  crypto,
+  fsPromises,
+  http2,
+  net,
+  os,
+  timersPromises,
+  workerThreads,
+];
