@@ -15,12 +15,19 @@ import {
   type FloorMeasure,
   type FloorRuntimeResult,
 } from "./scenarios/floor.js";
+import type { RssSample } from "./lib/proc.js";
 
 /**
  * The last run of this section on the grpc-js server (same bench, same machine), for the before/after of
  * replacing it: a server cannot be swapped within one run, so its "before" is that run's.
  */
 export const GRPC_JS_RUN = "bench/results/2026-12-05T00-55-13-073Z.json";
+
+/**
+ * The last run before the plugin kept Node's code cache for its built-in modules valid
+ * (src/cli/v8-flags.ts, src/cli/startup-builtins.ts): that lever's "before".
+ */
+export const BEFORE_BUILTIN_CACHE_RUN = "bench/results/2026-12-05T09-16-39-130Z.json";
 
 /** The floor figures of a committed results file, if it has them. */
 export function floorOfRun(path: string): readonly FloorRuntimeResult[] | undefined {
@@ -38,10 +45,11 @@ const FLOOR_NOTES: readonly string[] = [
   "Young generation: held at 1 MiB per semi space (the earlier image's `--max-semi-space-size=1` with `--semi-space-growth-factor=1`), the scavenger was about a third of the plugin's CPU under load (34% on Node 20, 38% on Node 22, CPU profiles of 40,000 Probes at c=64): at c=64 each scavenge copies every call in flight. Allowed to grow to 2 MiB once the plugin serves (it is still held at 1 MiB during start-up, whose garbage would otherwise double it before the first call), the scavenger's time fell by a quarter on Node 20 and by half on Node 22; 4 and 8 MiB bought little more (Node 22: 1,298 ms at 1 MiB, 664 at 2, 666 at 4, 555 at 8, with RSS after the load +2, +14 and +17 MiB). The image ships `--max-semi-space-size=2`.",
   "Heap flags tried before choosing (Node 20, RSS 2 s after 20k Probes at c=64, one process each, grpc-js server, 2026-12-05): none 90.5 MiB; `--max-semi-space-size=1` alone 92.3 MiB (the young generation is not where the growth is); `--max-old-space-size=32` 72.3; `=48` with semi space 1: 72.2; `=64` with semi space 1: 72.2; `=24` with semi space 1: 69.9 MiB. A cap of 64 MiB buys as much as the smaller ones and leaves the controller's page-bounded listings room (their live heap stays near 10 MiB). Tried since by hand, no better: `--heap-growing-percent=10` and `--optimize-for-size` (set from the program; the latter costs CPU), glibc's `MALLOC_ARENA_MAX=1/2` and `MALLOC_TRIM_THRESHOLD_` (about 2 MiB less after load, within the run-to-run noise), `--v8-pool-size=1`.",
   "Loading less at start: a node-mode start loads the gRPC server (a 50 KB chunk; grpc-js was about 640 KB), the protobuf runtime with csi.proto's descriptors (about 27 ms: half of it builds descriptor.proto's, which csi.proto imports for its field options such as csi_secret; protobuf-es builds a file's descriptors at once, so a mode cannot load only its own services'), and pino (about 17 ms). The debug server's module, and with it node:http, is now loaded only with `--debug-addr` (about 30 ms of a start on Node 22). Minifying the bundle (1.8 MB to 980 KB) changed neither start-up nor idle RSS measurably; not adopted (stack traces keep their names).",
-  "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand with a warm cache on the grpc-js build (spawn -> first Probe 184–268 ms without, 168–264 ms with) and again on this build (no difference beyond the noise); not adopted: the image would also have to warm the cache at build time, since a container starts from a fresh layer.",
+  "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand with a warm cache on the grpc-js build (spawn -> first Probe 184–268 ms without, 168–264 ms with) and again on the next build (no difference beyond the noise). Tried once more with the built-ins taken from Node's cache (next note), where compiling the bundle's own modules is a larger share of the start: 151 -> 135 ms (median of 8 interleaved starts, warm cache). Still not adopted: Node 20 has no such cache, and a container starts from a fresh layer, so the image would have to warm the cache when it is built by starting a plugin under the image's exact flags (a module compiled under other flags is rejected), a step no test here can run without a Docker engine.",
   "Heap trimming (`src/cli/heap-trim.ts`): after a burst of calls V8 keeps the pages it grew the heap by until its memory reducer runs (8 s or more after the burst; on Node 20 the young generation stays at its largest), so the plugin held its peak heap between bursts. Now, once no garbage collection has run for 1 s and the heap grew by 1 MiB or more since the last trim, the plugin runs one memory-reducing full collection (Node 22: V8's last-resort `gc` flavor, which also shrinks the young generation; Node 20's V8 has no flavors: a full collection under `--optimize-for-size`, which compacts the old space). By hand, 2 s after 30,000 Probes at c=64 (same machine, one process each, interleaved): Node 22 80.3, 80.4 -> 67.1, 67.2 MiB, Node 20 70.1, 70.6 -> 62.3, 63.6 MiB, CPU per Probe within the noise (Node 22 86, 103 -> 90, 86 µs). In this run against the last one before it (`bench/results/2026-12-05T06-28-28-674Z.json`), the driver as the image runs it: Node 22 after 20k 80.4 -> 67.4 MiB, after 100k 80.4 -> 67.7 MiB; Node 20 71.1 -> 62.2 and 70.5 -> 67.9 MiB (the collection Node 20's V8 offers compacts the old space but leaves the young generation as large as the load made it, so it returns less). Each trim costs one collection, 10–25 ms on Node 20 and 20–45 ms on Node 22, once per burst and never while calls keep coming (a collection restarts the quiet time); the CPU per Probe rows do not include it (it runs after the load). A trim once after start-up was tried and dropped: on Node 22 it made idle RSS about 1.6 MiB smaller, but it shrinks the young generation to its least and the first burst then cost about a fifth more CPU per Probe (105–110 against 86–89 µs) while it grew back. Not available to the plugin: V8's own `--gc-memory-reducer-start-delay-ms` (NODE_OPTIONS refuses it; set from the program it has no effect, V8 reads it once), glibc's `MALLOC_ARENA_MAX=1/2`, `MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_` with the trim (no change: 18.2–18.9 MiB anonymous either way).",
+  "Node's code cache for its built-in modules (`src/cli/v8-flags.ts`, `src/cli/startup-builtins.ts`): Node ships its built-ins (node:http2, node:net, ...) with a V8 code cache made under V8's default flags, and V8 rejects a cache whose flags hash differs from the ones in force. Any flag away from its default does that: the image's heap sizes in NODE_OPTIONS, and the start-up's own `--no-turbofan`. Node then compiled every built-in a start loads (about 80) from source: node:http2 took 23–35 ms instead of 9–12 on both Nodes (`import(\"node:http2\")` timed by hand with and without `--max-old-space-size=64`, or `--max-lazy`, any flag will do). Now the plugin first sets the heap's size flags back to their defaults (V8 read them when it set the heap up; the limit stays: a 64 MiB cap still stops allocation at 64 MiB, which the test checks), loads the built-ins its start needs while the flags hash as Node's cache expects, and only then holds TurboFan back for the start. Interleaved by hand, 8 starts each, before -> after: Node 22 spawn -> first Probe 179 -> 153 ms and idle RSS 66.3 -> 60.4 MiB (the built-ins compiled from source also held more memory); Node 20 217 -> 204 ms, idle RSS unchanged. `test/cli/startup-builtins.test.ts` reads Node's own record of which built-ins it compiled with and without the cache and fails on any a node plugin compiles from source beyond the two its first chunk loads before it can reset the flags (node:module, node:v8). What the flags still cost: the built-ins Node loads for itself before the program's first line (its module loader) compile from source, so the driver with the image's NODE_OPTIONS starts 10–30 ms later than without them (see the V8 heap limits lever above); the heap limits are worth it on Node 20's RSS after load.",
   "Start-up snapshot (`node --build-snapshot`, Node 22, by hand): node:http2 cannot be put in a user snapshot (the build aborts: its binding's handles are not serializable), so a snapshot could hold only the protobuf descriptors and pino, loaded before http2 is required at run time. A bundle of just those, from a snapshot against loaded as usual: 49–57 against 69–75 ms to the same point, about 18 ms saved of the 55–65 ms the start-up misses by. It also keeps the build's `process.pid` where a module captured it (pino's log lines carried the builder's pid), the image would have to build the blob with its own Node at image build time, and every other way of running the bundle would not have it. Not adopted.",
-  "Where the rest is. Start-up, Node 22, timed inside the program (median of 5 starts): Node's own start to the first line of the bundle about 45 ms, the command line 6 ms, the logger (pino) 15 ms, loading the gRPC server (node:http2 alone about 10 ms) and the plugin with csi.proto's descriptors about 60 ms (imported by hand one after the other: descriptors 27–30 ms, server 17 ms, plugin 3 ms), building the plugin 12 ms, listening 5 ms. The bare server pays Node's start and node:http2; the rest is the driver's. Idle RSS: the plugin's V8 heap is about 3 MiB above the bare server's (live: about 7 MiB against 4; the bundle's source text 0.57 MiB, object shapes and descriptor arrays 1 MiB, bytecode and its metadata, the descriptors; pino), and on Node 22 the start also touches about 3 MiB more of the node binary's pages. After load, with the trim: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded) and about 4 MiB of malloc'd memory that Node's HTTP/2 and V8's threads freed but glibc keeps (the main heap grew 2.9 -> 5.2 MiB and the thread arenas by 1.5 MiB; the bare server keeps 8 MiB more after the same load). The live heap after a full collection stays near 7 MiB. The resident file pages also vary between runs by up to 5 MiB for the same process (pages of the node binary that other processes brought into the page cache are mapped with the ones it touches), which moves the idle and loaded rows of every subject.",
+  "Where the rest is. Start-up, timed inside the program (6 starts, marks after each step; Node 22 / Node 20): to `main()` 42 / 98 ms (Node's own start, 23–28 / about 74 ms for an empty script, plus what NODE_OPTIONS costs it, node:v8 and the command line's modules), the built-ins from Node's cache 14 / 12 ms (node:http2 about 10 of them, which the bare server loads too), the logger (pino) 10 / 10 ms, the protobuf runtime with descriptor.proto's descriptors 20 / 22 ms and csi.proto's 13 / 14 ms (by hand, Node 22: compiling the chunk 5 ms, building descriptor.proto 9 ms, timestamp.proto 3 ms, csi.proto 8.5 ms; no V8 flag tried made them faster: `--always-sparkplug`, `--no-lazy-feedback-allocation`, `--max-lazy`, `--no-flush-bytecode`), the gRPC server 4 / 5 ms, the node service and the local backend 7 / 8 ms, building the plugin 3 ms, listening 3 ms. The bare server pays Node's start and node:http2; the rest is the driver's. Idle RSS (Node 22, by hand): the plugin's V8 heap is 11.6 MiB resident against the bare server's 7.3, its old space holding 6.3 MiB live after a full collection against 3.5 (importing the protobuf runtime with the csi.proto descriptors keeps 1.7 MiB live, pino 0.5, the gRPC server 0.5), and its anonymous memory is 16.6 against 11.0 MiB. The file pages of the node binary it maps vary with the machine's page cache, not with the plugin: 43.3 MiB in starts by hand, 48.3 MiB in the starts of this bench run (the same binary and flags; the bare server maps 42.6). After load, with the trim: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded) and about 4 MiB of malloc'd memory that Node's HTTP/2 and V8's threads freed but glibc keeps (the main heap grew 2.9 -> 5.2 MiB and the thread arenas by 1.5 MiB; the bare server keeps 8 MiB more after the same load). The live heap after a full collection stays near 7 MiB. The resident file pages also vary between runs by up to 5 MiB for the same process (pages of the node binary that other processes brought into the page cache are mapped with the ones it touches), which moves the idle and loaded rows of every subject.",
 ];
 
 export const FLOOR_BEGIN = "<!-- floor:begin -->";
@@ -58,6 +66,23 @@ function startMs(m: FloorMeasure): number {
   return summarize(m.readyMs).median;
 }
 
+/** Idle RSS: the median over the subject's processes (older runs kept one). */
+function idleRss(m: FloorMeasure): number {
+  return m.idleSamples && m.idleSamples.length > 0 ? summarize(m.idleSamples.map((s) => s.rss)).median : m.idle.rss;
+}
+
+/** The idle sample whose RSS is the median one (for its anonymous / file split). */
+function idleMedianSample(m: FloorMeasure): RssSample {
+  const samples = m.idleSamples && m.idleSamples.length > 0 ? m.idleSamples : [m.idle];
+  const sorted = [...samples].sort((a, b) => a.rss - b.rss);
+  return sorted[Math.floor(sorted.length / 2)] ?? m.idle;
+}
+
+/** "(anon a / file f)": resident anonymous memory and file pages (mostly the node binary's), which vary with the page cache. */
+function split(sample: RssSample): string {
+  return `(anon ${f1(mib(sample.anon))} / file ${f1(mib(sample.file))})`;
+}
+
 /** Steady-state CPU per Probe: the calls after the first FLOOR_FIRST_CALLS (JIT warm by then). */
 function cpuPerProbe(m: FloorMeasure): number {
   return m.restRun.driverCpuUsPerCall;
@@ -67,13 +92,14 @@ export function floorSection(
   results: readonly FloorRuntimeResult[],
   date: string,
   grpcJs: readonly FloorRuntimeResult[] | undefined = floorOfRun(GRPC_JS_RUN),
+  beforeBuiltinCache: readonly FloorRuntimeResult[] | undefined = floorOfRun(BEFORE_BUILTIN_CACHE_RUN),
 ): string[] {
   const L: string[] = [FLOOR_BEGIN, "", "## Against the runtime's floor (issue 13)", ""];
   L.push(
     `Measured ${date}. Baseline: \`bench/workers/bare-grpc-server.mjs\`, a gRPC server on bare \`node:http2\` (no library) answering every unary call with an empty message and grpc-status 0, ` +
       "on the same Node binary, the same kind of unix socket and the same load client (the project's connect-node client, `src/csi/client.ts`, in its own process) as the driver. " +
       `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile) and, for the lever's before/after, without them. ` +
-      `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
+      `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle: the median over every start of the subject), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
       `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). One process per subject.`,
   );
   for (const { runtime, measures } of results) {
@@ -108,12 +134,26 @@ export function floorSection(
       startMs,
       (m) => `(${m.readyMs.map(f0).join(", ")})`,
     );
-    row("RSS idle (MiB)", mib(base.idle.rss) + FLOOR_TARGETS.idlePlusMiB, "MiB", (m) => mib(m.idle.rss));
-    row(`RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes (MiB)`, mib(base.idle.rss) + FLOOR_TARGETS.loadedPlusIdleMiB, "MiB", (m) =>
-      mib(m.afterFirst.rss),
+    row(
+      "RSS idle (MiB)",
+      mib(idleRss(base)) + FLOOR_TARGETS.idlePlusMiB,
+      "MiB",
+      (m) => mib(idleRss(m)),
+      (m) => split(idleMedianSample(m)),
     );
-    row(`RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes (MiB)`, mib(base.idle.rss) + FLOOR_TARGETS.loadedPlusIdleMiB, "MiB", (m) =>
-      mib(m.afterTotal.rss),
+    row(
+      `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes (MiB)`,
+      mib(idleRss(base)) + FLOOR_TARGETS.loadedPlusIdleMiB,
+      "MiB",
+      (m) => mib(m.afterFirst.rss),
+      (m) => split(m.afterFirst),
+    );
+    row(
+      `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes (MiB)`,
+      mib(idleRss(base)) + FLOOR_TARGETS.loadedPlusIdleMiB,
+      "MiB",
+      (m) => mib(m.afterTotal.rss),
+      (m) => split(m.afterTotal),
     );
     row(
       "CPU per Probe (µs)",
@@ -136,7 +176,7 @@ export function floorSection(
     L.push(
       `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ` +
         `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(bare.afterFirst.rss))} -> ${f1(mib(shipped.afterFirst.rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(bare.afterTotal.rss))} -> ${f1(mib(shipped.afterTotal.rss))} MiB, ` +
-        `idle ${f1(mib(bare.idle.rss))} -> ${f1(mib(shipped.idle.rss))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
+        `idle ${f1(mib(idleRss(bare)))} -> ${f1(mib(idleRss(shipped)))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
     );
   }
   for (const { runtime, measures } of results) {
@@ -149,8 +189,24 @@ export function floorSection(
       `- gRPC server on Node's own HTTP/2 instead of grpc-js (\`src/csi/grpc-stream.ts\`, \`src/csi/grpc-wire.ts\`; every guarantee of docs/transport.md kept, and the transport, hostile-input, fuzz, conformance and grpc-go interop tests pass on it), ${runtime.name} v${runtime.version}, ` +
         `the driver as the image runs it, before in \`${GRPC_JS_RUN}\` (its baseline in brackets), after in this run: ` +
         `CPU per Probe ${f0(cpuPerProbe(before))} (${f0(cpuPerProbe(beforeBase))}) -> ${f0(cpuPerProbe(after))} (${f0(cpuPerProbe(base))}) µs, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, idle ${f1(mib(before.idle.rss))} (${f1(mib(beforeBase.idle.rss))}) -> ${f1(mib(after.idle.rss))} (${f1(mib(base.idle.rss))}) MiB, ` +
+        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, idle ${f1(mib(idleRss(before)))} (${f1(mib(idleRss(beforeBase)))}) -> ${f1(mib(idleRss(after)))} (${f1(mib(idleRss(base)))}) MiB, ` +
         `start-up ${f0(startMs(before))} (${f0(startMs(beforeBase))}) -> ${f0(startMs(after))} (${f0(startMs(base))}) ms. (The "after" includes the other levers below.)`,
+    );
+  }
+  for (const { runtime, measures } of results) {
+    const earlier = beforeBuiltinCache?.find((r) => r.runtime.version === runtime.version)?.measures;
+    const before = earlier?.find((m) => m.subject === "driver");
+    const beforeBase = earlier?.find((m) => m.subject === "baseline");
+    const after = measures.find((m) => m.subject === "driver");
+    const base = measures.find((m) => m.subject === "baseline");
+    if (!after || !before || !beforeBase || !base) continue;
+    L.push(
+      `- Node's code cache for its built-in modules kept valid (\`src/cli/v8-flags.ts\`, \`src/cli/startup-builtins.ts\`; see the note below), ${runtime.name} v${runtime.version}, ` +
+        `the driver as the image runs it, before in \`${BEFORE_BUILTIN_CACHE_RUN}\` (its baseline in brackets), after in this run: ` +
+        `start-up ${f0(startMs(before))} (${f0(startMs(beforeBase))}) -> ${f0(startMs(after))} (${f0(startMs(base))}) ms, ` +
+        `idle ${f1(mib(idleRss(before)))} (${f1(mib(idleRss(beforeBase)))}) -> ${f1(mib(idleRss(after)))} (${f1(mib(idleRss(base)))}) MiB, of which anonymous ${f1(mib(idleMedianSample(before).anon))} (${f1(mib(idleMedianSample(beforeBase).anon))}) -> ${f1(mib(idleMedianSample(after).anon))} (${f1(mib(idleMedianSample(base).anon))}) MiB, ` +
+        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, ` +
+        `CPU per Probe ${f0(cpuPerProbe(before))} (${f0(cpuPerProbe(beforeBase))}) -> ${f0(cpuPerProbe(after))} (${f0(cpuPerProbe(base))}) µs.`,
     );
   }
   for (const note of FLOOR_NOTES) L.push(`- ${note}`);

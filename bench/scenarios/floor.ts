@@ -50,8 +50,13 @@ export interface FloorMeasure {
   readonly nodeOptions: string;
   /** Spawn -> first Probe OK, every start (the first is the measured process). */
   readonly readyMs: readonly number[];
-  /** 2 s after ready. */
+  /** 2 s after ready, the measured process. */
   readonly idle: RssSample;
+  /**
+   * 2 s after ready, every start (the measured process first): one process's
+   * idle RSS moves by a few MiB from start to start, so the rows take the median.
+   */
+  readonly idleSamples?: readonly RssSample[];
   readonly idleCpuUs: number;
   /** 2 s after FLOOR_FIRST_CALLS Probes (plus the connect Probe). */
   readonly afterFirst: RssSample;
@@ -116,6 +121,7 @@ async function measureOne(
   subject: FloorSubject,
   tag: string,
   extraStarts: number[],
+  extraIdle: RssSample[],
   log: FloorOptions["log"],
 ): Promise<FloorMeasure> {
   const driver = await start(runtime, subject, tag);
@@ -142,6 +148,7 @@ async function measureOne(
       nodeOptions: subject.nodeOptions,
       readyMs: [driver.readyMs, ...extraStarts],
       idle,
+      idleSamples: [idle, ...extraIdle],
       idleCpuUs,
       afterFirst,
       afterTotal,
@@ -160,10 +167,13 @@ export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeR
     const subjects = floorSubjects("<dir>");
     // Start-up: the subjects interleaved, so a busy moment of the shared machine hits all of them.
     const starts = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
+    const idles = new Map<string, RssSample[]>(subjects.map((s) => [s.name, []]));
     for (let i = 0; i < options.starts; i++) {
       for (const [k, subject] of subjects.entries()) {
         const d = await start(runtime, subject, `floor-start-${k}-${i}`);
         starts.get(subject.name)?.push(d.readyMs);
+        await sleep(2000);
+        idles.get(subject.name)?.push(rssSample(d.pid));
         const code = await d.stop();
         if (code !== 0) throw new Error(`${subject.name} exited with ${code} after SIGTERM; see ${d.logFile}`);
         await sleep(50);
@@ -174,7 +184,9 @@ export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeR
     );
     const measures: FloorMeasure[] = [];
     for (const [k, subject] of subjects.entries())
-      measures.push(await measureOne(runtime, subject, `floor-${k}`, starts.get(subject.name) ?? [], options.log));
+      measures.push(
+        await measureOne(runtime, subject, `floor-${k}`, starts.get(subject.name) ?? [], idles.get(subject.name) ?? [], options.log),
+      );
     out.push({ runtime, measures });
   }
   return out;

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { FLOOR_BEGIN, FLOOR_END, replaceFloorSection } from "../../bench/floor-report.js";
+import { FLOOR_BEGIN, FLOOR_END, floorSection, replaceFloorSection } from "../../bench/floor-report.js";
+import type { RssSample } from "../../bench/lib/proc.js";
+import type { FloorMeasure, FloorRuntimeResult } from "../../bench/scenarios/floor.js";
+import type { UnaryRun } from "../../bench/scenarios/footprint.js";
 
 describe("the floor section of bench/RESULTS.md", () => {
   it("goes before section 1 the first time, then replaces itself and nothing else", () => {
@@ -12,5 +15,48 @@ describe("the floor section of bench/RESULTS.md", () => {
 
   it("is appended to a file without section 1", () => {
     expect(replaceFloorSection("# Results\n", [FLOOR_BEGIN, FLOOR_END])).toBe(`# Results\n\n${FLOOR_BEGIN}\n${FLOOR_END}\n`);
+  });
+});
+
+describe("the floor section's figures", () => {
+  const MiB = 2 ** 20;
+  const sample = (rss: number, anon: number): RssSample => ({ rss: rss * MiB, anon: anon * MiB, file: (rss - anon) * MiB, hwm: rss * MiB });
+  const run = (cpu: number): UnaryRun => ({
+    method: "probe",
+    concurrency: 64,
+    calls: 1000,
+    wallMs: 1,
+    driverCpuUsPerCall: cpu,
+    clientCpuUsPerCall: 1,
+    segments: [],
+  });
+  const measure = (subject: string, idle: readonly RssSample[]): FloorMeasure => ({
+    subject,
+    nodeOptions: "",
+    readyMs: [100, 110, 120],
+    idle: idle[0] ?? sample(0, 0),
+    idleSamples: idle,
+    idleCpuUs: 0,
+    afterFirst: sample(70, 20),
+    afterTotal: sample(71, 21),
+    firstRun: run(50),
+    restRun: run(40),
+  });
+
+  it("takes idle RSS as the median over the subject's processes, with its anonymous / file split", () => {
+    const results: FloorRuntimeResult[] = [
+      {
+        runtime: { name: "test Node", node: "node", version: "0.0.0" },
+        measures: [
+          measure("baseline", [sample(50, 10), sample(48, 10), sample(49, 9)]),
+          measure("driver", [sample(60, 16), sample(66, 16), sample(61, 17)]),
+        ],
+      },
+    ];
+    const text = floorSection(results, "now", [], []).join("\n");
+    // Baseline median 49 MiB (target 52), driver median 61 MiB (anon 17 of it).
+    expect(text).toContain("| RSS idle (MiB) | <= 52.0 MiB | 49.0 (anon 9.0 / file 40.0) | 61.0 (anon 17.0 / file 44.0) **miss** (+9.0) |");
+    // The loaded rows' target is the baseline's median idle + 10 MiB.
+    expect(text).toContain("| RSS after 100k Probes (MiB) | <= 59.0 MiB |");
   });
 });
