@@ -52,8 +52,10 @@ LABEL org.opencontainers.image.title="do-csi-plugin" \
 # sooner, far above the live heap (about 10 MiB). The young generation may grow from
 # 1 to 2 MiB per semi space (V8's default is up to 16): at 1 MiB the collector spent
 # about a third of the plugin's CPU moving the calls in flight, at 2 MiB half that.
-# bench/RESULTS.md ("Against the runtime's floor") measures the plugin with and
-# without this line; the bench reads the flags from here.
+# The plugin sets these two back to their defaults once V8 has sized the heap
+# (the limits stay), so Node still takes its built-in modules from its code cache
+# (src/cli/v8-flags.ts). bench/RESULTS.md ("Against the runtime's floor") measures
+# the plugin with and without this line; the bench reads the flags from here.
 ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=64"
 # Root: the node service formats, mounts and attaches loop devices.
 ENTRYPOINT ["do-csi-plugin"]
