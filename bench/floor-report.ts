@@ -88,6 +88,32 @@ function cpuPerProbe(m: FloorMeasure): number {
   return m.restRun.driverCpuUsPerCall;
 }
 
+/** The driver and the baseline in an earlier run (a lever's "before") and in this one, on the same Node. */
+interface AcrossRuns {
+  readonly before: FloorMeasure;
+  readonly beforeBase: FloorMeasure;
+  readonly after: FloorMeasure;
+  readonly base: FloorMeasure;
+}
+
+function acrossRuns(
+  earlier: readonly FloorRuntimeResult[] | undefined,
+  runtime: FloorRuntimeResult["runtime"],
+  measures: readonly FloorMeasure[],
+): AcrossRuns | undefined {
+  const then = earlier?.find((r) => r.runtime.version === runtime.version)?.measures;
+  const before = then?.find((m) => m.subject === "driver");
+  const beforeBase = then?.find((m) => m.subject === "baseline");
+  const after = measures.find((m) => m.subject === "driver");
+  const base = measures.find((m) => m.subject === "baseline");
+  return before && beforeBase && after && base ? { before, beforeBase, after, base } : undefined;
+}
+
+/** One figure across the runs: "before (its baseline) -> after (its baseline)". */
+function change(r: AcrossRuns, value: (m: FloorMeasure) => number, format: (n: number) => string): string {
+  return `${format(value(r.before))} (${format(value(r.beforeBase))}) -> ${format(value(r.after))} (${format(value(r.base))})`;
+}
+
 export function floorSection(
   results: readonly FloorRuntimeResult[],
   date: string,
@@ -180,33 +206,26 @@ export function floorSection(
     );
   }
   for (const { runtime, measures } of results) {
-    const after = measures.find((m) => m.subject === "driver");
-    const before = grpcJs?.find((r) => r.runtime.version === runtime.version)?.measures.find((m) => m.subject === "driver");
-    const beforeBase = grpcJs?.find((r) => r.runtime.version === runtime.version)?.measures.find((m) => m.subject === "baseline");
-    const base = measures.find((m) => m.subject === "baseline");
-    if (!after || !before || !beforeBase || !base) continue;
+    const r = acrossRuns(grpcJs, runtime, measures);
+    if (!r) continue;
     L.push(
       `- gRPC server on Node's own HTTP/2 instead of grpc-js (\`src/csi/grpc-stream.ts\`, \`src/csi/grpc-wire.ts\`; every guarantee of docs/transport.md kept, and the transport, hostile-input, fuzz, conformance and grpc-go interop tests pass on it), ${runtime.name} v${runtime.version}, ` +
         `the driver as the image runs it, before in \`${GRPC_JS_RUN}\` (its baseline in brackets), after in this run: ` +
-        `CPU per Probe ${f0(cpuPerProbe(before))} (${f0(cpuPerProbe(beforeBase))}) -> ${f0(cpuPerProbe(after))} (${f0(cpuPerProbe(base))}) µs, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, idle ${f1(mib(idleRss(before)))} (${f1(mib(idleRss(beforeBase)))}) -> ${f1(mib(idleRss(after)))} (${f1(mib(idleRss(base)))}) MiB, ` +
-        `start-up ${f0(startMs(before))} (${f0(startMs(beforeBase))}) -> ${f0(startMs(after))} (${f0(startMs(base))}) ms. (The "after" includes the other levers below.)`,
+        `CPU per Probe ${change(r, cpuPerProbe, f0)} µs, ` +
+        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(r.before.afterTotal.rss))} -> ${f1(mib(r.after.afterTotal.rss))} MiB, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, ` +
+        `start-up ${change(r, startMs, f0)} ms. (The "after" includes the other levers below.)`,
     );
   }
   for (const { runtime, measures } of results) {
-    const earlier = beforeBuiltinCache?.find((r) => r.runtime.version === runtime.version)?.measures;
-    const before = earlier?.find((m) => m.subject === "driver");
-    const beforeBase = earlier?.find((m) => m.subject === "baseline");
-    const after = measures.find((m) => m.subject === "driver");
-    const base = measures.find((m) => m.subject === "baseline");
-    if (!after || !before || !beforeBase || !base) continue;
+    const r = acrossRuns(beforeBuiltinCache, runtime, measures);
+    if (!r) continue;
     L.push(
       `- Node's code cache for its built-in modules kept valid (\`src/cli/v8-flags.ts\`, \`src/cli/startup-builtins.ts\`; see the note below), ${runtime.name} v${runtime.version}, ` +
         `the driver as the image runs it, before in \`${BEFORE_BUILTIN_CACHE_RUN}\` (its baseline in brackets), after in this run: ` +
-        `start-up ${f0(startMs(before))} (${f0(startMs(beforeBase))}) -> ${f0(startMs(after))} (${f0(startMs(base))}) ms, ` +
-        `idle ${f1(mib(idleRss(before)))} (${f1(mib(idleRss(beforeBase)))}) -> ${f1(mib(idleRss(after)))} (${f1(mib(idleRss(base)))}) MiB, of which anonymous ${f1(mib(idleMedianSample(before).anon))} (${f1(mib(idleMedianSample(beforeBase).anon))}) -> ${f1(mib(idleMedianSample(after).anon))} (${f1(mib(idleMedianSample(base).anon))}) MiB, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(before.afterTotal.rss))} -> ${f1(mib(after.afterTotal.rss))} MiB, ` +
-        `CPU per Probe ${f0(cpuPerProbe(before))} (${f0(cpuPerProbe(beforeBase))}) -> ${f0(cpuPerProbe(after))} (${f0(cpuPerProbe(base))}) µs.`,
+        `start-up ${change(r, startMs, f0)} ms, ` +
+        `idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, of which anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ` +
+        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(r.before.afterTotal.rss))} -> ${f1(mib(r.after.afterTotal.rss))} MiB, ` +
+        `CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
     );
   }
   for (const note of FLOOR_NOTES) L.push(`- ${note}`);

@@ -5,7 +5,8 @@
  * V8's optimizing compiler, a flag change after which Node's cache no longer
  * applies.
  *
- * (node:cluster is what node:net loads when a server listens.) A built-in missing here still works, only compiled from source (a few ms);
+ * node:cluster is here because node:net loads it when a server listens. A
+ * built-in missing here still works, only compiled from source (a few ms);
  * test/cli/startup-builtins.test.ts runs the bundle and fails on any built-in
  * a node plugin compiles without the cache.
  */
