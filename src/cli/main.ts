@@ -9,7 +9,7 @@ import { HEAP_TRIM_DEFAULTS, startHeapTrimmer } from "./heap-trim.js";
 import type { PrometheusMetrics } from "./prometheus.js";
 import { FlagError, usage } from "./flags.js";
 import { describeConfig, FLAGS, parseCommandLine, PROGRAM } from "./options.js";
-import { holdBackWhileStarting, releaseAfterStart } from "./v8-flags.js";
+import { releaseAfterStart } from "./v8-flags.js";
 
 const QUIET_METHODS = new Set(["/csi.v1.Identity/Probe"]);
 
@@ -41,10 +41,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { config } = command;
   // The rest is loaded once the command line is known to be good: --help,
-  // --version and a bad flag answer at once. First the built-ins, while Node's
-  // code cache for them applies; then V8 is held back for start-up (v8-flags.ts).
-  await import("./startup-builtins.js");
-  holdBackWhileStarting();
+  // --version and a bad flag answer at once.
   const { createLogger } = await import("../log/logger.js");
   const log = await createLogger({ level: config.logLevel, format: config.logFormat });
   installCrashLogging(log);

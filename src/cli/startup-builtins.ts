@@ -18,7 +18,9 @@ import * as fsPromises from "node:fs/promises";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as os from "node:os";
+import * as perfHooks from "node:perf_hooks";
 import * as timersPromises from "node:timers/promises";
+import * as vm from "node:vm";
 import * as workerThreads from "node:worker_threads";
 
 /** The modules themselves: exported so the bundler keeps the imports, which it drops when they only load. */
@@ -31,6 +33,8 @@ export const STARTUP_BUILTINS: readonly object[] = [
   http2,
   net,
   os,
+  perfHooks,
   timersPromises,
+  vm,
   workerThreads,
 ];
