@@ -16,16 +16,23 @@ export interface NodeRuntime {
   /** "Node 20.20.2 (test runner)": names the runtime in test titles. */
   readonly name: string;
   readonly node: string;
+  /** Its Node version, e.g. "22.23.3". */
+  readonly version: string;
 }
 
 /** Where `npm ci` puts the image's Node (the `node-image` devDependency). */
 export const IMAGE_NODE_PACKAGE = resolve("node_modules/node-image");
 
-export const RUNNER_NODE: NodeRuntime = { name: `Node ${process.versions.node} (test runner)`, node: process.execPath };
+export const RUNNER_NODE: NodeRuntime = {
+  name: `Node ${process.versions.node} (test runner)`,
+  node: process.execPath,
+  version: process.versions.node,
+};
 
 export const IMAGE_NODE: NodeRuntime = {
   name: `Node ${imageNodeVersion()} (image)`,
   node: resolve(IMAGE_NODE_PACKAGE, "bin/node"),
+  version: imageNodeVersion(),
 };
 
 /** Both runtimes the bundle must work on. */
