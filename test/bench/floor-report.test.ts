@@ -53,7 +53,7 @@ describe("the floor section's figures", () => {
         ],
       },
     ];
-    const text = floorSection(results, "now", [], []).join("\n");
+    const text = floorSection(results, "now", [], [], []).join("\n");
     // Baseline median 49 MiB (target 52), driver median 61 MiB (anon 17 of it).
     expect(text).toContain("| RSS idle (MiB) | <= 52.0 MiB | 49.0 (anon 9.0 / file 40.0) | 61.0 (anon 17.0 / file 44.0) **miss** (+9.0) |");
     // The loaded rows' target is the baseline's median idle + 10 MiB.
