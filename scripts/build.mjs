@@ -17,7 +17,7 @@ await build({
   legalComments: "linked",
   logLevel: "warning",
   banner: {
-    // CommonJS dependencies (pino) call require(); give the ESM bundle one.
+    // CommonJS dependencies (pino-pretty) call require(); give the ESM bundle one.
     js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
 });

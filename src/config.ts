@@ -1,6 +1,6 @@
 import type { Endpoint } from "./util/endpoint.js";
 import type { LogFormat } from "./log/logger.js";
-import type { LevelWithSilent } from "pino";
+import type { LogLevel } from "./log/levels.js";
 
 /** The DigitalOcean backend's name: the Go driver's, so a cluster can swap images and keep its volumes. */
 export const DEFAULT_DRIVER_NAME = "dobs.csi.digitalocean.com";
@@ -71,7 +71,7 @@ export interface Config {
    * publish and expansion done on the node (see driver/deployment.ts).
    */
   readonly nodeDeployment: boolean;
-  readonly logLevel: LevelWithSilent;
+  readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   /** host:port for the HTTP debug server (/health, /metrics); empty disables it. */
   readonly debugAddr: string;

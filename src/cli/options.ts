@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import type { LevelWithSilent } from "pino";
+import type { LogLevel } from "../log/levels.js";
 import { parseEndpoint } from "../util/endpoint.js";
 import { LOG_LEVELS } from "../log/levels.js";
 import {
@@ -253,7 +253,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     mode,
     backend,
     nodeDeployment,
-    logLevel: oneOf<LevelWithSilent>("log-level", get("log-level"), LOG_LEVELS),
+    logLevel: oneOf<LogLevel>("log-level", get("log-level"), LOG_LEVELS),
     logFormat: oneOf("log-format", get("log-format"), ["json", "pretty"] as const),
     debugAddr,
     alpha: parseAlpha(get("alpha-features")),

@@ -10,7 +10,6 @@
  * test/cli/startup-builtins.test.ts runs the bundle and fails on any built-in
  * a node plugin compiles without the cache.
  */
-import * as assert from "node:assert";
 import * as childProcess from "node:child_process";
 import * as cluster from "node:cluster";
 import * as crypto from "node:crypto";
@@ -21,11 +20,9 @@ import * as os from "node:os";
 import * as perfHooks from "node:perf_hooks";
 import * as timersPromises from "node:timers/promises";
 import * as vm from "node:vm";
-import * as workerThreads from "node:worker_threads";
 
 /** The modules themselves: exported so the bundler keeps the imports, which it drops when they only load. */
 export const STARTUP_BUILTINS: readonly object[] = [
-  assert,
   childProcess,
   cluster,
   crypto,
@@ -36,5 +33,4 @@ export const STARTUP_BUILTINS: readonly object[] = [
   perfHooks,
   timersPromises,
   vm,
-  workerThreads,
 ];

@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import { pino, type Logger, type LevelWithSilent } from "pino";
+import { createStreamLogger, type Logger, type LogLevel } from "../../src/log/logger.js";
 
 export interface CapturedLog {
   readonly logger: Logger;
@@ -10,7 +10,7 @@ export interface CapturedLog {
 }
 
 /** A logger whose output is kept in memory, for asserting what was (and was not) logged. */
-export function captureLog(level: LevelWithSilent = "trace"): CapturedLog {
+export function captureLog(level: LogLevel = "trace"): CapturedLog {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -18,6 +18,6 @@ export function captureLog(level: LevelWithSilent = "trace"): CapturedLog {
       done();
     },
   });
-  const logger = pino({ level }, stream);
+  const logger = createStreamLogger(level, stream);
   return { logger, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
