@@ -12,29 +12,39 @@ import {
   FLOOR_FIRST_CALLS,
   FLOOR_TARGETS,
   FLOOR_TOTAL_CALLS,
+  type FloorLoad,
   type FloorMeasure,
   type FloorRuntimeResult,
 } from "./scenarios/floor.js";
 import type { RssSample } from "./lib/proc.js";
 
 /**
- * The last run of this section on the grpc-js server (same bench, same machine), for the before/after of
- * replacing it: a server cannot be swapped within one run, so its "before" is that run's.
+ * Committed runs that hold a lever's "before": the last run of this section
+ * before the lever landed (a server or a start-up path cannot be swapped
+ * within one run, so its before/after spans two runs on the same machine).
  */
-export const GRPC_JS_RUN = "bench/results/2026-12-05T00-55-13-073Z.json";
+export const EARLIER_RUNS = {
+  /** The last run on the grpc-js server. */
+  grpcJs: "bench/results/2026-12-05T00-55-13-073Z.json",
+  /** Before the plugin kept Node's code cache for its built-in modules valid (src/cli/v8-flags.ts, src/cli/startup-builtins.ts). */
+  builtinCache: "bench/results/2026-12-05T09-16-39-130Z.json",
+  /** Before an idle plugin stopped running V8's optimizing compiler (src/cli/bin.ts, src/util/executables.ts) and the trim after start-up (src/cli/heap-trim.ts). */
+  idleLevers: "bench/results/2026-12-05T11-37-48-016Z.json",
+  /** Before the driver wrote its own log lines instead of loading pino (src/log/). */
+  logger: "bench/results/2026-12-05T13-32-47-298Z.json",
+} as const;
 
-/**
- * The last run before the plugin kept Node's code cache for its built-in modules valid
- * (src/cli/v8-flags.ts, src/cli/startup-builtins.ts): that lever's "before".
- */
-export const BEFORE_BUILTIN_CACHE_RUN = "bench/results/2026-12-05T09-16-39-130Z.json";
+export type EarlierFloors = Partial<Record<keyof typeof EARLIER_RUNS, readonly FloorRuntimeResult[]>>;
 
-/**
- * The last run before an idle plugin stopped running V8's optimizing compiler
- * (src/cli/bin.ts, src/util/executables.ts) and the heap trim after start-up
- * (src/cli/heap-trim.ts): those levers' "before".
- */
-export const BEFORE_IDLE_LEVERS_RUN = "bench/results/2026-12-05T11-37-48-016Z.json";
+/** The earlier runs' floor figures, from the committed results files. */
+export function committedEarlierFloors(): EarlierFloors {
+  const out: EarlierFloors = {};
+  for (const [key, path] of Object.entries(EARLIER_RUNS) as [keyof typeof EARLIER_RUNS, string][]) {
+    const floor = floorOfRun(path);
+    if (floor) out[key] = floor;
+  }
+  return out;
+}
 
 /** The floor figures of a committed results file, if it has them. */
 export function floorOfRun(path: string): readonly FloorRuntimeResult[] | undefined {
@@ -51,13 +61,13 @@ const FLOOR_NOTES: readonly string[] = [
   "Fewer allocations per call (`src/csi/call-handler.ts`): the request id, the call's logger and its AbortController are made only when a handler or a log line asks for them, one listener function serves every stream's events, and Probe answers from the readiness cache without asking for a signal. Under 30,000 Probes at c=64 (Node 20, CPU profile), creating AbortSignals alone had been 5% of the plugin's CPU.",
   "Young generation: held at 1 MiB per semi space (the earlier image's `--max-semi-space-size=1` with `--semi-space-growth-factor=1`), the scavenger was about a third of the plugin's CPU under load (34% on Node 20, 38% on Node 22, CPU profiles of 40,000 Probes at c=64): at c=64 each scavenge copies every call in flight. Allowed to grow to 2 MiB once the plugin serves (it is still held at 1 MiB during start-up, whose garbage would otherwise double it before the first call), the scavenger's time fell by a quarter on Node 20 and by half on Node 22; 4 and 8 MiB bought little more (Node 22: 1,298 ms at 1 MiB, 664 at 2, 666 at 4, 555 at 8, with RSS after the load +2, +14 and +17 MiB). The image ships `--max-semi-space-size=2`.",
   "Heap flags tried before choosing (Node 20, RSS 2 s after 20k Probes at c=64, one process each, grpc-js server, 2026-12-05): none 90.5 MiB; `--max-semi-space-size=1` alone 92.3 MiB (the young generation is not where the growth is); `--max-old-space-size=32` 72.3; `=48` with semi space 1: 72.2; `=64` with semi space 1: 72.2; `=24` with semi space 1: 69.9 MiB. A cap of 64 MiB buys as much as the smaller ones and leaves the controller's page-bounded listings room (their live heap stays near 10 MiB). Tried since by hand, no better: `--heap-growing-percent=10` and `--optimize-for-size` (set from the program; the latter costs CPU), glibc's `MALLOC_ARENA_MAX=1/2` and `MALLOC_TRIM_THRESHOLD_` (about 2 MiB less after load, within the run-to-run noise), `--v8-pool-size=1`.",
-  "Loading less at start: a node-mode start loads the gRPC server (a 50 KB chunk; grpc-js was about 640 KB), the protobuf runtime with csi.proto's descriptors (about 27 ms: half of it builds descriptor.proto's, which csi.proto imports for its field options such as csi_secret; protobuf-es builds a file's descriptors at once, so a mode cannot load only its own services'), and pino (about 17 ms). The debug server's module, and with it node:http, is now loaded only with `--debug-addr` (about 30 ms of a start on Node 22). Minifying the bundle (1.8 MB to 980 KB) changed neither start-up nor idle RSS measurably; not adopted (stack traces keep their names). Tried again with whitespace and syntax only (names kept; node mode's chunks 3.7 -> 3.2 MB on disk with their maps): idle RSS 57.3 -> 57.0 MiB on Node 22 and unchanged on Node 20, start-up within the noise; not adopted. Still loaded at start and not needed until a call is logged: protobuf's JSON code with any.proto's and struct.proto's descriptors, which the redacted request log pulls in (about 3 ms and 0.16 MiB of heap on Node 22, measured by importing the chunk).",
+  "Loading less at start: a node-mode start loads the gRPC server (a 50 KB chunk; grpc-js was about 640 KB), the protobuf runtime with csi.proto's descriptors (about 27 ms: half of it builds descriptor.proto's, which csi.proto imports for its field options such as csi_secret; protobuf-es builds a file's descriptors at once, so a mode cannot load only its own services'). The logger is now the driver's own (`src/log/`, about 1 ms to load); pino with sonic-boom, thread-stream and node:worker_threads had been about 10 ms of a node plugin's start and 0.5 MiB of its idle heap (by hand, Node 22, 8 interleaved starts with the image's NODE_OPTIONS: spawn -> first Probe 149 -> 134 ms, idle RSS 57.3 -> 56.9 MiB; the lever line above has this run's figures); `--log-format pretty` still renders through pino-pretty, loaded only then. The debug server's module, and with it node:http, is now loaded only with `--debug-addr` (about 30 ms of a start on Node 22). Minifying the bundle (1.8 MB to 980 KB) changed neither start-up nor idle RSS measurably; not adopted (stack traces keep their names). Tried again with whitespace and syntax only (names kept; node mode's chunks 3.7 -> 3.2 MB on disk with their maps): idle RSS 57.3 -> 57.0 MiB on Node 22 and unchanged on Node 20, start-up within the noise; not adopted. Still loaded at start and not needed until a call is logged: protobuf's JSON code with any.proto's and struct.proto's descriptors, which the redacted request log pulls in (about 3 ms and 0.16 MiB of heap on Node 22, measured by importing the chunk).",
   "Compile cache (`NODE_COMPILE_CACHE`, Node 22), tried by hand with a warm cache on the grpc-js build (spawn -> first Probe 184–268 ms without, 168–264 ms with) and again on the next build (no difference beyond the noise). Tried once more with the built-ins taken from Node's cache (next note), where compiling the bundle's own modules is a larger share of the start: 151 -> 135 ms (median of 8 interleaved starts, warm cache). Still not adopted: Node 20 has no such cache, and a container starts from a fresh layer, so the image would have to warm the cache when it is built by starting a plugin under the image's exact flags (a module compiled under other flags is rejected), a step no test here can run without a Docker engine.",
   "No optimizing compiler in an idle plugin (`src/cli/bin.ts`, `src/util/executables.ts`). The Node 22 rows used to carry about 5 MiB more of the node binary's code when the bundle was started from some directories than from others (the bench's own copy, `bench/.run-<pid>/dist`, among them; the repository's `dist/` not). Reading which pages of the binary were resident (`/proc/<pid>/pagemap`) against its symbols showed the extra ones are TurboFan's and Turboshaft's code, and `--trace-opt` (through `stdbuf -o0`: V8 prints through C's stdout, which a pipe buffers past the process's end) named the cause: TurboFan compiled one function, node:path's `normalizeString` or `isPosixPathSeparator` (Node 22) or node:url's `getPathFromURLPosix` (Node 20). Module loading at start-up calls them for every module, a number of loop iterations that grows with the directory's length, and from some lengths that crossed V8's optimization budget: before TurboFan was held back (the program's own modules loaded before `--no-turbofan` was set), or at the first Probe, whose readiness check joined every host tool with every PATH directory through node:path. One optimized function maps the compiler's code, 3–5 MiB of RSS, into a plugin that then serves a Probe every few seconds. Now the plugin holds TurboFan back before its own modules load (right after the start-up built-ins, node:perf_hooks and node:vm now among them) and finds executables without node:path's join. By hand, Node 22, the bundle copied into directories of 1 to 20 characters: the binary's resident code 19.6–25.2 MiB before, 19.6–19.7 MiB after, whatever the directory. `test/cli/idle-optimizer.test.ts` starts the built bundle from six directories of different lengths on both Nodes with the image's NODE_OPTIONS and fails on anything V8 marks for TurboFan after start-up and three Probes (it failed without either change), and checks under 5,000 Probes that the trace does report TurboFan.",
   "Heap trimming (`src/cli/heap-trim.ts`): after a burst of calls V8 keeps the pages it grew the heap by until its memory reducer runs (8 s or more after the burst; on Node 20 the young generation stays at its largest), so the plugin held its peak heap between bursts. Now, once no garbage collection has run for 1 s and the heap grew by 1 MiB or more since the last trim, the plugin runs one memory-reducing full collection (Node 22: V8's last-resort `gc` flavor, which also shrinks the young generation; Node 20's V8 has no flavors: a full collection under `--optimize-for-size`, which compacts the old space). By hand, 2 s after 30,000 Probes at c=64 (same machine, one process each, interleaved): Node 22 80.3, 80.4 -> 67.1, 67.2 MiB, Node 20 70.1, 70.6 -> 62.3, 63.6 MiB, CPU per Probe within the noise (Node 22 86, 103 -> 90, 86 µs). In this run against the last one before it (`bench/results/2026-12-05T06-28-28-674Z.json`), the driver as the image runs it: Node 22 after 20k 80.4 -> 67.4 MiB, after 100k 80.4 -> 67.7 MiB; Node 20 71.1 -> 62.2 and 70.5 -> 67.9 MiB (the collection Node 20's V8 offers compacts the old space but leaves the young generation as large as the load made it, so it returns less). Each trim costs one collection, 10–25 ms on Node 20 and 20–45 ms on Node 22, once per burst and never while calls keep coming (a collection restarts the quiet time); the CPU per Probe rows do not include it (it runs after the load). Once after start-up too, on Node 22 only (2026-12-05, by hand, median of 3 starts with the image's NODE_OPTIONS): idle RSS 59.4 -> 57.1 MiB, the first burst of 20,000 Probes after it 84 -> 88 µs of CPU per Probe while the young generation grows back, the later ones and the RSS after load unchanged. An earlier try had measured the first burst a fifth dearer (105–110 against 86–89 µs) and was dropped; on the current server the cost is the 5% above, paid once. On Node 20 V8 11's collection left the idle RSS as it was (52.1 -> 52.3 MiB), so it is not run there; `test/cli/heap-trim.test.ts` expects one trim after start-up on Node 22 and none on Node 20. Not available to the plugin: V8's own `--gc-memory-reducer-start-delay-ms` (NODE_OPTIONS refuses it; set from the program it has no effect, V8 reads it once), glibc's `MALLOC_ARENA_MAX=1/2`, `MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_` with the trim (no change: 18.2–18.9 MiB anonymous either way).",
   "Node's code cache for its built-in modules (`src/cli/v8-flags.ts`, `src/cli/startup-builtins.ts`): Node ships its built-ins (node:http2, node:net, ...) with a V8 code cache made under V8's default flags, and V8 rejects a cache whose flags hash differs from the ones in force. Any flag away from its default does that: the image's heap sizes in NODE_OPTIONS, and the start-up's own `--no-turbofan`. Node then compiled every built-in a start loads (about 80) from source: node:http2 took 23–35 ms instead of 9–12 on both Nodes (`import(\"node:http2\")` timed by hand with and without `--max-old-space-size=64`, or `--max-lazy`, any flag will do). Now the plugin first sets the heap's size flags back to their defaults (V8 read them when it set the heap up; the limit stays: a 64 MiB cap still stops allocation at 64 MiB, which the test checks), loads the built-ins its start needs while the flags hash as Node's cache expects, and only then holds TurboFan back for the start. Interleaved by hand, 8 starts each, before -> after: Node 22 spawn -> first Probe 179 -> 153 ms and idle RSS 66.3 -> 60.4 MiB (the built-ins compiled from source also held more memory); Node 20 217 -> 204 ms, idle RSS unchanged. `test/cli/startup-builtins.test.ts` reads Node's own record of which built-ins it compiled with and without the cache and fails on any a node plugin compiles from source beyond the two its first chunk loads before it can reset the flags (node:module, node:v8). What the flags still cost: the built-ins Node loads for itself before the program's first line (its module loader) compile from source, so the driver with the image's NODE_OPTIONS starts 10–30 ms later than without them (see the V8 heap limits lever above); the heap limits are worth it on Node 20's RSS after load.",
   "Start-up snapshot (`node --build-snapshot`, Node 22, by hand): node:http2 cannot be put in a user snapshot (the build aborts: its binding's handles are not serializable), so a snapshot could hold only the protobuf descriptors and pino, loaded before http2 is required at run time. A bundle of just those, from a snapshot against loaded as usual: 49–57 against 69–75 ms to the same point, about 18 ms saved of the 55–65 ms the start-up misses by. It also keeps the build's `process.pid` where a module captured it (pino's log lines carried the builder's pid), the image would have to build the blob with its own Node at image build time, and every other way of running the bundle would not have it. Not adopted.",
-  "Where the rest is. Start-up, timed inside the program (6 starts, marks after each step; Node 22 / Node 20): to `main()` 42 / 98 ms (Node's own start, 23–28 / about 74 ms for an empty script, plus what NODE_OPTIONS costs it: under any non-default V8 flag the 45 of Node's own modules its ES module loader needs before the program's first line compile from source, a trivial two-module program 33.5 -> 41.1 ms on Node 22 and 83.9 -> 93.0 ms on Node 20, median of 15 interleaved runs; and node:v8 and the command line's modules), the built-ins from Node's cache 14 / 12 ms (node:http2 about 10 of them, which the bare server loads too), the logger (pino) 10 / 10 ms, the protobuf runtime with descriptor.proto's descriptors 20 / 22 ms and csi.proto's 13 / 14 ms (by hand, Node 22: compiling the chunk 5 ms, building descriptor.proto 9 ms, timestamp.proto 3 ms, csi.proto 8.5 ms; no V8 flag tried made them faster: `--always-sparkplug`, `--no-lazy-feedback-allocation`, `--max-lazy`, `--no-flush-bytecode`), the gRPC server 4 / 5 ms, the node service and the local backend 7 / 8 ms, building the plugin 3 ms, listening 3 ms. The bare server pays Node's start and node:http2; the rest is the driver's. Idle RSS (Node 22, by hand): the plugin's V8 heap is 11.6 MiB resident against the bare server's 7.3, its old space holding 6.3 MiB live after a full collection against 3.5 (importing the protobuf runtime with the csi.proto descriptors keeps 1.7 MiB live, pino 0.5, the gRPC server 0.5), and its anonymous memory is 16.6 against 11.0 MiB. The plugin no longer runs V8's optimizing compiler while idle (see the note on it); before, from some directories it did, which is what made the node binary's resident code depend on where the bundle was started from. After load, with the trim: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded) and about 4 MiB of malloc'd memory that Node's HTTP/2 and V8's threads freed but glibc keeps (the main heap grew 2.9 -> 5.2 MiB and the thread arenas by 1.5 MiB; the bare server keeps 8 MiB more after the same load). The live heap after a full collection stays near 7 MiB. The resident file pages also vary between runs by up to 5 MiB for the same process (pages of the node binary that other processes brought into the page cache are mapped with the ones it touches), which moves the idle and loaded rows of every subject.",
+  "Where the rest is. Start-up, timed inside the program (6 starts, marks after each step; Node 22 / Node 20): to `main()` 42 / 98 ms (Node's own start, 23–28 / about 74 ms for an empty script, plus what NODE_OPTIONS costs it: under any non-default V8 flag the 45 of Node's own modules its ES module loader needs before the program's first line compile from source, a trivial two-module program 33.5 -> 41.1 ms on Node 22 and 83.9 -> 93.0 ms on Node 20, median of 15 interleaved runs; and node:v8 and the command line's modules), the built-ins from Node's cache 14 / 12 ms (node:http2 about 10 of them, which the bare server loads too), the logger (then pino, since replaced) 10 / 10 ms, the protobuf runtime with descriptor.proto's descriptors 20 / 22 ms and csi.proto's 13 / 14 ms (by hand, Node 22: compiling the chunk 5 ms, building descriptor.proto 9 ms, timestamp.proto 3 ms, csi.proto 8.5 ms; no V8 flag tried made them faster: `--always-sparkplug`, `--no-lazy-feedback-allocation`, `--max-lazy`, `--no-flush-bytecode`), the gRPC server 4 / 5 ms, the node service and the local backend 7 / 8 ms, building the plugin 3 ms, listening 3 ms. The bare server pays Node's start and node:http2; the rest is the driver's. Idle RSS (Node 22, by hand): the plugin's V8 heap is 11.6 MiB resident against the bare server's 7.3, its old space holding 6.3 MiB live after a full collection against 3.5 (importing the protobuf runtime with the csi.proto descriptors keeps 1.7 MiB live, pino 0.5, the gRPC server 0.5), and its anonymous memory is 16.6 against 11.0 MiB. The plugin no longer runs V8's optimizing compiler while idle (see the note on it); before, from some directories it did, which is what made the node binary's resident code depend on where the bundle was started from. After load, with the trim: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded) and about 4 MiB of malloc'd memory that Node's HTTP/2 and V8's threads freed but glibc keeps (the main heap grew 2.9 -> 5.2 MiB and the thread arenas by 1.5 MiB; the bare server keeps 8 MiB more after the same load). The live heap after a full collection stays near 7 MiB. The resident file pages also vary between runs by up to 5 MiB for the same process (pages of the node binary that other processes brought into the page cache are mapped with the ones it touches), which moves the idle and loaded rows of every subject.",
 ];
 
 export const FLOOR_BEGIN = "<!-- floor:begin -->";
@@ -91,9 +101,38 @@ function split(sample: RssSample): string {
   return `(anon ${f1(mib(sample.anon))} / file ${f1(mib(sample.file))})`;
 }
 
-/** Steady-state CPU per Probe: the calls after the first FLOOR_FIRST_CALLS (JIT warm by then). */
+/** Every process's load figures (older runs kept one process's). */
+function loads(m: FloorMeasure): readonly FloorLoad[] {
+  if (m.loads && m.loads.length > 0) return m.loads;
+  const last = m.restRun.segments.at(-1);
+  return [
+    {
+      afterFirst: m.afterFirst,
+      afterTotal: m.afterTotal,
+      firstCpuUsPerCall: m.firstRun.driverCpuUsPerCall,
+      restCpuUsPerCall: m.restRun.driverCpuUsPerCall,
+      p50Us: last?.p50Us ?? Number.NaN,
+      p99Us: last?.p99Us ?? Number.NaN,
+    },
+  ];
+}
+
+/** The median of one load figure over the subject's processes. */
+function loadMedian(m: FloorMeasure, figure: (l: FloorLoad) => number): number {
+  return summarize(loads(m).map(figure)).median;
+}
+
+/** The RSS sample after load whose RSS is the median one (for its anonymous / file split). */
+function loadedSample(m: FloorMeasure, which: "afterFirst" | "afterTotal"): RssSample {
+  const sorted = loads(m)
+    .map((l) => l[which])
+    .sort((a, b) => a.rss - b.rss);
+  return sorted[Math.floor(sorted.length / 2)] ?? m[which];
+}
+
+/** Steady-state CPU per Probe: the calls after the first FLOOR_FIRST_CALLS (JIT warm by then), median over the processes. */
 function cpuPerProbe(m: FloorMeasure): number {
-  return m.restRun.driverCpuUsPerCall;
+  return loadMedian(m, (l) => l.restCpuUsPerCall);
 }
 
 /** The driver and the baseline in an earlier run (a lever's "before") and in this one, on the same Node. */
@@ -122,12 +161,58 @@ function change(r: AcrossRuns, value: (m: FloorMeasure) => number, format: (n: n
   return `${format(value(r.before))} (${format(value(r.beforeBase))}) -> ${format(value(r.after))} (${format(value(r.base))})`;
 }
 
+/** The levers whose before/after spans two runs: what each is, and the figures it is judged by. */
+const ACROSS_RUNS_LEVERS: readonly {
+  readonly before: keyof typeof EARLIER_RUNS;
+  readonly what: string;
+  readonly figures: (r: AcrossRuns) => string;
+}[] = [
+  {
+    before: "grpcJs",
+    what:
+      "gRPC server on Node's own HTTP/2 instead of grpc-js (`src/csi/grpc-stream.ts`, `src/csi/grpc-wire.ts`; every guarantee of docs/transport.md kept, " +
+      "and the transport, hostile-input, fuzz, conformance and grpc-go interop tests pass on it)",
+    figures: (r) =>
+      `CPU per Probe ${change(r, cpuPerProbe, f0)} µs, ${afterLoad(r)}, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, ` +
+      `start-up ${change(r, startMs, f0)} ms. (The "after" includes the other levers below.)`,
+  },
+  {
+    before: "builtinCache",
+    what: "Node's code cache for its built-in modules kept valid (`src/cli/v8-flags.ts`, `src/cli/startup-builtins.ts`; see the note below)",
+    figures: (r) =>
+      `start-up ${change(r, startMs, f0)} ms, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, ` +
+      `of which anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ${afterLoad(r)}, CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
+  },
+  {
+    before: "idleLevers",
+    what:
+      "No optimizing compiler in an idle plugin (`src/cli/bin.ts`, `src/util/executables.ts`) and, on Node 22, " +
+      "a heap trim after start-up (`src/cli/heap-trim.ts`; see the notes below)",
+    figures: (r) =>
+      `idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, of which file pages ${change(r, (m) => mib(idleMedianSample(m).file), f1)} MiB ` +
+      `and anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ${afterLoad(r)}, ` +
+      `start-up ${change(r, startMs, f0)} ms, CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
+  },
+  {
+    before: "logger",
+    what:
+      "The driver's own JSON log lines instead of pino (`src/log/`: the same lines, level filtering, bindings, BigInt and circular values, " +
+      "synchronous writes that survive a slow or closed standard error; pino, sonic-boom, thread-stream and node:worker_threads no longer load)",
+    figures: (r) =>
+      `start-up ${change(r, startMs, f0)} ms, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, ` +
+      `of which anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ${afterLoad(r)}, CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
+  },
+];
+
+/** "RSS after 100k Probes before -> after MiB". */
+function afterLoad(r: AcrossRuns): string {
+  return `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(loadedSample(r.before, "afterTotal").rss))} -> ${f1(mib(loadedSample(r.after, "afterTotal").rss))} MiB`;
+}
+
 export function floorSection(
   results: readonly FloorRuntimeResult[],
   date: string,
-  grpcJs: readonly FloorRuntimeResult[] | undefined = floorOfRun(GRPC_JS_RUN),
-  beforeBuiltinCache: readonly FloorRuntimeResult[] | undefined = floorOfRun(BEFORE_BUILTIN_CACHE_RUN),
-  beforeIdleLevers: readonly FloorRuntimeResult[] | undefined = floorOfRun(BEFORE_IDLE_LEVERS_RUN),
+  earlier: EarlierFloors = committedEarlierFloors(),
 ): string[] {
   const L: string[] = [FLOOR_BEGIN, "", "## Against the runtime's floor (issue 13)", ""];
   L.push(
@@ -135,7 +220,8 @@ export function floorSection(
       "on the same Node binary, the same kind of unix socket and the same load client (the project's connect-node client, `src/csi/client.ts`, in its own process) as the driver. " +
       `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile) and, for the lever's before/after, without them. ` +
       `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle: the median over every start of the subject), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
-      `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). One process per subject.`,
+      `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). " +
+      "The RSS after load, CPU and latency figures are the median over the processes put under load, one per subject in turn (three in a full run; each process's figures are in the results JSON; runs before 2026-12-05T17:30Z put one process per subject under load).`,
   );
   for (const { runtime, measures } of results) {
     const base = measures.find((m) => m.subject === "baseline");
@@ -180,25 +266,25 @@ export function floorSection(
       `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes (MiB)`,
       mib(idleRss(base)) + FLOOR_TARGETS.loadedPlusIdleMiB,
       "MiB",
-      (m) => mib(m.afterFirst.rss),
-      (m) => split(m.afterFirst),
+      (m) => mib(loadedSample(m, "afterFirst").rss),
+      (m) => split(loadedSample(m, "afterFirst")),
     );
     row(
       `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes (MiB)`,
       mib(idleRss(base)) + FLOOR_TARGETS.loadedPlusIdleMiB,
       "MiB",
-      (m) => mib(m.afterTotal.rss),
-      (m) => split(m.afterTotal),
+      (m) => mib(loadedSample(m, "afterTotal").rss),
+      (m) => split(loadedSample(m, "afterTotal")),
     );
     row(
       "CPU per Probe (µs)",
       cpuPerProbe(base) * FLOOR_TARGETS.cpuTimes,
       "µs",
       cpuPerProbe,
-      (m) => `(${f0(m.firstRun.driverCpuUsPerCall)})`,
+      (m) => `(${f0(loadMedian(m, (l) => l.firstCpuUsPerCall))})`,
     );
     L.push(
-      `| client p50 / p99 at c=${FLOOR_CONCURRENCY} (µs, context) | | ${[base, ...others].map((m) => `${f0(m.restRun.segments.at(-1)?.p50Us ?? NaN)} / ${f0(m.restRun.segments.at(-1)?.p99Us ?? NaN)}`).join(" | ")} |`,
+      `| client p50 / p99 at c=${FLOOR_CONCURRENCY} (µs, context) | | ${[base, ...others].map((m) => `${f0(loadMedian(m, (l) => l.p50Us))} / ${f0(loadMedian(m, (l) => l.p99Us))}`).join(" | ")} |`,
     );
   }
   L.push("");
@@ -210,43 +296,18 @@ export function floorSection(
     if (!shipped || !bare) continue;
     L.push(
       `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ` +
-        `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(bare.afterFirst.rss))} -> ${f1(mib(shipped.afterFirst.rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(bare.afterTotal.rss))} -> ${f1(mib(shipped.afterTotal.rss))} MiB, ` +
+        `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(loadedSample(bare, "afterFirst").rss))} -> ${f1(mib(loadedSample(shipped, "afterFirst").rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(loadedSample(bare, "afterTotal").rss))} -> ${f1(mib(loadedSample(shipped, "afterTotal").rss))} MiB, ` +
         `idle ${f1(mib(idleRss(bare)))} -> ${f1(mib(idleRss(shipped)))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
     );
   }
-  for (const { runtime, measures } of results) {
-    const r = acrossRuns(grpcJs, runtime, measures);
-    if (!r) continue;
-    L.push(
-      `- gRPC server on Node's own HTTP/2 instead of grpc-js (\`src/csi/grpc-stream.ts\`, \`src/csi/grpc-wire.ts\`; every guarantee of docs/transport.md kept, and the transport, hostile-input, fuzz, conformance and grpc-go interop tests pass on it), ${runtime.name} v${runtime.version}, ` +
-        `the driver as the image runs it, before in \`${GRPC_JS_RUN}\` (its baseline in brackets), after in this run: ` +
-        `CPU per Probe ${change(r, cpuPerProbe, f0)} µs, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(r.before.afterTotal.rss))} -> ${f1(mib(r.after.afterTotal.rss))} MiB, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, ` +
-        `start-up ${change(r, startMs, f0)} ms. (The "after" includes the other levers below.)`,
-    );
-  }
-  for (const { runtime, measures } of results) {
-    const r = acrossRuns(beforeBuiltinCache, runtime, measures);
-    if (!r) continue;
-    L.push(
-      `- Node's code cache for its built-in modules kept valid (\`src/cli/v8-flags.ts\`, \`src/cli/startup-builtins.ts\`; see the note below), ${runtime.name} v${runtime.version}, ` +
-        `the driver as the image runs it, before in \`${BEFORE_BUILTIN_CACHE_RUN}\` (its baseline in brackets), after in this run: ` +
-        `start-up ${change(r, startMs, f0)} ms, ` +
-        `idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, of which anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(r.before.afterTotal.rss))} -> ${f1(mib(r.after.afterTotal.rss))} MiB, ` +
-        `CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
-    );
-  }
-  for (const { runtime, measures } of results) {
-    const r = acrossRuns(beforeIdleLevers, runtime, measures);
-    if (!r) continue;
-    L.push(
-      `- No optimizing compiler in an idle plugin (\`src/cli/bin.ts\`, \`src/util/executables.ts\`) and, on Node 22, a heap trim after start-up (\`src/cli/heap-trim.ts\`; see the notes below), ${runtime.name} v${runtime.version}, ` +
-        `the driver as the image runs it, before in \`${BEFORE_IDLE_LEVERS_RUN}\` (its baseline in brackets), after in this run: ` +
-        `idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, of which file pages ${change(r, (m) => mib(idleMedianSample(m).file), f1)} MiB and anonymous ${change(r, (m) => mib(idleMedianSample(m).anon), f1)} MiB, ` +
-        `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(r.before.afterTotal.rss))} -> ${f1(mib(r.after.afterTotal.rss))} MiB, ` +
-        `start-up ${change(r, startMs, f0)} ms, CPU per Probe ${change(r, cpuPerProbe, f0)} µs.`,
-    );
+  for (const lever of ACROSS_RUNS_LEVERS) {
+    for (const { runtime, measures } of results) {
+      const r = acrossRuns(earlier[lever.before], runtime, measures);
+      if (!r) continue;
+      L.push(
+        `- ${lever.what}, ${runtime.name} v${runtime.version}, the driver as the image runs it, before in \`${EARLIER_RUNS[lever.before]}\` (its baseline in brackets), after in this run: ${lever.figures(r)}`,
+      );
+    }
   }
   for (const note of FLOOR_NOTES) L.push(`- ${note}`);
   L.push("");

@@ -64,6 +64,22 @@ export interface FloorMeasure {
   readonly afterTotal: RssSample;
   readonly firstRun: UnaryRun;
   readonly restRun: UnaryRun;
+  /**
+   * The load figures of every process put under load (the one above first),
+   * started in turn with the other subjects': a process's CPU per Probe and
+   * RSS after load move from process to process, so the rows take the median.
+   */
+  readonly loads?: readonly FloorLoad[];
+}
+
+/** One process under the Probe load. */
+export interface FloorLoad {
+  readonly afterFirst: RssSample;
+  readonly afterTotal: RssSample;
+  readonly firstCpuUsPerCall: number;
+  readonly restCpuUsPerCall: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
 }
 
 export interface FloorRuntimeResult {
@@ -73,6 +89,8 @@ export interface FloorRuntimeResult {
 
 export interface FloorOptions {
   readonly starts: number;
+  /** Processes per subject put under the Probe load, interleaved across subjects. */
+  readonly loadReps: number;
   readonly log: (line: string) => void;
 }
 
@@ -182,12 +200,42 @@ export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeR
     options.log(
       `  ${runtime.name} (v${runtime.version}) start-ups: ${subjects.map((s) => `${s.name} ${(starts.get(s.name) ?? []).map((n) => n.toFixed(0)).join("/")} ms`).join("; ")}`,
     );
-    const measures: FloorMeasure[] = [];
-    for (const [k, subject] of subjects.entries())
-      measures.push(
-        await measureOne(runtime, subject, `floor-${k}`, starts.get(subject.name) ?? [], idles.get(subject.name) ?? [], options.log),
-      );
+    // Load: one process per subject in turn, `loadReps` rounds, for the same reason.
+    const rounds: FloorMeasure[][] = [];
+    for (let r = 0; r < options.loadReps; r++) {
+      const round: FloorMeasure[] = [];
+      for (const [k, subject] of subjects.entries())
+        round.push(
+          await measureOne(
+            runtime,
+            subject,
+            `floor-${k}-${r}`,
+            r === 0 ? (starts.get(subject.name) ?? []) : [],
+            r === 0 ? (idles.get(subject.name) ?? []) : [],
+            options.log,
+          ),
+        );
+      rounds.push(round);
+    }
+    const measures = subjects.map((_, k) => withLoads(rounds.map((round) => round[k] as FloorMeasure)));
     out.push({ runtime, measures });
   }
   return out;
+}
+
+/** The first process's record, with every process's load figures. */
+function withLoads(processes: readonly FloorMeasure[]): FloorMeasure {
+  const [first] = processes;
+  if (!first) throw new Error("no process measured");
+  return {
+    ...first,
+    loads: processes.map((m) => ({
+      afterFirst: m.afterFirst,
+      afterTotal: m.afterTotal,
+      firstCpuUsPerCall: m.firstRun.driverCpuUsPerCall,
+      restCpuUsPerCall: m.restRun.driverCpuUsPerCall,
+      p50Us: m.restRun.segments.at(-1)?.p50Us ?? Number.NaN,
+      p99Us: m.restRun.segments.at(-1)?.p99Us ?? Number.NaN,
+    })),
+  };
 }

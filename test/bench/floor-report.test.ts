@@ -53,10 +53,41 @@ describe("the floor section's figures", () => {
         ],
       },
     ];
-    const text = floorSection(results, "now", [], [], []).join("\n");
+    const text = floorSection(results, "now", {}).join("\n");
     // Baseline median 49 MiB (target 52), driver median 61 MiB (anon 17 of it).
     expect(text).toContain("| RSS idle (MiB) | <= 52.0 MiB | 49.0 (anon 9.0 / file 40.0) | 61.0 (anon 17.0 / file 44.0) **miss** (+9.0) |");
     // The loaded rows' target is the baseline's median idle + 10 MiB.
     expect(text).toContain("| RSS after 100k Probes (MiB) | <= 59.0 MiB |");
+  });
+
+  it("takes the load figures as the median over the processes put under load, with the median sample's split", () => {
+    const load = (first: number, total: number, anon: number, cpu: number) => ({
+      afterFirst: sample(first, anon),
+      afterTotal: sample(total, anon),
+      firstCpuUsPerCall: cpu + 20,
+      restCpuUsPerCall: cpu,
+      p50Us: cpu * 100,
+      p99Us: cpu * 200,
+    });
+    const results: FloorRuntimeResult[] = [
+      {
+        runtime: { name: "test Node", node: "node", version: "0.0.0" },
+        measures: [
+          { ...measure("baseline", [sample(50, 10)]), loads: [load(90, 95, 50, 40), load(92, 96, 51, 38), load(91, 94, 52, 39)] },
+          { ...measure("driver", [sample(55, 14)]), loads: [load(80, 82, 30, 90), load(60, 61, 18, 60), load(66, 65, 21, 70)] },
+        ],
+      },
+    ];
+    const text = floorSection(results, "now", {}).join("\n");
+    // Driver: after 20k the median of 80 / 60 / 66 is 66 (anon 21), after 100k of 82 / 61 / 65 is 65; CPU median 70 (first 90).
+    expect(text).toContain(
+      "| RSS after 20k Probes (MiB) | <= 60.0 MiB | 91.0 (anon 52.0 / file 39.0) | 66.0 (anon 21.0 / file 45.0) **miss** (+6.0) |",
+    );
+    expect(text).toContain(
+      "| RSS after 100k Probes (MiB) | <= 60.0 MiB | 95.0 (anon 50.0 / file 45.0) | 65.0 (anon 21.0 / file 44.0) **miss** (+5.0) |",
+    );
+    // Baseline CPU median 39: target 78.
+    expect(text).toContain("| CPU per Probe (µs) | <= 78.0 µs | 39.0 (59) | 70.0 (90) **pass** |");
+    expect(text).toContain("| 3900 / 7800 | 7000 / 14000 |");
   });
 });
