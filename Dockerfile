@@ -46,16 +46,12 @@ RUN ln -s /opt/do-csi-plugin/dist/do-csi-plugin.js /usr/local/bin/do-csi-plugin 
 LABEL org.opencontainers.image.title="do-csi-plugin" \
       org.opencontainers.image.description="CSI driver for DigitalOcean Block Storage and local block volumes (drop-in for csi-digitalocean)" \
       org.opencontainers.image.licenses="Apache-2.0"
-# V8 sized for the plugin's small steady state. Without a cap V8 grows the old
-# generation under a burst of calls before it collects (the node plugin's RSS went
-# from 55 to about 91 MiB after 20k Probes); with --max-old-space-size it collects
-# sooner, far above the live heap (about 10 MiB). The young generation may grow from
-# 1 to 2 MiB per semi space (V8's default is up to 16): at 1 MiB the collector spent
-# about a third of the plugin's CPU moving the calls in flight, at 2 MiB half that.
-# The plugin sets these two back to their defaults once V8 has sized the heap
-# (the limits stay), so Node still takes its built-in modules from its code cache
-# (src/cli/v8-flags.ts). bench/RESULTS.md ("Against the runtime's floor") measures
-# the plugin with and without this line; the bench reads the flags from here.
-ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=64"
+# No V8 flags (no NODE_OPTIONS): under any flag away from V8's defaults Node
+# compiles its own module loader from source before the program's first line,
+# 12-17 ms of every start. The plugin bounds its heap itself: its young
+# generation never grows past 2 MiB per semi space, and once quiet after a burst
+# it gives back what the burst grew the heap by (src/cli/v8-flags.ts,
+# src/cli/heap-trim.ts). bench/RESULTS.md ("Against the runtime's floor")
+# measures the plugin as shipped against the heap flags the image used to set.
 # Root: the node service formats, mounts and attaches loop devices.
 ENTRYPOINT ["do-csi-plugin"]

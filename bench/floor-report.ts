@@ -9,6 +9,9 @@ import { mib } from "./lib/proc.js";
 import { summarize } from "./lib/stats.js";
 import {
   FLOOR_CONCURRENCY,
+  FORMER_FLAGS_SUBJECT,
+  FORMER_HEAP_FLAGS,
+  NO_FLAGS_SUBJECT,
   FLOOR_FIRST_CALLS,
   FLOOR_TARGETS,
   FLOOR_TOTAL_CALLS,
@@ -205,6 +208,14 @@ const ACROSS_RUNS_LEVERS: readonly {
   },
 ];
 
+/** Every row of one subject against another's, measured in the same run. */
+function beforeAfter(before: FloorMeasure, after: FloorMeasure): string {
+  return (
+    `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(loadedSample(before, "afterFirst").rss))} -> ${f1(mib(loadedSample(after, "afterFirst").rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(loadedSample(before, "afterTotal").rss))} -> ${f1(mib(loadedSample(after, "afterTotal").rss))} MiB, ` +
+    `idle ${f1(mib(idleRss(before)))} -> ${f1(mib(idleRss(after)))} MiB, CPU per Probe ${f0(cpuPerProbe(before))} -> ${f0(cpuPerProbe(after))} µs, start-up ${f0(startMs(before))} -> ${f0(startMs(after))} ms.`
+  );
+}
+
 /** "RSS after 100k Probes before -> after MiB". */
 function afterLoad(r: AcrossRuns): string {
   return `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(loadedSample(r.before, "afterTotal").rss))} -> ${f1(mib(loadedSample(r.after, "afterTotal").rss))} MiB`;
@@ -219,7 +230,7 @@ export function floorSection(
   L.push(
     `Measured ${date}. Baseline: \`bench/workers/bare-grpc-server.mjs\`, a gRPC server on bare \`node:http2\` (no library) answering every unary call with an empty message and grpc-status 0, ` +
       "on the same Node binary, the same kind of unix socket and the same load client (the project's connect-node client, `src/csi/client.ts`, in its own process) as the driver. " +
-      `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile) and, for the lever's before/after, without them. ` +
+      `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile; ${results.some((r) => r.measures.some((m) => m.subject === FORMER_FLAGS_SUBJECT)) ? `it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05 (\`${FORMER_HEAP_FLAGS}\`). ` : "for the lever's before/after, without them). "}` +
       `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle: the median over every start of the subject), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
       `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). " +
       "The RSS after load, CPU and latency figures are the median over the processes put under load, one per subject in turn (three in a full run; each process's figures are in the results JSON; runs before 2026-12-05T17:30Z put one process per subject under load).`,
@@ -293,13 +304,16 @@ export function floorSection(
   L.push("");
   for (const { runtime, measures } of results) {
     const shipped = measures.find((m) => m.subject === "driver");
-    const bare = measures.find((m) => m.subject === "driver, no V8 flags");
-    if (!shipped || !bare) continue;
-    L.push(
-      `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ` +
-        `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${f1(mib(loadedSample(bare, "afterFirst").rss))} -> ${f1(mib(loadedSample(shipped, "afterFirst").rss))} MiB, after ${FLOOR_TOTAL_CALLS / 1000}k ${f1(mib(loadedSample(bare, "afterTotal").rss))} -> ${f1(mib(loadedSample(shipped, "afterTotal").rss))} MiB, ` +
-        `idle ${f1(mib(idleRss(bare)))} -> ${f1(mib(idleRss(shipped)))} MiB, CPU per Probe ${f0(cpuPerProbe(bare))} -> ${f0(cpuPerProbe(shipped))} µs, start-up ${f0(startMs(bare))} -> ${f0(startMs(shipped))} ms.`,
-    );
+    const bare = measures.find((m) => m.subject === NO_FLAGS_SUBJECT);
+    const former = measures.find((m) => m.subject === FORMER_FLAGS_SUBJECT);
+    if (shipped && bare)
+      L.push(
+        `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ${beforeAfter(bare, shipped)}`,
+      );
+    if (shipped && former)
+      L.push(
+        `- No V8 flags in the image (before: \`NODE_OPTIONS="${former.nodeOptions}"\`; after: none, the plugin holding its young generation and trimming its heap itself), ${runtime.name} v${runtime.version}: ${beforeAfter(former, shipped)}`,
+      );
   }
   for (const lever of ACROSS_RUNS_LEVERS) {
     for (const { runtime, measures } of results) {

@@ -37,7 +37,7 @@ export interface FloorRuntime {
 }
 
 export interface FloorSubject {
-  /** "baseline", "driver" (as the image runs it) or "driver, no V8 flags". */
+  /** "baseline", "driver" (as the image runs it), or the heap flags' lever: NO_FLAGS_SUBJECT or FORMER_FLAGS_SUBJECT. */
   readonly name: string;
   readonly entry?: string;
   readonly args: readonly string[];
@@ -114,15 +114,23 @@ export function floorRuntimes(): FloorRuntime[] {
   return runtimes;
 }
 
+/** The heap flags the image set in NODE_OPTIONS until 2026-12-05; measured beside the driver as shipped while the image sets none. */
+export const FORMER_HEAP_FLAGS = "--max-semi-space-size=2 --max-old-space-size=64";
+
 export function floorSubjects(dir: string): FloorSubject[] {
   const shipped = shippedNodeOptions();
   const subjects: FloorSubject[] = [
     { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
     { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped },
   ];
-  if (shipped !== "") subjects.push({ name: "driver, no V8 flags", args: nodePluginArgs(dir), nodeOptions: "" });
+  // The lever's other side: without the image's flags, or, while it ships none, with the ones it used to ship.
+  if (shipped !== "") subjects.push({ name: NO_FLAGS_SUBJECT, args: nodePluginArgs(dir), nodeOptions: "" });
+  else subjects.push({ name: FORMER_FLAGS_SUBJECT, args: nodePluginArgs(dir), nodeOptions: FORMER_HEAP_FLAGS });
   return subjects;
 }
+
+export const NO_FLAGS_SUBJECT = "driver, no V8 flags";
+export const FORMER_FLAGS_SUBJECT = "driver, former heap flags";
 
 function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Promise<RunningDriver> {
   return startDriver({

@@ -72,14 +72,6 @@ export const TOKEN_SECRET = { name: "digitalocean", key: "access-token" } as con
 export const TOKEN_ENV = "DIGITALOCEAN_ACCESS_TOKEN";
 export const API_URL = "https://api.digitalocean.com/";
 
-/**
- * NODE_OPTIONS of the containers that serve a Controller. The image's own NODE_OPTIONS cap V8's old space at
- * 64 MiB for the node plugin's small steady state (bench/RESULTS.md); a controller holds state that grows with
- * the volumes (the local backend keeps every record in memory and copies it on each change, about 3.4 KiB a
- * volume), so it keeps V8's default old space and only the small young generation.
- */
-export const CONTROLLER_NODE_OPTIONS = "--max-semi-space-size=2";
-
 /** Name of the driver's container in every pod. */
 export const PLUGIN_CONTAINER = "csi-do-plugin";
 

@@ -18,7 +18,6 @@ import type { IVolumeMount } from "kubernetes-models/v1/VolumeMount";
 import {
   API_URL,
   CONTROLLER_HEALTH_PORT,
-  CONTROLLER_NODE_OPTIONS,
   CONTROLLER_SOCKET_DIR,
   KUBELET_DIR,
   LOCAL_DATA_DIR,
@@ -152,9 +151,6 @@ function healthProbe(port: number): Pick<IContainer, "ports" | "livenessProbe"> 
     },
   };
 }
-
-/** A controller's state grows with its volumes: it does not run under the image's heap cap for node plugins. */
-const CONTROLLER_NODE_OPTIONS_ENV: IEnvVar = { name: "NODE_OPTIONS", value: CONTROLLER_NODE_OPTIONS };
 
 const NODE_NAME_ENV: IEnvVar = { name: "KUBE_NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } };
 
@@ -353,7 +349,6 @@ function doController(config: DeployConfig): KubeObject[] {
     env: [
       { name: "CSI_ENDPOINT", value: `unix://${joinPath(CONTROLLER_SOCKET_DIR, SOCKET_FILE)}` },
       { name: "DIGITALOCEAN_API_URL", value: API_URL },
-      CONTROLLER_NODE_OPTIONS_ENV,
       // Read from the environment by --token (never on the command line, where `ps` would show it).
       { name: TOKEN_ENV, valueFrom: { secretKeyRef: { name: TOKEN_SECRET.name, key: TOKEN_SECRET.key } } },
     ],
@@ -542,7 +537,7 @@ function localNode(config: DeployConfig): KubeObject[] {
       "--node-id=$(KUBE_NODE_NAME)",
       ...metrics.args,
     ],
-    env: [{ name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` }, NODE_NAME_ENV, CONTROLLER_NODE_OPTIONS_ENV],
+    env: [{ name: "CSI_ENDPOINT", value: `unix://${joinPath(NODE_SOCKET_DIR, SOCKET_FILE)}` }, NODE_NAME_ENV],
     ...health,
     ports: [...(health.ports ?? []), ...metrics.ports],
     securityContext: PRIVILEGED,

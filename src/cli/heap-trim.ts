@@ -32,8 +32,8 @@
  * - V8 12 and later (Node 22): `gc({ flavor: "last-resort" })`, the collection
  *   V8 runs when memory is short: it compacts, shrinks the young generation and
  *   releases the pages it pools.
- * - V8 11 (Node 20) has no flavors: a full collection run with
- *   `--optimize-for-size` compacts the old space and releases its free pages.
+ * - V8 11 (Node 20) has no flavors: two full collections run with
+ *   `--optimize-for-size` compact the old space and release its free pages.
  * Busy, the plugin never pays for it: a collection is what restarts the quiet
  * time, and the check that ends it costs one timer per `quietMs`.
  */
@@ -93,6 +93,9 @@ export function memoryReducingCollection(): Collect | undefined {
   const compactOldSpace = () => {
     setFlagsFromString("--optimize-for-size");
     try {
+      // One collection compacts only the pages V8 picks as the most fragmented; the second
+      // finishes the job (after 20,000 Probes the heap kept 12.6-19.9 MiB after one, 10.9 after two).
+      v8Gc();
       v8Gc();
     } finally {
       setFlagsFromString("--no-optimize-for-size");

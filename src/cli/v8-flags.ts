@@ -4,23 +4,31 @@
  * Node ships its built-in modules (node:http2, node:net, ...) with a V8 code
  * cache made under V8's default flags, and V8 takes a cache only when the flags
  * in force hash as they did when it was made. So any flag away from its default
- * makes Node compile every built-in it loads from source instead: the image's
- * heap sizes in NODE_OPTIONS, or a flag set at run time. Loading node:http2
- * then takes 25-35 ms instead of 10 (Node 20 and 22), and a node plugin's
- * start-up loads about 80 built-ins.
+ * makes Node compile every built-in it loads from source instead: heap sizes in
+ * NODE_OPTIONS, or a flag set at run time. Loading node:http2 then takes
+ * 25-35 ms instead of 10 (Node 20 and 22), and a node plugin's start-up loads
+ * about 80 built-ins. Before the program's first line it costs 12-17 ms more
+ * (Node's own module loader), which is why the image sets no V8 flags at all
+ * and the plugin bounds its heap from here instead (bench/RESULTS.md).
  *
- * - The heap's sizes (`--max-old-space-size`, `--max-semi-space-size`, the two
- *   NODE_OPTIONS accepts) are read once, when V8 sets the heap up before any
- *   JavaScript runs. Setting them back to their defaults afterwards leaves the
- *   heap's limits as they were configured and the flags hashing as Node's cache
- *   expects: `restoreHeapFlagDefaults` does that first thing.
+ * - Heap sizes someone passes anyway (`--max-old-space-size`,
+ *   `--max-semi-space-size`, the two NODE_OPTIONS accepts) are read once, when
+ *   V8 sets the heap up before any JavaScript runs. Setting them back to their
+ *   defaults afterwards leaves the heap's limits as they were configured and the
+ *   flags hashing as Node's cache expects: `restoreHeapFlagDefaults` does that
+ *   first thing.
+ * - The young generation stops growing: `--semi-space-growth-factor=1`, set
+ *   before the program's own modules load and kept. It starts at 1 MiB per semi
+ *   space and may double once while the built-ins load (before any flag can be
+ *   set without costing the cache), so it stays within 2 MiB. V8 would
+ *   otherwise double it under a burst of calls up to 16 MiB per semi space, and
+ *   Node 20's V8 never shrinks it again (test/cli/young-generation.test.ts).
  * - Start-up runs a lot of code once (the protobuf descriptors, module bodies).
- *   TurboFan optimizing it costs several MiB for no speed-up, and its garbage
- *   would double the young generation before the first call, so both are held
+ *   TurboFan optimizing it costs several MiB for no speed-up, so it is held
  *   back while the plugin starts (`holdBackWhileStarting`) and released once it
- *   serves (`releaseAfterStart`), which puts every flag back at its default.
- *   Holding back changes the hash too, so it starts only once the built-ins
- *   start-up needs are loaded (startup-builtins.ts).
+ *   serves (`releaseAfterStart`).
+ *   Both change the hash too, so they start only once the built-ins start-up
+ *   needs are loaded (startup-builtins.ts).
  */
 import { setFlagsFromString } from "node:v8";
 
@@ -30,14 +38,13 @@ export function restoreHeapFlagDefaults(): void {
   setFlagsFromString("--max-semi-space-size=0");
 }
 
-/** While the plugin starts: no optimizing compiler, and a young generation that does not grow. */
+/** While the plugin starts: no optimizing compiler; and from now on a young generation that does not grow. */
 export function holdBackWhileStarting(): void {
   setFlagsFromString("--no-turbofan");
   setFlagsFromString("--semi-space-growth-factor=1");
 }
 
-/** Once the plugin serves: V8's defaults again (the young generation may grow up to its configured size). */
+/** Once the plugin serves: the optimizing compiler again (the young generation stays as it is). */
 export function releaseAfterStart(): void {
   setFlagsFromString("--turbofan");
-  setFlagsFromString("--semi-space-growth-factor=2");
 }

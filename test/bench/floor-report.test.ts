@@ -90,4 +90,21 @@ describe("the floor section's figures", () => {
     expect(text).toContain("| CPU per Probe (µs) | <= 78.0 µs | 39.0 (59) | 70.0 (90) **pass** |");
     expect(text).toContain("| 3900 / 7800 | 7000 / 14000 |");
   });
+  it("weighs the image's former heap flags against the driver as shipped, when the image sets none", () => {
+    const results: FloorRuntimeResult[] = [
+      {
+        runtime: { name: "test Node", node: "node", version: "0.0.0" },
+        measures: [
+          measure("baseline", [sample(50, 10)]),
+          measure("driver", [sample(55, 14)]),
+          { ...measure("driver, former heap flags", [sample(56, 14)]), nodeOptions: "--max-old-space-size=64", readyMs: [130, 140, 150] },
+        ],
+      },
+    ];
+    const text = floorSection(results, "now", {}).join("\n");
+    expect(text).toContain("driver, former heap flags (`--max-old-space-size=64`)");
+    expect(text).toContain(
+      '- No V8 flags in the image (before: `NODE_OPTIONS="--max-old-space-size=64"`; after: none, the plugin holding its young generation and trimming its heap itself), test Node v0.0.0: RSS after 20k Probes 70.0 -> 70.0 MiB, after 100k 71.0 -> 71.0 MiB, idle 56.0 -> 55.0 MiB, CPU per Probe 40 -> 40 µs, start-up 140 -> 110 ms.',
+    );
+  });
 });
