@@ -49,8 +49,9 @@ LABEL org.opencontainers.image.title="do-csi-plugin" \
 # No V8 flags (no NODE_OPTIONS): under any flag away from V8's defaults Node
 # compiles its own module loader from source before the program's first line,
 # 12-17 ms of every start. The plugin bounds its heap itself: its young
-# generation never grows past 2 MiB per semi space, and once quiet after a burst
-# it gives back what the burst grew the heap by (src/cli/v8-flags.ts,
+# generation never grows past 2 MiB per semi space, its old generation grows by
+# at most 30% over its live size between full collections, and once quiet
+# after a burst it gives back what the burst grew the heap by (src/cli/v8-flags.ts,
 # src/cli/heap-trim.ts). bench/RESULTS.md ("Against the runtime's floor")
 # measures the plugin as shipped against the heap flags the image used to set.
 # Root: the node service formats, mounts and attaches loop devices.
