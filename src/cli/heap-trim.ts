@@ -12,9 +12,10 @@
  * memory returns the free pages: on the image's Node a burst of 20,000 Probes
  * at concurrency 64 leaves about 13 MiB less resident (bench/RESULTS.md).
  *
- * Once after start-up too, where the collection shrinks the young generation
- * (Node 22): start-up's garbage and the pages V8 pooled for it are then given
- * back, about 2.3 MiB of an idle plugin's RSS (59.4 -> 57.1 MiB, by hand). The
+ * Once after start-up too: start-up's garbage and, on Node 22, where the
+ * collection shrinks the young generation, the pages V8 pooled for it are then
+ * given back, about 2.3 MiB of an idle plugin's RSS (59.4 -> 57.1 MiB, by
+ * hand; on Node 20, with its two collections, 52.8 -> 51.6 MiB). The
  * first burst after it pays about 5% more CPU per call while the young
  * generation grows back (84 -> 88 µs per Probe); later ones do not. That
  * collection also drops the bytecode of every function not running
@@ -23,9 +24,8 @@
  * again, and what does is compiled again on its next call. On the image's
  * Node the bytecode goes from about 600 to 100 KiB and the idle RSS by
  * another 0.3-0.6 MiB (56.4 -> 56.0 MiB, median of 3, by hand), the first
- * burst's CPU per call within the noise. On Node 20 neither the collection
- * nor the flush changes the idle RSS (52.1 -> 52.3 MiB; V8 11 flushes
- * nothing from a forced collection), so it is not run there.
+ * burst's CPU per call within the noise. V8 11 (Node 20) flushes no
+ * bytecode from a forced collection.
  *
  * V8 offers no API for it, so the collection is V8's `gc` from a throwaway
  * context (`--expose-gc` is set only while that context is made):
@@ -58,12 +58,8 @@ export interface HeapTrimmer {
   stop(): void;
 }
 
-interface Collect {
-  /** `flushBytecode`: drop the bytecode of functions not running (V8 recompiles one when it is next called). */
-  (options?: { readonly flushBytecode?: boolean }): void;
-  /** Whether it also shrinks the young generation and releases pooled pages (V8 12 and later). */
-  readonly releasesPooledPages: boolean;
-}
+/** `flushBytecode`: drop the bytecode of functions not running (V8 recompiles one when it is next called; V8 12 and later). */
+type Collect = (options?: { readonly flushBytecode?: boolean }) => void;
 /** V8's `gc` as V8 12 defines it (V8 11 is called without options). */
 type V8Gc = (options?: { type: "major" | "minor"; execution: "sync" | "async"; flavor?: "regular" | "last-resort" }) => void;
 
@@ -88,7 +84,7 @@ export function memoryReducingCollection(): Collect | undefined {
         if (options?.flushBytecode) setFlagsFromString("--no-stress-flush-code");
       }
     };
-    return Object.assign(lastResort, { releasesPooledPages: true });
+    return lastResort;
   }
   const compactOldSpace = () => {
     setFlagsFromString("--optimize-for-size");
@@ -101,7 +97,7 @@ export function memoryReducingCollection(): Collect | undefined {
       setFlagsFromString("--no-optimize-for-size");
     }
   };
-  return Object.assign(compactOldSpace, { releasesPooledPages: false });
+  return compactOldSpace;
 }
 
 export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
@@ -112,8 +108,8 @@ export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
     return { trims, stop() {} };
   }
   let lastActivity = performance.now();
-  /** The heap's resident size after the last trim (at first: when the plugin starts serving, or 0 to trim once after start-up). */
-  let trimmedSize = collect.releasesPooledPages ? 0 : getHeapStatistics().total_physical_size;
+  /** The heap's resident size after the last trim (0 at first: trim once after start-up). */
+  let trimmedSize = 0;
   /** The trim's own collection, whose entries the observer must not count as activity. */
   let ownFrom = Number.POSITIVE_INFINITY;
   let ownTo = Number.NEGATIVE_INFINITY;
@@ -162,7 +158,7 @@ export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
     }
   });
   observer.observe({ entryTypes: ["gc"] });
-  if (trimmedSize === 0) arm(options.quietMs);
+  arm(options.quietMs);
   return {
     get trims() {
       return trims;
