@@ -104,6 +104,11 @@ describe("the floor section's figures", () => {
     const text = floorSection(results, "now", {}).join("\n");
     expect(text).toContain("driver, former heap flags (`--max-old-space-size=64`)");
     expect(text).toContain(
+      "(read from the Dockerfile; it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05",
+    );
+    // The introduction is one paragraph of prose: no source-code joins leak into it.
+    expect(text).not.toContain('" +');
+    expect(text).toContain(
       '- No V8 flags in the image (before: `NODE_OPTIONS="--max-old-space-size=64"`; after: none, the plugin holding its young generation and trimming its heap itself), test Node v0.0.0: RSS after 20k Probes 70.0 -> 70.0 MiB, after 100k 71.0 -> 71.0 MiB, idle 56.0 -> 55.0 MiB, CPU per Probe 40 -> 40 µs, start-up 140 -> 110 ms.',
     );
   });
