@@ -49,7 +49,7 @@ LABEL org.opencontainers.image.title="do-csi-plugin" \
 # No V8 flags (no NODE_OPTIONS): under any flag away from V8's defaults Node
 # compiles its own module loader from source before the program's first line,
 # 12-17 ms of every start. The plugin bounds its heap itself: its young
-# generation never grows past 2 MiB per semi space, its old generation grows by
+# generation never grows past 2 MiB (V8 would take 32), its old generation grows by
 # at most 30% over its live size between full collections, and once quiet
 # after a burst it gives back what the burst grew the heap by (src/cli/v8-flags.ts,
 # src/cli/heap-trim.ts). bench/RESULTS.md ("Against the runtime's floor")

@@ -18,11 +18,12 @@
  *   flags hashing as Node's cache expects: `restoreHeapFlagDefaults` does that
  *   first thing.
  * - The young generation stops growing: `--semi-space-growth-factor=1`, set
- *   before the program's own modules load and kept. It starts at 1 MiB per semi
- *   space and may double once while the built-ins load (before any flag can be
- *   set without costing the cache), so it stays within 2 MiB. V8 would
- *   otherwise double it under a burst of calls up to 16 MiB per semi space, and
- *   Node 20's V8 never shrinks it again (test/cli/heap-bounds.test.ts).
+ *   before the program's own modules load and kept. It starts at 1 MiB (both
+ *   semi spaces) and may double once while the built-ins load (before any
+ *   flag can be set without costing the cache), so it stays within 2 MiB.
+ *   V8 would otherwise double it under a burst of calls up to 32 MiB (16 per
+ *   semi space), and Node 20's V8 never shrinks it again
+ *   (test/cli/heap-bounds.test.ts).
  * - The old generation grows by at most 30% over its live size between full
  *   collections once the plugin serves (`--heap-growing-percent`, which V8
  *   reads each time it sets the next limit): the bound the image's

@@ -4,7 +4,7 @@
  * 20,000 Probes at concurrency 64, on the built program and both Nodes it ships
  * on:
  * - the young generation never grows past twice the size V8 starts it at (V8
- *   would grow it to 16 MiB per semi space, and Node 20's V8 never gives that
+ *   would grow it to 32 MiB, 16 per semi space, and Node 20's V8 never gives that
  *   back);
  * - the old space stays within 24 MiB (about 16 MiB here; left to V8's own
  *   growing factor it reached 31-34 MiB).
