@@ -15,9 +15,10 @@
  * Once after start-up too: start-up's garbage and, on Node 22, where the
  * collection shrinks the young generation, the pages V8 pooled for it are then
  * given back, about 2.3 MiB of an idle plugin's RSS (59.4 -> 57.1 MiB, by
- * hand; on Node 20, with its two collections, 52.8 -> 51.6 MiB). The
- * first burst after it pays about 5% more CPU per call while the young
- * generation grows back (84 -> 88 µs per Probe); later ones do not. That
+ * hand; on Node 20, with its two collections, 52.8 -> 51.6 MiB). On Node 22
+ * the young generation then stays at the 1 MiB it is shrunk to (v8-flags.ts
+ * stops its growth): allowed to grow to 4 MiB again, the CPU per Probe under
+ * load was no lower (59-63 against 56-71 µs, bench/RESULTS.md). That
  * collection also drops the bytecode of every function not running
  * (`--stress-flush-code` while it runs): start-up's code (the protobuf
  * descriptors' construction, module bodies, the command line) never runs
