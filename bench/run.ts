@@ -221,7 +221,7 @@ async function main(): Promise<number> {
   try {
     if (only.has("floor")) {
       floor = await section("rows 1-3 against the runtime's floor (a bare node:http2 gRPC server, same run, both Nodes)", errors, () =>
-        measureFloor({ starts: quick ? 3 : 5, loadReps: quick ? 1 : 3, log }),
+        measureFloor({ starts: quick ? 3 : 9, loadReps: quick ? 1 : 3, log }),
       );
     }
     if (only.has("footprint")) {
