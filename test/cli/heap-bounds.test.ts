@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { DRIVER_ENTRY, type DriverProcess, imageNodeOptions, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { DRIVER_ENTRY, type DriverProcess, imageNodeOptions, probeBurst, RUNTIMES, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 const REPORTER = resolve("test/cli/fixtures/heap-bounds-report.mjs");
@@ -54,12 +54,7 @@ describe("the heap's bounds under a burst of calls", () => {
       );
       const clients = connectCsi(driver.endpoint);
       try {
-        let left = 20_000;
-        await Promise.all(
-          Array.from({ length: 64 }, async () => {
-            while (left-- > 0) expect((await clients.identity.probe({})).ready).toBe(true);
-          }),
-        );
+        await probeBurst(clients, 20_000);
       } finally {
         clients.close();
       }

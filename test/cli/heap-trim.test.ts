@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { type DriverProcess, imageNodeOptions, logLines, RUNTIMES, rssMiB, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, imageNodeOptions, logLines, probeBurst, RUNTIMES, rssMiB, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 interface Trim {
@@ -76,12 +76,7 @@ describe("heap trimming after a burst of calls", () => {
 
       const clients = connectCsi(running.endpoint);
       try {
-        let left = 6000;
-        await Promise.all(
-          Array.from({ length: 64 }, async () => {
-            while (left-- > 0) expect((await clients.identity.probe({})).ready).toBe(true);
-          }),
-        );
+        await probeBurst(clients, 6000);
         const pid = running.child.pid ?? 0;
         const afterBurst = await rssMiB(pid);
         await until("the trim after the burst", () => trims(running).length === afterStart + 1);

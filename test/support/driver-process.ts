@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { CsiClients } from "../../src/csi/client.js";
 import { socketAcceptsConnections } from "../../src/csi/unix-socket.js";
 
 export const DRIVER_ENTRY = resolve("dist/do-csi-plugin.js");
@@ -189,4 +190,14 @@ export function logLines(text: string): LogLine[] {
     }
   }
   return lines;
+}
+
+/** A burst of `calls` Probes over `concurrency` streams of one connection; throws on a Probe that answers not ready. */
+export async function probeBurst(clients: CsiClients, calls: number, concurrency = 64): Promise<void> {
+  let left = calls;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left-- > 0) if (!(await clients.identity.probe({})).ready) throw new Error("a Probe answered not ready");
+    }),
+  );
 }
