@@ -7,10 +7,16 @@
  * on Node 22, and on Node 20 the young generation stays at its largest. A node
  * plugin's load is bursts (kubelet's calls, a sidecar's retries) with long quiet
  * times between them, so it would hold its peak heap most of the time. Once
- * `quietMs` have passed without a garbage collection and the heap has grown by
- * `minGrowthBytes` since the last trim, one full collection that reduces
- * memory returns the free pages: on the image's Node a burst of 20,000 Probes
- * at concurrency 64 leaves about 13 MiB less resident (bench/RESULTS.md).
+ * the event loop has been quiet for `quietMs` (busy at most 2% of the time)
+ * and the heap has grown by `minGrowthBytes` since the last trim, one full
+ * collection that reduces memory returns the free pages: on the image's Node a
+ * burst of 20,000 Probes at concurrency 64 leaves about 13 MiB less resident
+ * (bench/RESULTS.md).
+ *
+ * Idle, nothing runs until the next garbage collection (a PerformanceObserver)
+ * says the plugin is busy again; busy, the observer is off, since it costs on
+ * every collection, and the event loop's utilization is sampled a few times
+ * per `quietMs` instead.
  *
  * Once after start-up too: start-up's garbage and, on Node 22, where the
  * collection shrinks the young generation, the pages V8 pooled for it are then
@@ -35,8 +41,6 @@
  *   releases the pages it pools.
  * - V8 11 (Node 20) has no flavors: two full collections run with
  *   `--optimize-for-size` compact the old space and release its free pages.
- * Busy, the plugin never pays for it: a collection is what restarts the quiet
- * time, and the check that ends it costs one timer per `quietMs`.
  */
 import { PerformanceObserver, performance } from "node:perf_hooks";
 import { getHeapCodeStatistics, getHeapStatistics, setFlagsFromString } from "node:v8";
@@ -101,6 +105,15 @@ export function memoryReducingCollection(): Collect | undefined {
   return compactOldSpace;
 }
 
+/** While busy, how often the event loop's utilization is sampled: this many times per quiet time. */
+const SAMPLES_PER_QUIET_TIME = 4;
+/**
+ * A sample in which the event loop was busy for at most this share of the
+ * time counts as quiet: a node plugin answering kubelet's Probes every few
+ * seconds is quiet, one serving a burst of calls is busy nearly all the time.
+ */
+const QUIET_UTILIZATION = 0.02;
+
 export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
   const collect = memoryReducingCollection();
   let trims = 0;
@@ -108,25 +121,19 @@ export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
     options.log.warn("heap trimming is not available on this Node: V8's gc could not be reached");
     return { trims, stop() {} };
   }
-  let lastActivity = performance.now();
   /** The heap's resident size after the last trim (0 at first: trim once after start-up). */
   let trimmedSize = 0;
   /** The trim's own collection, whose entries the observer must not count as activity. */
   let ownFrom = Number.POSITIVE_INFINITY;
   let ownTo = Number.NEGATIVE_INFINITY;
   let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  /** The event loop's utilization at the last sample, and how long the loop has been quiet since. */
+  let sampled = performance.eventLoopUtilization();
+  let quietForMs = 0;
+  const sampleEveryMs = options.quietMs / SAMPLES_PER_QUIET_TIME;
 
-  const arm = (delay: number) => {
-    timer = setTimeout(check, delay);
-    timer.unref();
-  };
-  const check = () => {
-    timer = undefined;
-    const quietFor = performance.now() - lastActivity;
-    if (quietFor < options.quietMs) {
-      arm(options.quietMs - quietFor);
-      return;
-    }
+  const trimIfGrown = () => {
     const before = getHeapStatistics().total_physical_size;
     if (before - trimmedSize < options.minGrowthBytes) return;
     const after = trimmedSize === 0 ? "start-up" : "calls";
@@ -151,20 +158,51 @@ export function startHeapTrimmer(options: HeapTrimOptions): HeapTrimmer {
       "heap trimmed after a quiet time",
     );
   };
+
+  // Idle: no timer; the next garbage collection says the plugin is busy again.
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       if (entry.startTime >= ownFrom && entry.startTime <= ownTo) continue;
-      lastActivity = Math.max(lastActivity, entry.startTime + entry.duration);
-      if (timer === undefined) arm(options.quietMs);
+      busy();
+      return;
     }
   });
-  observer.observe({ entryTypes: ["gc"] });
-  arm(options.quietMs);
+  const watch = () => {
+    if (!stopped) observer.observe({ entryTypes: ["gc"] });
+  };
+  // Busy: the observer is off (it costs on every collection, hundreds a second under load), and the
+  // event loop's utilization is sampled until it has been quiet for `quietMs`.
+  const busy = () => {
+    observer.disconnect();
+    sampled = performance.eventLoopUtilization();
+    quietForMs = 0;
+    if (timer === undefined && !stopped) arm();
+  };
+  const arm = () => {
+    timer = setTimeout(sample, sampleEveryMs);
+    timer.unref();
+  };
+  const sample = () => {
+    timer = undefined;
+    const now = performance.eventLoopUtilization();
+    const since = performance.eventLoopUtilization(now, sampled);
+    sampled = now;
+    quietForMs = since.utilization <= QUIET_UTILIZATION ? quietForMs + since.idle + since.active : 0;
+    if (quietForMs < options.quietMs) {
+      arm();
+      return;
+    }
+    trimIfGrown();
+    watch();
+  };
+  // Start-up was busy.
+  busy();
   return {
     get trims() {
       return trims;
     },
     stop() {
+      stopped = true;
       observer.disconnect();
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;

@@ -193,8 +193,13 @@ function render(desc: DescMessage, message: Message): unknown {
   }
 }
 
-/** The request's message, or INVALID_ARGUMENT when its bytes are not one of its type. */
+/**
+ * The request's message, or INVALID_ARGUMENT when its bytes are not one of its type.
+ * No bytes are the message with every field at its default, made without a
+ * reader: Probe, GetPluginInfo and the Get*Capabilities calls send nothing else.
+ */
 function decodeRequest(method: DescMethod, bytes: Uint8Array): Message {
+  if (bytes.length === 0) return create(method.input);
   try {
     return fromBinary(method.input, bytes);
   } catch {
@@ -264,27 +269,53 @@ export function methodRunner(
     };
   }
 
+  // A unary call: a handler that answers at once (Probe, GetPluginInfo, the
+  // Get*Capabilities calls) is answered in the same turn, with no promise made.
+  const respond = (run: Call, responder: CallResponder, init: unknown) => {
+    let response: Uint8Array;
+    try {
+      const message = create(method.output, init as never);
+      if (run.debug) run.log.debug({ response: render(method.output, message) }, "response");
+      response = encodeResponse(method, message, maxResponseBytes);
+    } catch (err) {
+      fail(run, responder, err);
+      return;
+    }
+    run.finish();
+    responder.end(undefined, response);
+  };
   return {
     start(requestBytes, deadline, responder) {
       const run = new Call(name, method.input, deadline, options, active);
-      void (async () => {
-        let response: Uint8Array;
-        try {
-          const request = decodeRequest(method, requestBytes);
-          run.request = request;
-          if (run.debug) run.log.debug({ request: render(method.input, request) }, "request");
-          const message = create(method.output, (await implemented(request, run)) as never);
-          if (run.debug) run.log.debug({ response: render(method.output, message) }, "response");
-          response = encodeResponse(method, message, maxResponseBytes);
-        } catch (err) {
-          const status = run.finish(err);
-          if (status) responder.end(status);
-          return;
-        }
-        run.finish();
-        responder.end(undefined, response);
-      })();
+      let answer: unknown;
+      try {
+        const request = decodeRequest(method, requestBytes);
+        run.request = request;
+        if (run.debug) run.log.debug({ request: render(method.input, request) }, "request");
+        answer = implemented(request, run);
+      } catch (err) {
+        fail(run, responder, err);
+        return run;
+      }
+      if (isPromiseLike(answer)) {
+        answer.then(
+          (init) => respond(run, responder, init),
+          (err: unknown) => fail(run, responder, err),
+        );
+      } else {
+        respond(run, responder, answer);
+      }
       return run;
     },
   };
+}
+
+/** Ends a call that failed: logged and counted once, its status sent. */
+function fail(run: Call, responder: CallResponder, err: unknown): void {
+  const status = run.finish(err);
+  if (status) responder.end(status);
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 }

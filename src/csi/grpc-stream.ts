@@ -11,6 +11,7 @@
  */
 import { constants as http2, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
 import { Code, type CsiError } from "../errors.js";
+import type { ArrivingRequest, ArrivingRequests } from "./arriving-requests.js";
 import type { CallResponder, MethodRunner, RunningCall } from "./call-handler.js";
 import {
   deadlineFrom,
@@ -27,7 +28,6 @@ export interface StreamLimits {
   /** Bytes all of a connection's requests may hold while they arrive. */
   readonly maxUnfinishedBytesPerConnection: number;
   readonly maxStatusMessageBytes: number;
-  readonly unfinishedRequestTimeoutMs: number;
 }
 
 /** Serves the call on `stream`; `lookup` finds the method a path names. */
@@ -36,8 +36,9 @@ export function serveStream(
   headers: IncomingHttpHeaders,
   lookup: (path: string) => MethodRunner | undefined,
   limits: StreamLimits,
+  arriving: ArrivingRequests,
 ): void {
-  new GrpcStream(stream, limits).serve(headers, lookup);
+  new GrpcStream(stream, limits, arriving).serve(headers, lookup);
 }
 
 /**
@@ -65,11 +66,16 @@ function onWantTrailers(this: CallStream): void {
 }
 function ignore(): void {}
 
-class GrpcStream implements CallResponder {
+class GrpcStream implements CallResponder, ArrivingRequest {
   readonly #stream: ServerHttp2Stream;
   /** Kept from the start: a destroyed stream no longer names its session. */
   readonly #session: CountedSession | undefined;
   readonly #limits: StreamLimits;
+  /** The requests still arriving (this one among them until it has arrived), each bounded in time. */
+  readonly #arriving: ArrivingRequests;
+  arrivingSince: number | undefined;
+  newerArriving: ArrivingRequest | undefined;
+  olderArriving: ArrivingRequest | undefined;
   #reader: RequestMessageReader | undefined;
   /** The method to run and the caller's deadline, while the request arrives. */
   #runner: MethodRunner | undefined;
@@ -79,13 +85,13 @@ class GrpcStream implements CallResponder {
   #held = 0;
   #answered = false;
   #call: RunningCall | undefined;
-  #unfinishedTimer: NodeJS.Timeout | undefined;
   #trailers: Record<string, string> | undefined;
 
-  constructor(stream: ServerHttp2Stream, limits: StreamLimits) {
+  constructor(stream: ServerHttp2Stream, limits: StreamLimits, arriving: ArrivingRequests) {
     this.#stream = stream;
     this.#session = stream.session;
     this.#limits = limits;
+    this.#arriving = arriving;
     (stream as CallStream)[CALL] = this;
     // A write to a stream the client reset reports an error; the stream's close says all that matters.
     stream.on("error", ignore);
@@ -116,9 +122,10 @@ class GrpcStream implements CallResponder {
       this.#answer(Code.Unimplemented, `the message encoding ${String(encoding).slice(0, 64)} is not supported; send identity`);
       return;
     }
+    const now = Date.now();
     let deadline: number;
     try {
-      deadline = deadlineFrom(headers["grpc-timeout"], Date.now());
+      deadline = deadlineFrom(headers["grpc-timeout"], now);
     } catch (err) {
       this.#refuse(err);
       return;
@@ -126,12 +133,15 @@ class GrpcStream implements CallResponder {
     this.#reader = new RequestMessageReader(this.#limits.maxRequestBytes);
     this.#runner = runner;
     this.#deadline = deadline;
-    const timeoutMs = this.#limits.unfinishedRequestTimeoutMs;
-    this.#unfinishedTimer = setTimeout(
-      () => this.#answer(Code.ResourceExhausted, `the request did not arrive completely within ${timeoutMs} ms; send each request whole`),
-      timeoutMs,
+    this.#arriving.add(this, now);
+  }
+
+  /** ArrivingRequest: the request did not arrive whole within the bound. */
+  arrivalTimedOut(): void {
+    this.#answer(
+      Code.ResourceExhausted,
+      `the request did not arrive completely within ${this.#arriving.timeoutMs} ms; send each request whole`,
     );
-    this.#unfinishedTimer.unref();
   }
 
   data(chunk: Buffer): void {
@@ -167,7 +177,7 @@ class GrpcStream implements CallResponder {
     this.#requestEnded = true;
     const runner = this.#runner;
     if (this.#answered || runner === undefined || this.#reader === undefined) return;
-    clearTimeout(this.#unfinishedTimer);
+    this.#arriving.remove(this);
     let request: Uint8Array;
     try {
       request = this.#reader.finish();
@@ -182,7 +192,7 @@ class GrpcStream implements CallResponder {
   }
 
   closed(): void {
-    clearTimeout(this.#unfinishedTimer);
+    this.#arriving.remove(this);
     this.#release();
     if (!this.#answered) {
       this.#answered = true;
@@ -245,7 +255,7 @@ class GrpcStream implements CallResponder {
   #answer(code: Code, message: string): void {
     if (this.#answered) return;
     this.#answered = true;
-    clearTimeout(this.#unfinishedTimer);
+    this.#arriving.remove(this);
     this.#reader = undefined;
     this.#release();
     const status = { "grpc-status": String(code), "grpc-message": encodedStatusMessage(message, this.#limits.maxStatusMessageBytes) };
@@ -264,7 +274,7 @@ class GrpcStream implements CallResponder {
 
   #refuseHttp(status: number): void {
     this.#answered = true;
-    clearTimeout(this.#unfinishedTimer);
+    this.#arriving.remove(this);
     this.#whenReceived(() => {
       const stream = this.#stream;
       if (stream.destroyed || stream.closed) return;

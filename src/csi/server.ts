@@ -8,6 +8,7 @@ import type { Logger } from "../log/logger.js";
 import { methodRunner, type ActiveCalls, type CallObserver, type MethodRunner, type UntypedHandler } from "./call-handler.js";
 import { Unavailable } from "../errors.js";
 import { formatEndpoint, type Endpoint } from "../util/endpoint.js";
+import { ArrivingRequests } from "./arriving-requests.js";
 import { serveStream, type StreamLimits } from "./grpc-stream.js";
 import { acceptWithAuthorityRepair } from "./legacy-authority.js";
 import type { Router, ServiceHandlers } from "../driver/service.js";
@@ -75,6 +76,7 @@ export class CsiServer {
   readonly #delivered = new WeakSet<Socket>();
   readonly #sessions = new Set<Http2Session>();
   readonly #active: ActiveCalls = new Set();
+  readonly #arriving: ArrivingRequests;
   #socketInode: number | bigint | undefined;
   #closing: Promise<void> | undefined;
   #endpoint: Endpoint;
@@ -106,15 +108,16 @@ export class CsiServer {
       maxRequestBytes: MAX_RECEIVE_MESSAGE_BYTES,
       maxUnfinishedBytesPerConnection: MAX_UNFINISHED_REQUEST_BYTES_PER_CONNECTION,
       maxStatusMessageBytes: MAX_STATUS_MESSAGE_BYTES,
-      unfinishedRequestTimeoutMs: options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS,
     };
+    const arriving = new ArrivingRequests(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS);
+    this.#arriving = arriving;
     const lookup = (path: string) => this.#methods.get(path);
     this.#http2 = createHttp2Server({
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
       maxSessionMemory: MAX_SESSION_MEMORY_MIB,
     });
     this.#http2.on("session", (session: Http2Session) => this.#watchSession(session));
-    this.#http2.on("stream", (stream: ServerHttp2Stream, headers) => serveStream(stream, headers, lookup, limits));
+    this.#http2.on("stream", (stream: ServerHttp2Stream, headers) => serveStream(stream, headers, lookup, limits, arriving));
     // A session's protocol errors are the client's; the session is closed by nghttp2 and nothing else is affected.
     this.#http2.on("sessionError", () => {});
 
@@ -249,6 +252,7 @@ export class CsiServer {
       for (const session of this.#sessions) session.destroy();
     }
     for (const socket of this.#connections) socket.destroy();
+    this.#arriving.stop();
     await listenerClosed;
     if (endpoint.kind === "unix") await removeOwnSocket(endpoint.path, this.#socketInode);
     log.info("server stopped");

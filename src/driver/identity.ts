@@ -41,12 +41,16 @@ export interface IdentityOptions {
   readonly readiness: Readiness;
 }
 
+const PROBE_READY = { ready: true } as const;
+
 export function identityService(options: IdentityOptions): ServiceHandlers<typeof Identity> {
   const capabilities = pluginCapabilities(options.features);
   return {
     getPluginInfo: () => ({ name: options.name, vendorVersion: options.version }),
     getPluginCapabilities: () => ({ capabilities }),
     // Liveness: whether this process works (its own checks), never whether a remote API answers.
-    probe: async (_req, ctx) => ({ ready: options.readiness.recentlyPassed || (await options.readiness.ready(ctx.signal)) }),
+    // Answered at once while the last pass is fresh (kubelet probes every few seconds).
+    probe: (_req, ctx) =>
+      options.readiness.recentlyPassed ? PROBE_READY : options.readiness.ready(ctx.signal).then((ready) => ({ ready })),
   };
 }

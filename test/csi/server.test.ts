@@ -8,6 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CsiServer } from "../../src/csi/server.js";
 import { InFlight } from "../../src/driver/inflight.js";
+import { FailedPrecondition } from "../../src/errors.js";
 import { GetPluginInfoResponseSchema, Identity, Controller } from "../../src/gen/csi/v1/csi_pb.js";
 import { captureLog } from "../support/log-capture.js";
 import { serveRoutes, type ServedRoutes } from "../support/serve.js";
@@ -262,6 +263,42 @@ describe("CsiServer", () => {
       expect(typeof failures[0]?.durationMs).toBe("number");
       // The process is still fine.
       expect((await served.clients.identity.getPluginInfo({})).name).toBe("test.csi.example.com");
+    });
+
+    it("answers alike whether a handler returns, resolves, throws or rejects, at once or later", async () => {
+      const later = <T>(f: () => T) => new Promise<void>((resolve) => setTimeout(resolve, 5)).then(f);
+      const answers: Record<string, () => unknown> = {
+        returns: () => ({ ready: true }),
+        resolves: () => later(() => ({ ready: true })),
+        throws: () => {
+          throw new Error("fails at once");
+        },
+        rejects: () =>
+          later(() => {
+            throw new Error("fails later");
+          }),
+        "throws a status": () => {
+          throw FailedPrecondition("not yet");
+        },
+      };
+      let answer: () => unknown = () => ({});
+      served = await serveRoutes(dir, log.logger, (r) => r.service(Identity, identityRoutes({ probe: () => answer() })));
+      const outcome = async (name: string) => {
+        answer = answers[name] ?? (() => ({}));
+        try {
+          return { ready: (await served?.clients.identity.probe({}))?.ready };
+        } catch (err) {
+          return { code: (err as ConnectError).code, message: (err as ConnectError).rawMessage };
+        }
+      };
+      expect(await outcome("returns")).toEqual({ ready: true });
+      expect(await outcome("resolves")).toEqual({ ready: true });
+      expect(await outcome("throws")).toEqual({ code: Code.Internal, message: "fails at once" });
+      expect(await outcome("rejects")).toEqual({ code: Code.Internal, message: "fails later" });
+      expect(await outcome("throws a status")).toEqual({ code: Code.FailedPrecondition, message: "not yet" });
+      // Each call logged once, with its outcome.
+      const ends = log.records().filter((r) => r.msg === "call finished" || r.msg === "call failed");
+      expect(ends.map((r) => r.code)).toEqual(["OK", "OK", "INTERNAL", "INTERNAL", "FAILED_PRECONDITION"]);
     });
 
     it("writes exactly one line per successful call with method, code, duration and request id", async () => {
