@@ -12,6 +12,7 @@ import {
   FORMER_FLAGS_SUBJECT,
   FORMER_HEAP_FLAGS,
   NO_FLAGS_SUBJECT,
+  NO_SNAPSHOT_SUBJECT,
   FLOOR_FIRST_CALLS,
   FLOOR_TARGETS,
   FLOOR_TOTAL_CALLS,
@@ -259,6 +260,16 @@ function afterLoad(r: AcrossRuns): string {
   return `RSS after ${FLOOR_TOTAL_CALLS / 1000}k Probes ${f1(mib(loadedSample(r.before, "afterTotal").rss))} -> ${f1(mib(loadedSample(r.after, "afterTotal").rss))} MiB`;
 }
 
+/** How the driver subjects were started in `results` (the runs' lever changed over time). */
+function driverStartNote(results: readonly FloorRuntimeResult[]): string {
+  const has = (subject: string) => results.some((r) => r.measures.some((m) => m.subject === subject));
+  if (has(NO_SNAPSHOT_SUBJECT))
+    return "; it sets none), started as the image starts it: from the start-up snapshot that `node dist/build-snapshot.js` builds with the same Node (`node --snapshot-blob FILE -- ARGS`); for the lever's before/after, also as `node dist/do-csi-plugin.js ARGS`. ";
+  if (has(FORMER_FLAGS_SUBJECT))
+    return `; it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05 (\`${FORMER_HEAP_FLAGS}\`). `;
+  return "; for the lever's before/after, without them). ";
+}
+
 export function floorSection(
   results: readonly FloorRuntimeResult[],
   date: string,
@@ -268,7 +279,7 @@ export function floorSection(
   L.push(
     `Measured ${date}. Baseline: \`bench/workers/bare-grpc-server.mjs\`, a gRPC server on bare \`node:http2\` (no library) answering every unary call with an empty message and grpc-status 0, ` +
       "on the same Node binary, the same kind of unix socket and the same load client (the project's connect-node client, `src/csi/client.ts`, in its own process) as the driver. " +
-      `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile; ${results.some((r) => r.measures.some((m) => m.subject === FORMER_FLAGS_SUBJECT)) ? `it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05 (\`${FORMER_HEAP_FLAGS}\`). ` : "for the lever's before/after, without them). "}` +
+      `Driver: \`--backend local --mode node\` with the image's \`NODE_OPTIONS\` (read from the Dockerfile${driverStartNote(results)}` +
       `Start-up: spawn -> first Probe OK, median of the interleaved starts. RSS: VmRSS 2 s after ready (idle: the median over every start of the subject), after ${FLOOR_FIRST_CALLS.toLocaleString("en")} Probes and after ${FLOOR_TOTAL_CALLS.toLocaleString("en")} Probes at c=${FLOOR_CONCURRENCY}. ` +
       `CPU per Probe: the process's utime + stime over Probes ${FLOOR_FIRST_CALLS.toLocaleString("en")}–${FLOOR_TOTAL_CALLS.toLocaleString("en")} (the first ${FLOOR_FIRST_CALLS.toLocaleString("en")} in brackets). ` +
       `The RSS after load, CPU and latency figures are the median over the processes put under load, one per subject in turn (three in a full run; each process's figures are in the results JSON; runs before 2026-12-05T17:30Z put one process per subject under load).`,
@@ -344,6 +355,11 @@ export function floorSection(
     const shipped = measures.find((m) => m.subject === "driver");
     const bare = measures.find((m) => m.subject === NO_FLAGS_SUBJECT);
     const former = measures.find((m) => m.subject === FORMER_FLAGS_SUBJECT);
+    const noSnapshot = measures.find((m) => m.subject === NO_SNAPSHOT_SUBJECT);
+    if (shipped && noSnapshot)
+      L.push(
+        `- Start-up snapshot (before: \`node dist/do-csi-plugin.js\`; after: \`node --snapshot-blob FILE --\`, as the image starts it), ${runtime.name} v${runtime.version}: ${beforeAfter(noSnapshot, shipped)}`,
+      );
     if (shipped && bare)
       L.push(
         `- V8 heap limits (the image's \`NODE_OPTIONS="${shipped.nodeOptions}"\`), ${runtime.name} v${runtime.version}: ${beforeAfter(bare, shipped)}`,

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, openSync, closeSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
@@ -16,6 +16,15 @@ export function useDriverEntry(path: string): void {
 
 export function driverEntryPath(): string {
   return driverEntry;
+}
+
+/**
+ * Build the driver's start-up snapshot for `node` into `blob`, as the image does
+ * (`node dist/build-snapshot.js FILE`, beside the bundle startDriver runs).
+ */
+export function buildSnapshot(node: string, blob: string): void {
+  const built = spawnSync(node, [join(dirname(driverEntry), "build-snapshot.js"), blob], { encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building the start-up snapshot with ${node} failed:\n${built.stderr}${built.stdout}`);
 }
 
 /**
@@ -54,6 +63,8 @@ export interface StartOptions {
   readonly node?: string;
   /** The program (default: the driver's bundle); it takes `--endpoint unix://...` as the driver does. */
   readonly entry?: string;
+  /** Start the driver from this start-up snapshot (`node --snapshot-blob FILE -- ARGS`, as the image does) instead of `entry`. */
+  readonly snapshotBlob?: string;
 }
 
 /**
@@ -74,7 +85,13 @@ export async function startDriver(options: StartOptions): Promise<RunningDriver>
   const child = track(
     spawn(
       options.node ?? process.execPath,
-      [...(options.nodeOptions ?? []), options.entry ?? driverEntry, "--endpoint", endpoint, ...options.args],
+      [
+        ...(options.nodeOptions ?? []),
+        ...(options.snapshotBlob !== undefined ? ["--snapshot-blob", options.snapshotBlob, "--"] : [options.entry ?? driverEntry]),
+        "--endpoint",
+        endpoint,
+        ...options.args,
+      ],
       {
         stdio: ["ignore", logFd, logFd],
         env: { ...process.env, PATH: DRIVER_PATH, ...options.env },

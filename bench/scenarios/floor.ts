@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { benchRoot } from "../lib/cleanup.js";
-import { startDriver, type RunningDriver } from "../lib/driver.js";
+import { buildSnapshot, startDriver, type RunningDriver } from "../lib/driver.js";
 import { cpuMicros, rssSample, type RssSample } from "../lib/proc.js";
 import { nodePluginArgs, startLoadClient, unaryRun, type UnaryRun } from "./footprint.js";
 
@@ -37,9 +37,11 @@ export interface FloorRuntime {
 }
 
 export interface FloorSubject {
-  /** "baseline", "driver" (as the image runs it), or the heap flags' lever: NO_FLAGS_SUBJECT or FORMER_FLAGS_SUBJECT. */
+  /** "baseline", "driver" (as the image runs it), or a lever's other side: NO_SNAPSHOT_SUBJECT (NO_FLAGS_SUBJECT, FORMER_FLAGS_SUBJECT in earlier runs). */
   readonly name: string;
   readonly entry?: string;
+  /** Started from the start-up snapshot built for the runtime's Node, as the image starts the plugin (src/cli/snapshot.ts). */
+  readonly snapshot?: boolean;
   readonly args: readonly string[];
   /** NODE_OPTIONS the process gets (always set, so the bench's own never leak in). */
   readonly nodeOptions: string;
@@ -121,16 +123,22 @@ export function floorSubjects(dir: string): FloorSubject[] {
   const shipped = shippedNodeOptions();
   const subjects: FloorSubject[] = [
     { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
-    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped },
+    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true },
+    // The start-up snapshot's other side: the bundle as `node dist/do-csi-plugin.js` runs it.
+    { name: NO_SNAPSHOT_SUBJECT, args: nodePluginArgs(dir), nodeOptions: shipped },
   ];
-  // The lever's other side: without the image's flags, or, while it ships none, with the ones it used to ship.
-  if (shipped !== "") subjects.push({ name: NO_FLAGS_SUBJECT, args: nodePluginArgs(dir), nodeOptions: "" });
-  else subjects.push({ name: FORMER_FLAGS_SUBJECT, args: nodePluginArgs(dir), nodeOptions: FORMER_HEAP_FLAGS });
   return subjects;
 }
 
+export const NO_SNAPSHOT_SUBJECT = "driver, without the snapshot";
+
 export const NO_FLAGS_SUBJECT = "driver, no V8 flags";
 export const FORMER_FLAGS_SUBJECT = "driver, former heap flags";
+
+/** Where the start-up snapshot for a runtime's Node is built (measureFloor builds it before the runtime's first start). */
+function snapshotBlob(runtime: FloorRuntime): string {
+  return join(benchRoot(), `snapshot-${runtime.version}.blob`);
+}
 
 function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Promise<RunningDriver> {
   return startDriver({
@@ -139,6 +147,7 @@ function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Prom
     args: subject.args.map((a) => a.replace("<dir>", join(benchRoot(), name))),
     env: { NODE_OPTIONS: subject.nodeOptions },
     ...(subject.entry !== undefined ? { entry: subject.entry } : {}),
+    ...(subject.snapshot ? { snapshotBlob: snapshotBlob(runtime) } : {}),
   });
 }
 
@@ -190,6 +199,8 @@ async function measureOne(
 export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeResult[]> {
   const out: FloorRuntimeResult[] = [];
   for (const runtime of floorRuntimes()) {
+    // As the image does when it is built: the snapshot is bound to the Node that builds it.
+    buildSnapshot(runtime.node, snapshotBlob(runtime));
     const subjects = floorSubjects("<dir>");
     // Start-up: the subjects interleaved, so a busy moment of the shared machine hits all of them.
     const starts = new Map<string, number[]>(subjects.map((s) => [s.name, []]));

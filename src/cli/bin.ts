@@ -10,4 +10,5 @@ restoreHeapFlagDefaults();
 await import("./startup-builtins.js");
 holdBackWhileStarting();
 
-await import("./main.js");
+const { runMain } = await import("./main.js");
+runMain(process.argv.slice(2));

@@ -9,7 +9,7 @@
  * is reset with NO_ERROR right after the status, as grpc-go's server does, so
  * it stops counting against the connection's concurrent streams).
  */
-import { constants as http2, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from "node:http2";
+import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { Code, type CsiError } from "../errors.js";
 import type { ArrivingRequest, ArrivingRequests } from "./arriving-requests.js";
 import type { CallResponder, MethodRunner, RunningCall } from "./call-handler.js";
@@ -22,6 +22,13 @@ import {
   RequestMessageReader,
   WireError,
 } from "./grpc-wire.js";
+
+// node:http2's constants of the same names. The module loads node:http2 only
+// through the server (server.ts), once it listens (the start-up snapshot holds
+// this module, and Node cannot put node:http2 in a snapshot).
+const HTTP_STATUS_METHOD_NOT_ALLOWED = 405;
+const HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE = 415;
+const NGHTTP2_NO_ERROR = 0;
 
 export interface StreamLimits {
   readonly maxRequestBytes: number;
@@ -103,12 +110,12 @@ class GrpcStream implements CallResponder, ArrivingRequest {
     stream.on("data", onData);
     stream.on("end", onEnd);
     if (headers[":method"] !== "POST") {
-      this.#refuseHttp(http2.HTTP_STATUS_METHOD_NOT_ALLOWED);
+      this.#refuseHttp(HTTP_STATUS_METHOD_NOT_ALLOWED);
       return;
     }
     const contentType = headers["content-type"];
     if (typeof contentType !== "string" || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
-      this.#refuseHttp(http2.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
+      this.#refuseHttp(HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE);
       return;
     }
     const path = headers[":path"] ?? "";
@@ -311,6 +318,6 @@ class GrpcStream implements CallResponder, ArrivingRequest {
   #resetIfClientStillSending(): void {
     const stream = this.#stream;
     if (this.#requestEnded || stream.closed || stream.destroyed || stream.state.remoteClose !== 0) return;
-    stream.close(http2.NGHTTP2_NO_ERROR);
+    stream.close(NGHTTP2_NO_ERROR);
   }
 }

@@ -1,5 +1,5 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { createServer as createHttp2Server, type Http2Server, type Http2Session, type ServerHttp2Stream } from "node:http2";
+import type { Http2Server, Http2Session, ServerHttp2Stream } from "node:http2";
 import type { Duplex } from "node:stream";
 import { chmod, lstat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -69,7 +69,9 @@ export interface CsiServerOptions {
 export class CsiServer {
   readonly #options: CsiServerOptions;
   readonly #listener: NetServer;
-  readonly #http2: Http2Server;
+  /** node:http2's server: made once the socket listens (`start`), or by the first connection if one comes sooner. */
+  #http2: Http2Server | undefined;
+  readonly #makeHttp2: () => Http2Server;
   readonly #methods = new Map<string, MethodRunner>();
   readonly #connections = new Set<Socket>();
   /** Connections handed to the HTTP/2 server (directly or through the authority relay). */
@@ -112,14 +114,20 @@ export class CsiServer {
     const arriving = new ArrivingRequests(options.unfinishedRequestTimeoutMs ?? UNFINISHED_REQUEST_TIMEOUT_MS);
     this.#arriving = arriving;
     const lookup = (path: string) => this.#methods.get(path);
-    this.#http2 = createHttp2Server({
-      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
-      maxSessionMemory: MAX_SESSION_MEMORY_MIB,
-    });
-    this.#http2.on("session", (session: Http2Session) => this.#watchSession(session));
-    this.#http2.on("stream", (stream: ServerHttp2Stream, headers) => serveStream(stream, headers, lookup, limits, arriving));
-    // A session's protocol errors are the client's; the session is closed by nghttp2 and nothing else is affected.
-    this.#http2.on("sessionError", () => {});
+    // node:http2 is loaded once the socket listens, not with this module: Node cannot
+    // put it in a start-up snapshot (the plugin's holds this module, src/cli/snapshot.ts),
+    // and compiling it (from source, then) need not delay the socket clients wait for.
+    this.#makeHttp2 = () => {
+      const http2 = process.getBuiltinModule("node:http2").createServer({
+        settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+        maxSessionMemory: MAX_SESSION_MEMORY_MIB,
+      });
+      http2.on("session", (session: Http2Session) => this.#watchSession(session));
+      http2.on("stream", (stream: ServerHttp2Stream, headers) => serveStream(stream, headers, lookup, limits, arriving));
+      // A session's protocol errors are the client's; the session is closed by nghttp2 and nothing else is affected.
+      http2.on("sessionError", () => {});
+      return http2;
+    };
 
     // Every connection's start is read before HTTP/2 sees it (legacy-authority.ts),
     // which bounds what a connection can cost before it is an HTTP/2 client.
@@ -128,6 +136,7 @@ export class CsiServer {
       socket.once("close", () => this.#connections.delete(socket));
       const deliver = (stream: Socket | Duplex) => {
         this.#delivered.add(socket);
+        this.#http2 ??= this.#makeHttp2();
         this.#http2.emit("connection", stream);
       };
       acceptWithAuthorityRepair(socket, { deliver, log });
@@ -192,6 +201,7 @@ export class CsiServer {
   static async start(options: CsiServerOptions): Promise<CsiServer> {
     const server = new CsiServer(options);
     await server.#listen();
+    server.#http2 ??= server.#makeHttp2();
     return server;
   }
 

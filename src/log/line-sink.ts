@@ -15,7 +15,8 @@ import { writeSync } from "node:fs";
 export type LineSink = (line: string) => void;
 
 const RETRY_FOR_MS = 1000;
-const pause = new Int32Array(new SharedArrayBuffer(4));
+/** What `Atomics.wait` sleeps on; made at the first retry (a start-up snapshot cannot hold a SharedArrayBuffer). */
+let pause: Int32Array | undefined;
 
 export function fdSink(fd: number): LineSink {
   let stalled = false;
@@ -33,6 +34,7 @@ export function fdSink(fd: number): LineSink {
           stalled = true;
           return;
         }
+        pause ??= new Int32Array(new SharedArrayBuffer(4));
         Atomics.wait(pause, 0, 0, 1);
         waitedMs += 1;
       }

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn } from "./spawn.js";
 import { findExecutable } from "./executables.js";
 
 export interface RunOptions {

@@ -29,8 +29,7 @@ export type CrashPoint =
   | "group-snapshot-delete:marked"
   | "snapshot-delete:unlinked";
 
-const armed = process.env.DO_CSI_TEST_CRASH_AT ?? "";
-
 export function crashPoint(point: CrashPoint): void {
-  if (armed === point) process.kill(process.pid, "SIGKILL");
+  // Read at each point, not when the module loads: a start-up snapshot would keep the builder's environment.
+  if (process.env.DO_CSI_TEST_CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn } from "../../util/spawn.js";
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { findExecutable } from "../../util/executables.js";

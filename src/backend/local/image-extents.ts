@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn } from "../../util/spawn.js";
 import type { FileHandle } from "node:fs/promises";
 import { BoundedOutput, CommandError } from "../../util/exec.js";
 import { findExecutable } from "../../util/executables.js";
