@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConformance } from "../../src/conformance/runner.js";
 import { DriverProcess } from "../lifecycle/driver-process.js";
+import { buildSnapshot, IMAGE_NODE, type NodeRuntime, snapshotCommand } from "../support/driver-process.js";
 import { hostLeaks } from "../support/host-leaks.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 import { expectConformant, hasCapSysResource } from "./harness.js";
@@ -13,11 +14,22 @@ const MiB = 1024n ** 2n;
  * A local-backend driver process (the bundle) in a test directory of its own, started before the block's tests and
  * stopped after them; the suite must leave no mount or loop device behind.
  */
-function useLocalDriver(name: string, extraArgs: readonly string[]): { dir(): string; driver(): DriverProcess } {
+function useLocalDriver(
+  name: string,
+  extraArgs: readonly string[],
+  /** Start it as the image does: from a start-up snapshot built for this Node. */
+  fromSnapshotOn?: NodeRuntime,
+): { dir(): string; driver(): DriverProcess } {
   let dir: string | undefined;
   let driver: DriverProcess | undefined;
   beforeAll(async () => {
     dir = await makeTestDir(`conformance-${name}`);
+    let launch: readonly string[] | undefined;
+    if (fromSnapshotOn) {
+      const blob = join(dir, "plugin.blob");
+      buildSnapshot(fromSnapshotOn, blob);
+      launch = snapshotCommand(fromSnapshotOn, blob);
+    }
     driver = new DriverProcess(
       `local driver (${name})`,
       join(dir, "csi.sock"),
@@ -35,6 +47,7 @@ function useLocalDriver(name: string, extraArgs: readonly string[]): { dir(): st
         ...extraArgs,
       ],
       join(dir, "driver.log"),
+      ...(launch ? [launch] : []),
     );
     await driver.start();
   }, 60_000);
@@ -105,5 +118,31 @@ describe("conformance suite against the local backend with --node-deployment (on
     // Expansion through the node alone really ran, and what is not offered was not called.
     expect([status("expand.online-mount"), status("expand.online-block")]).toEqual(["passed", "passed"]);
     expect(status("controller-publish.idempotent")).toBe("skipped");
+  }, 300_000);
+});
+
+describe("conformance suite against the local backend as the image starts it (its Node, from the start-up snapshot; all-in-one)", () => {
+  const local = useLocalDriver("snapshot", [], IMAGE_NODE);
+
+  it("passes every check", async () => {
+    const skip = (await hasCapSysResource()) ? undefined : /^expand\.online-mount$/;
+    const report = await runConformance({
+      endpoint: local.driver().endpoint,
+      stagingDir: join(local.dir(), "staging"),
+      targetDir: join(local.dir(), "target"),
+      testVolumeSize: 64n * MiB,
+      mutableParameters: { provisioning: "thick" },
+      ...(skip !== undefined ? { skip } : {}),
+    });
+    expectConformant(report);
+    // The node service really ran its host tools (spawned after the snapshot was made): a volume was staged and published.
+    const status = (id: string) => report.checks.find((c) => c.id === id)?.status;
+    for (const id of [
+      "lifecycle.readonly-publish",
+      "lifecycle.stage-retry-after-deadline",
+      "lifecycle.clone-data",
+      "group-snapshot.create",
+    ])
+      expect(status(id), id).toBe("passed");
   }, 300_000);
 });

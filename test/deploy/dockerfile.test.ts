@@ -13,6 +13,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { FORMATTABLE_FILESYSTEMS, mkfsCommand } from "../../src/mounter/format.js";
 import { findExecutable } from "../../src/util/executables.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
+import { IMAGE_NODE } from "../support/driver-process.js";
 import { PLUGIN_CONTAINER } from "../../deploy/generate/config.js";
 import { REPO_ROOT, containers, listFiles, loadManifests, stringList, workloads } from "./manifests.js";
 
@@ -146,11 +147,16 @@ describe("Dockerfile", () => {
     expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
   });
 
-  it("the entrypoint is the package's bin, linked to the bundle the runtime stage copies (and nothing else from the build)", () => {
+  it("the entrypoint starts the bundle the runtime stage copies (and nothing else from the build) from the snapshot its Node built; the package's bin is linked to it", () => {
     expect(BIN).toBe("do-csi-plugin");
     const entrypoints = runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT");
     expect(entrypoints.length).toBe(1);
-    expect(JSON.parse(entrypoints[0]?.args ?? "null")).toEqual([BIN]);
+    const entrypoint: unknown = JSON.parse(entrypoints[0]?.args ?? "null");
+    expect(entrypoint).toEqual(["node", "--snapshot-blob", expect.stringMatching(/^\/opt\/do-csi-plugin\/[\w.-]+\.blob$/), "--"]);
+    const blob = (entrypoint as string[])[2] ?? "";
+    // Built in the runtime stage, with the image's own Node, from the copied bundle.
+    const builds = runtime.instructions.filter((i) => i.keyword === "RUN" && i.args.includes(`node dist/build-snapshot.js ${blob}`));
+    expect(builds.length, `RUN node dist/build-snapshot.js ${blob}`).toBe(1);
     const workdir = runtime.instructions.filter((i) => i.keyword === "WORKDIR").at(-1)?.args ?? "";
     const copies = runtime.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
     expect(copies).toEqual([`--from=build /src/dist ./dist`]);
@@ -295,6 +301,16 @@ describe("the bundle the image ships", () => {
       encoding: "utf8",
       env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? ""}` },
     });
+    expect(output.trim()).toBe(`${BIN} ${pkg.version}`);
+  });
+
+  it("builds the image's start-up snapshot from a copy of dist/ alone, with the image's Node, and starts from it as the entrypoint does", async () => {
+    const opt = join(dir, "snapshot-opt");
+    await cp(join(REPO_ROOT, "dist"), join(opt, "dist"), { recursive: true });
+    const blob = join(opt, "do-csi-plugin.blob");
+    const built = execFileSync(IMAGE_NODE.node, ["dist/build-snapshot.js", blob], { cwd: opt, encoding: "utf8" });
+    expect(built).toContain(`Node v${IMAGE_NODE.version}`);
+    const output = execFileSync(IMAGE_NODE.node, ["--snapshot-blob", blob, "--", "--version"], { cwd: dir, encoding: "utf8" });
     expect(output.trim()).toBe(`${BIN} ${pkg.version}`);
   });
 });

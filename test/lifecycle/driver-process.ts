@@ -28,6 +28,8 @@ export class DriverProcess {
     readonly socketPath: string,
     readonly args: readonly string[],
     readonly logPath: string,
+    /** What starts the driver, before its arguments: the bundle on this Node by default (test/support/driver-process.ts's snapshotCommand starts it as the image does). */
+    readonly launch: readonly string[] = [process.execPath, DRIVER_BINARY],
   ) {}
 
   get endpoint(): string {
@@ -43,7 +45,8 @@ export class DriverProcess {
     requireBuiltDriver();
     this.#log ??= await open(this.logPath, "a");
     await this.#log.write(`--- start ${this.name} (${new Date().toISOString()}): ${this.args.join(" ")}\n`);
-    const child = spawn(process.execPath, [DRIVER_BINARY, "--endpoint", this.endpoint, ...this.args], {
+    const [command = process.execPath, ...prefix] = this.launch;
+    const child = spawn(command, [...prefix, "--endpoint", this.endpoint, ...this.args], {
       stdio: ["ignore", this.#log.fd, this.#log.fd],
     });
     this.#child = child;

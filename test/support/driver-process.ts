@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -35,6 +35,20 @@ export const IMAGE_NODE: NodeRuntime = {
   node: resolve(IMAGE_NODE_PACKAGE, "bin/node"),
   version: imageNodeVersion(),
 };
+
+/**
+ * Build the plugin's start-up snapshot for `runtime` into `blob`, as the image
+ * does when it is built (`node dist/build-snapshot.js FILE`, Dockerfile).
+ */
+export function buildSnapshot(runtime: NodeRuntime, blob: string): void {
+  const built = spawnSync(runtime.node, [resolve("dist/build-snapshot.js"), blob], { encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building the start-up snapshot on ${runtime.name} failed:\n${built.stderr}${built.stdout}`);
+}
+
+/** How the image starts the plugin (its ENTRYPOINT): from a snapshot `buildSnapshot` made for the same runtime; the plugin's arguments follow. */
+export function snapshotCommand(runtime: NodeRuntime, blob: string): readonly string[] {
+  return [runtime.node, "--snapshot-blob", blob, "--"];
+}
 
 /** Both runtimes the bundle must work on. */
 export const RUNTIMES: readonly NodeRuntime[] = [RUNNER_NODE, IMAGE_NODE];
@@ -159,10 +173,11 @@ function spawnDriver(args: readonly string[], options: StartOptions) {
 export function runDriver(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
-  options: { readonly node?: string } = {},
+  options: { readonly node?: string; readonly command?: readonly string[] } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(options.node ?? RUNNER_NODE.node, [DRIVER_ENTRY, ...args], {
+    const argv = [...(options.command ?? [options.node ?? RUNNER_NODE.node, DRIVER_ENTRY]), ...args];
+    const child = spawn(argv[0] ?? RUNNER_NODE.node, argv.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...env },
     });
