@@ -61,7 +61,12 @@ LABEL org.opencontainers.image.title="do-csi-plugin" \
 # measures the plugin as shipped against the heap flags the image used to set.
 # Root: the node service formats, mounts and attaches loop devices.
 # The plugin starts from the snapshot: the same program as the do-csi-plugin
-# command (dist/do-csi-plugin.js), answering its first call 20-60 ms sooner and
-# smaller at rest, though larger after a burst of calls (bench/RESULTS.md). The
-# container's arguments follow the `--`.
-ENTRYPOINT ["node", "--snapshot-blob", "/opt/do-csi-plugin/do-csi-plugin.blob", "--"]
+# command (dist/do-csi-plugin.js), answering its first call 45-60 ms sooner, and
+# smaller at rest and after a burst of calls (bench/RESULTS.md). The container's
+# arguments follow the `--`.
+# --no-concurrent-recompilation: V8 optimizes hot functions on the main thread
+# instead of handing them to helper threads, whose malloc arenas kept 2-4 MiB of
+# the compilers' memory after a burst of calls (V8 reads it only at start, so the
+# plugin cannot set it itself; a V8 flag costs this start nothing, as the
+# snapshot holds no code cache for the flags to invalidate).
+ENTRYPOINT ["node", "--no-concurrent-recompilation", "--snapshot-blob", "/opt/do-csi-plugin/do-csi-plugin.blob", "--"]

@@ -38,6 +38,8 @@ export const EARLIER_RUNS = {
   logger: "bench/results/2026-12-05T13-32-47-298Z.json",
   /** Before the per-call work was cut (src/csi/arriving-requests.ts, call-handler.ts, heap-trim.ts). */
   perCall: "bench/results/2026-12-05T20-41-45-810Z.json",
+  /** The start-up snapshot with V8's concurrent optimizing compiler (before the image's entrypoint set --no-concurrent-recompilation). */
+  concurrentCompiler: "bench/results/2026-12-06T00-22-09-282Z.json",
 } as const;
 
 export type EarlierFloors = Partial<Record<keyof typeof EARLIER_RUNS, readonly FloorRuntimeResult[]>>;
@@ -104,7 +106,8 @@ const FLOOR_NOTES: readonly string[] = [
     "What had kept it out when it was first tried (by hand, 2026-12-05: about 18 ms for the descriptors and pino alone): node:http2 cannot be in a snapshot (its binding's buffers cannot be serialized; the build aborts), so the server now loads it once its socket listens, and the server's modules can be in; Node does not vouch for node:child_process or node:module in a snapshot (the build warns), so `spawn` is loaded at its first call (`process.getBuiltinModule`, hence Node >= 20.16); the crash points read the environment when a call reaches them, not when their module loads, and the log's retry pause makes its SharedArrayBuffer at the first retry (the builder has none); the logger takes the pid when it is made, after start. `test/cli/snapshot.test.ts` checks on both Nodes that the command line, the environment, the pid and the crash points are the running process's and that it spawns its tools, and the conformance suite runs against the image's Node started this way. " +
     "Weighed by hand first (Node 22 / Node 20, 8 interleaved starts each, spawn -> first Probe, idle RSS): from the bundle 150 / 242 ms, 56.0 / 51.5 MiB; from a snapshot with Node's code cache for its built-ins (the default) 97 / 170 ms but 58.4 / 52.2 MiB: Node holds the whole snapshot in memory (8.0 / 6.3 MB, 3.6 MB of it that code cache), where a start from the bundle pages in only the parts of the binary's cache it uses. Built without it (`withoutCodeCache`): 120 / 209 ms and 55.0 / 49.6 MiB, kept; the built-ins a start loads (node:http2 with node:tls and node:http, node:net's cluster, node:perf_hooks) then compile from source, about 20 ms of it. A snapshot of the descriptors alone: 129 ms on Node 22, against 110 with the node path's modules in it too. Loading node:http2 after the socket listens has the socket there about 25 ms sooner, the first Probe answered about 5 ms sooner. " +
     "The builder's bundle has no comments or indentation (esbuild's minifyWhitespace): V8 keeps a source with any character beyond ASCII (one comment had a section sign) at two bytes per character, 1.9 MB instead of 0.7 in every process; the build fails if such a character comes back. " +
-    "What it costs: RSS after load is about 2.5–3 MiB higher than from the bundle on both Nodes (this run's lever line; by hand on Node 22, 20,000 Probes, 2 s after: 70.2 and 73.6 MiB against 67.3 and 71.7, the same two modes of glibc's heap either way). The resident file pages stay about 5 MiB lower (Node's own snapshot and code cache in the binary are not read); the anonymous memory is the snapshot (3.6 MB) plus about 2.3 MiB more in glibc's thread arenas after load, found with and without the code cache in the snapshot, whose cause is not found. Kept for the start-up and idle rows, which pass with it and miss without it; the rows after load miss either way. The image goes back to the bundle with `ENTRYPOINT [\"do-csi-plugin\"]`.",
+    "What it cost at first (run `2026-12-06T00-22-09-282Z`): RSS after load 2.5–3 MiB higher than from the bundle on both Nodes. The resident file pages stay about 5 MiB lower (Node's own snapshot and code cache in the binary are not read); the anonymous memory was the snapshot (3.6 MB) plus 2.5–4 MiB more in glibc's thread arenas after load (`/proc/<pid>/smaps`: four arenas fully resident, 1.4–2.9 MiB each, where the bundle's had given most of their pages back), with and without the code cache in the snapshot. " +
+    "They are the optimizing compiler's: with TurboFan compiling on the main thread (`--no-concurrent-recompilation`) they stay at their idle size. By hand, 20,000 Probes, RSS 2 s after, three processes each: Node 22 69.3–69.5 MiB against 69.2–75.7, Node 20 62.8–64.4 against 67.3–69.0, CPU per Probe no higher (Node 22 63–72 against 76–85 µs). V8 sets its compile dispatcher up when the isolate starts, so the flag set from inside (`v8.setFlagsFromString`, tried) changes nothing: it is on the image's ENTRYPOINT, where it costs nothing (on the bundle's command line it would cost the built-ins' code cache; the snapshot holds none). Why the snapshot's start leaves the arenas fuller than the bundle's is not found. The image goes back to the bundle with `ENTRYPOINT [\"do-csi-plugin\"]`.",
   "Where the rest is. Start-up, timed inside the program (6 starts, marks after each step; Node 22 / Node 20): to `main()` 42 / 98 ms (Node's own start, 23–28 / about 74 ms for an empty script, plus what NODE_OPTIONS costs it: under any non-default V8 flag the 45 of Node's own modules its ES module loader needs before the program's first line compile from source, a trivial two-module program 33.5 -> 41.1 ms on Node 22 and 83.9 -> 93.0 ms on Node 20, median of 15 interleaved runs; and node:v8 and the command line's modules), the built-ins from Node's cache 14 / 12 ms (node:http2 about 10 of them, which the bare server loads too), the logger (then pino, since replaced) 10 / 10 ms, the protobuf runtime with descriptor.proto's descriptors 20 / 22 ms and csi.proto's 13 / 14 ms (by hand, Node 22: compiling the chunk 5 ms, building descriptor.proto 9 ms, timestamp.proto 3 ms, csi.proto 8.5 ms; no V8 flag tried made them faster: `--always-sparkplug`, `--no-lazy-feedback-allocation`, `--max-lazy`, `--no-flush-bytecode`), the gRPC server 4 / 5 ms, the node service and the local backend 7 / 8 ms, building the plugin 3 ms, listening 3 ms. The bare server pays Node's start and node:http2; the rest is the driver's. Idle RSS (Node 22, by hand): the plugin's V8 heap is 11.6 MiB resident against the bare server's 7.3, its old space holding 6.3 MiB live after a full collection against 3.5 (importing the protobuf runtime with the csi.proto descriptors keeps 1.7 MiB live, pino 0.5, the gRPC server 0.5), and its anonymous memory is 16.6 against 11.0 MiB. The plugin no longer runs V8's optimizing compiler while idle (see the note on it); before, from some directories it did, which is what made the node binary's resident code depend on where the bundle was started from. After load, with the trim: the optimizing compiler's code pages in the node binary (about 4 MiB, which the bare server pays too once it is loaded) and about 4 MiB of malloc'd memory that Node's HTTP/2 and V8's threads freed but glibc keeps (the main heap grew 2.9 -> 5.2 MiB and the thread arenas by 1.5 MiB; the bare server keeps 8 MiB more after the same load). The live heap after a full collection stays near 7 MiB. The resident file pages also vary between runs by up to 5 MiB for the same process (pages of the node binary that other processes brought into the page cache are mapped with the ones it touches), which moves the idle and loaded rows of every subject.",
 ];
 
@@ -249,6 +252,14 @@ const ACROSS_RUNS_LEVERS: readonly {
       `CPU per Probe ${change(r, cpuPerProbe, f0)} µs, RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${change(r, (m) => mib(loadedSample(m, "afterFirst").rss), f1)} MiB, ` +
       `${afterLoad(r)}, idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, start-up ${change(r, startMs, f0)} ms.`,
   },
+  {
+    before: "concurrentCompiler",
+    what: "TurboFan on the main thread for the plugin started from its snapshot (the image's ENTRYPOINT: `--no-concurrent-recompilation`; see the snapshot's note below)",
+    figures: (r) =>
+      `RSS after ${FLOOR_FIRST_CALLS / 1000}k Probes ${change(r, (m) => mib(loadedSample(m, "afterFirst").rss), f1)} MiB, ` +
+      `of which anonymous ${change(r, (m) => mib(loadedSample(m, "afterFirst").anon), f1)} MiB, ${afterLoad(r)}, CPU per Probe ${change(r, cpuPerProbe, f0)} µs, ` +
+      `idle ${change(r, (m) => mib(idleRss(m)), f1)} MiB, start-up ${change(r, startMs, f0)} ms.`,
+  },
 ];
 
 /** Every row of one subject against another's, measured in the same run. */
@@ -267,8 +278,10 @@ function afterLoad(r: AcrossRuns): string {
 /** How the driver subjects were started in `results` (the runs' lever changed over time). */
 function driverStartNote(results: readonly FloorRuntimeResult[]): string {
   const has = (subject: string) => results.some((r) => r.measures.some((m) => m.subject === subject));
-  if (has(NO_SNAPSHOT_SUBJECT))
-    return "; it sets none), started as the image starts it: from the start-up snapshot that `node dist/build-snapshot.js` builds with the same Node (`node --snapshot-blob FILE -- ARGS`); for the lever's before/after, also as `node dist/do-csi-plugin.js ARGS`. ";
+  if (has(NO_SNAPSHOT_SUBJECT)) {
+    const flags = results.flatMap((r) => r.measures).find((m) => m.subject === "driver")?.nodeArgs;
+    return `; it sets none), started as the image starts it: from the start-up snapshot that \`node dist/build-snapshot.js\` builds with the same Node (\`node ${flags ? `${flags} ` : ""}--snapshot-blob FILE -- ARGS\`, the Dockerfile's ENTRYPOINT); for the lever's before/after, also as \`node dist/do-csi-plugin.js ARGS\`. `;
+  }
   if (has(FORMER_FLAGS_SUBJECT))
     return `; it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05 (\`${FORMER_HEAP_FLAGS}\`). `;
   return "; for the lever's before/after, without them). ";
@@ -362,7 +375,7 @@ export function floorSection(
     const noSnapshot = measures.find((m) => m.subject === NO_SNAPSHOT_SUBJECT);
     if (shipped && noSnapshot)
       L.push(
-        `- Start-up snapshot (before: \`node dist/do-csi-plugin.js\`; after: \`node --snapshot-blob FILE --\`, as the image starts it), ${runtime.name} v${runtime.version}: ${beforeAfter(noSnapshot, shipped)}`,
+        `- Start-up snapshot (before: \`node dist/do-csi-plugin.js\`; after: \`node ${shipped.nodeArgs ? `${shipped.nodeArgs} ` : ""}--snapshot-blob FILE --\`, as the image starts it), ${runtime.name} v${runtime.version}: ${beforeAfter(noSnapshot, shipped)}`,
       );
     if (shipped && bare)
       L.push(

@@ -42,6 +42,8 @@ export interface FloorSubject {
   readonly entry?: string;
   /** Started from the start-up snapshot built for the runtime's Node, as the image starts the plugin (src/cli/snapshot.ts). */
   readonly snapshot?: boolean;
+  /** Node's own arguments before the program (the image's entrypoint's flags). */
+  readonly nodeArgs?: readonly string[];
   readonly args: readonly string[];
   /** NODE_OPTIONS the process gets (always set, so the bench's own never leak in). */
   readonly nodeOptions: string;
@@ -50,6 +52,8 @@ export interface FloorSubject {
 export interface FloorMeasure {
   readonly subject: string;
   readonly nodeOptions: string;
+  /** Node's own arguments before the program (runs since 2026-12-06). */
+  readonly nodeArgs?: string;
   /** Spawn -> first Probe OK, every start (the first is the measured process). */
   readonly readyMs: readonly number[];
   /** 2 s after ready, the measured process. */
@@ -104,6 +108,16 @@ export function shippedNodeOptions(dockerfile = "Dockerfile"): string {
   return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(last)?.[1] ?? "";
 }
 
+/** The Node flags of the image's ENTRYPOINT (`node FLAGS... --snapshot-blob FILE --`): how the image starts the plugin. */
+export function shippedEntrypointNodeFlags(dockerfile = "Dockerfile"): string[] {
+  const stages = readFileSync(dockerfile, "utf8").split(/^FROM\s/m);
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(stages[stages.length - 1] ?? "")?.[1];
+  const words: unknown = JSON.parse(entrypoint ?? "[]");
+  if (!Array.isArray(words) || words[0] !== "node" || !words.includes("--snapshot-blob"))
+    throw new Error(`the Dockerfile's ENTRYPOINT is not node ... --snapshot-blob FILE --: ${entrypoint}`);
+  return words.slice(1, words.indexOf("--snapshot-blob")).map(String);
+}
+
 export function floorRuntimes(): FloorRuntime[] {
   const runtimes: FloorRuntime[] = [{ name: "developer's Node", node: process.execPath, version: process.versions.node }];
   try {
@@ -123,7 +137,7 @@ export function floorSubjects(dir: string): FloorSubject[] {
   const shipped = shippedNodeOptions();
   const subjects: FloorSubject[] = [
     { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
-    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true },
+    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true, nodeArgs: shippedEntrypointNodeFlags() },
     // The start-up snapshot's other side: the bundle as `node dist/do-csi-plugin.js` runs it.
     { name: NO_SNAPSHOT_SUBJECT, args: nodePluginArgs(dir), nodeOptions: shipped },
   ];
@@ -148,6 +162,7 @@ function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Prom
     env: { NODE_OPTIONS: subject.nodeOptions },
     ...(subject.entry !== undefined ? { entry: subject.entry } : {}),
     ...(subject.snapshot ? { snapshotBlob: snapshotBlob(runtime) } : {}),
+    ...(subject.nodeArgs ? { nodeOptions: subject.nodeArgs } : {}),
   });
 }
 
@@ -181,6 +196,7 @@ async function measureOne(
     return {
       subject: subject.name,
       nodeOptions: subject.nodeOptions,
+      ...(subject.nodeArgs ? { nodeArgs: subject.nodeArgs.join(" ") } : {}),
       readyMs: [driver.readyMs, ...extraStarts],
       idle,
       idleSamples: [idle, ...extraIdle],

@@ -13,7 +13,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { FORMATTABLE_FILESYSTEMS, mkfsCommand } from "../../src/mounter/format.js";
 import { findExecutable } from "../../src/util/executables.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-import { IMAGE_NODE } from "../support/driver-process.js";
+import { IMAGE_NODE, imageEntrypointNodeFlags } from "../support/driver-process.js";
 import { PLUGIN_CONTAINER } from "../../deploy/generate/config.js";
 import { REPO_ROOT, containers, listFiles, loadManifests, stringList, workloads } from "./manifests.js";
 
@@ -152,8 +152,10 @@ describe("Dockerfile", () => {
     const entrypoints = runtime.instructions.filter((i) => i.keyword === "ENTRYPOINT");
     expect(entrypoints.length).toBe(1);
     const entrypoint: unknown = JSON.parse(entrypoints[0]?.args ?? "null");
-    expect(entrypoint).toEqual(["node", "--snapshot-blob", expect.stringMatching(/^\/opt\/do-csi-plugin\/[\w.-]+\.blob$/), "--"]);
-    const blob = (entrypoint as string[])[2] ?? "";
+    const flags = imageEntrypointNodeFlags();
+    for (const flag of flags) expect(flag).toMatch(/^--[a-z-]+(=\S+)?$/);
+    expect(entrypoint).toEqual(["node", ...flags, "--snapshot-blob", expect.stringMatching(/^\/opt\/do-csi-plugin\/[\w.-]+\.blob$/), "--"]);
+    const blob = (entrypoint as string[])[flags.length + 2] ?? "";
     // Built in the runtime stage, with the image's own Node, from the copied bundle.
     const builds = runtime.instructions.filter((i) => i.keyword === "RUN" && i.args.includes(`node dist/build-snapshot.js ${blob}`));
     expect(builds.length, `RUN node dist/build-snapshot.js ${blob}`).toBe(1);
@@ -310,7 +312,10 @@ describe("the bundle the image ships", () => {
     const blob = join(opt, "do-csi-plugin.blob");
     const built = execFileSync(IMAGE_NODE.node, ["dist/build-snapshot.js", blob], { cwd: opt, encoding: "utf8" });
     expect(built).toContain(`Node v${IMAGE_NODE.version}`);
-    const output = execFileSync(IMAGE_NODE.node, ["--snapshot-blob", blob, "--", "--version"], { cwd: dir, encoding: "utf8" });
+    const output = execFileSync(IMAGE_NODE.node, [...imageEntrypointNodeFlags(), "--snapshot-blob", blob, "--", "--version"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
     expect(output.trim()).toBe(`${BIN} ${pkg.version}`);
   });
 });

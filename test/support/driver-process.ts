@@ -45,9 +45,23 @@ export function buildSnapshot(runtime: NodeRuntime, blob: string): void {
   if (built.status !== 0) throw new Error(`building the start-up snapshot on ${runtime.name} failed:\n${built.stderr}${built.stdout}`);
 }
 
-/** How the image starts the plugin (its ENTRYPOINT): from a snapshot `buildSnapshot` made for the same runtime; the plugin's arguments follow. */
+/**
+ * How the image starts the plugin (its ENTRYPOINT, read from the Dockerfile):
+ * with its Node flags, from a snapshot `buildSnapshot` made for the same
+ * runtime; the plugin's arguments follow.
+ */
 export function snapshotCommand(runtime: NodeRuntime, blob: string): readonly string[] {
-  return [runtime.node, "--snapshot-blob", blob, "--"];
+  return [runtime.node, ...imageEntrypointNodeFlags(), "--snapshot-blob", blob, "--"];
+}
+
+/** The Node flags of the Dockerfile's ENTRYPOINT: those between `node` and `--snapshot-blob`. */
+export function imageEntrypointNodeFlags(): readonly string[] {
+  const stages = readFileSync("Dockerfile", "utf8").split(/^FROM\s/m);
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(stages.at(-1) ?? "")?.[1];
+  const words: unknown = JSON.parse(entrypoint ?? "[]");
+  if (!Array.isArray(words) || words[0] !== "node" || !words.includes("--snapshot-blob"))
+    throw new Error(`the Dockerfile's ENTRYPOINT is not node ... --snapshot-blob FILE --: ${entrypoint}`);
+  return words.slice(1, words.indexOf("--snapshot-blob")) as string[];
 }
 
 /** Both runtimes the bundle must work on. */
