@@ -1,7 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, openSync, closeSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connectCsi, type CsiClients } from "../../src/csi/client.js";
@@ -16,15 +16,6 @@ export function useDriverEntry(path: string): void {
 
 export function driverEntryPath(): string {
   return driverEntry;
-}
-
-/**
- * Build the driver's start-up snapshot for `node` into `blob`, as the image does
- * (`node dist/build-snapshot.js FILE`, beside the bundle startDriver runs).
- */
-export function buildSnapshot(node: string, blob: string): void {
-  const built = spawnSync(node, [join(dirname(driverEntry), "build-snapshot.js"), blob], { encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`building the start-up snapshot with ${node} failed:\n${built.stderr}${built.stdout}`);
 }
 
 /**

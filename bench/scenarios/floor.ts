@@ -8,10 +8,11 @@
  * V8 flags, for the driver with and without them (the lever's before/after).
  */
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { benchRoot } from "../lib/cleanup.js";
-import { buildSnapshot, startDriver, type RunningDriver } from "../lib/driver.js";
+import { driverEntryPath, startDriver, type RunningDriver } from "../lib/driver.js";
+import { buildSnapshot, imageEntrypointNodeFlags, imageNodeOptions } from "../../test/support/driver-process.js";
 import { cpuMicros, rssSample, type RssSample } from "../lib/proc.js";
 import { nodePluginArgs, startLoadClient, unaryRun, type UnaryRun } from "./footprint.js";
 
@@ -100,24 +101,6 @@ export interface FloorOptions {
   readonly log: (line: string) => void;
 }
 
-/** The image's NODE_OPTIONS (`ENV NODE_OPTIONS="..."` in the Dockerfile's last stage): the V8 flags the image ships. */
-export function shippedNodeOptions(dockerfile = "Dockerfile"): string {
-  const text = readFileSync(dockerfile, "utf8");
-  const stages = text.split(/^FROM\s/m);
-  const last = stages[stages.length - 1] ?? "";
-  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(last)?.[1] ?? "";
-}
-
-/** The Node flags of the image's ENTRYPOINT (`node FLAGS... --snapshot-blob FILE --`): how the image starts the plugin. */
-export function shippedEntrypointNodeFlags(dockerfile = "Dockerfile"): string[] {
-  const stages = readFileSync(dockerfile, "utf8").split(/^FROM\s/m);
-  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(stages[stages.length - 1] ?? "")?.[1];
-  const words: unknown = JSON.parse(entrypoint ?? "[]");
-  if (!Array.isArray(words) || words[0] !== "node" || !words.includes("--snapshot-blob"))
-    throw new Error(`the Dockerfile's ENTRYPOINT is not node ... --snapshot-blob FILE --: ${entrypoint}`);
-  return words.slice(1, words.indexOf("--snapshot-blob")).map(String);
-}
-
 export function floorRuntimes(): FloorRuntime[] {
   const runtimes: FloorRuntime[] = [{ name: "developer's Node", node: process.execPath, version: process.versions.node }];
   try {
@@ -134,10 +117,10 @@ export function floorRuntimes(): FloorRuntime[] {
 export const FORMER_HEAP_FLAGS = "--max-semi-space-size=2 --max-old-space-size=64";
 
 export function floorSubjects(dir: string): FloorSubject[] {
-  const shipped = shippedNodeOptions();
+  const shipped = imageNodeOptions();
   const subjects: FloorSubject[] = [
     { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
-    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true, nodeArgs: shippedEntrypointNodeFlags() },
+    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true, nodeArgs: imageEntrypointNodeFlags() },
     // The start-up snapshot's other side: the bundle as `node dist/do-csi-plugin.js` runs it.
     { name: NO_SNAPSHOT_SUBJECT, args: nodePluginArgs(dir), nodeOptions: shipped },
   ];
@@ -216,7 +199,7 @@ export async function measureFloor(options: FloorOptions): Promise<FloorRuntimeR
   const out: FloorRuntimeResult[] = [];
   for (const runtime of floorRuntimes()) {
     // As the image does when it is built: the snapshot is bound to the Node that builds it.
-    buildSnapshot(runtime.node, snapshotBlob(runtime));
+    buildSnapshot(runtime.node, snapshotBlob(runtime), join(dirname(driverEntryPath()), "build-snapshot.js"));
     const subjects = floorSubjects("<dir>");
     // Start-up: the subjects interleaved, so a busy moment of the shared machine hits all of them.
     const starts = new Map<string, number[]>(subjects.map((s) => [s.name, []]));

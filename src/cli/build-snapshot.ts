@@ -1,9 +1,10 @@
 /**
  * `node dist/build-snapshot.js FILE` builds the plugin's start-up snapshot
  * (snapshot.ts) into FILE for the Node that runs it, then starts the plugin from
- * it once (`--version`) to prove that it loads. A snapshot is bound to the Node
- * binary that built it: the image builds its own with its Node (Dockerfile), and
- * the tests and the bench build one for each Node they run.
+ * it once (`--version`) to prove that it loads; a warning from the build fails
+ * it too. A snapshot is bound to the Node binary that built it: the image builds
+ * its own with its Node (Dockerfile), and the tests and the bench build one for
+ * each Node they run.
  *
  * Start the plugin from it with `node --snapshot-blob FILE -- ARGS...`.
  */
@@ -34,6 +35,14 @@ function main(args: readonly string[]): number {
     });
     if (built.status !== 0) {
       process.stderr.write(`building the snapshot failed (${built.status ?? built.signal}):\n${built.stderr}${built.stdout}`);
+      return 1;
+    }
+    // The builder prints nothing unless Node warns: about a built-in module it does not vouch for
+    // inside a snapshot (state it set up as it loaded may not match the process started from it).
+    if (built.stderr.trim() !== "") {
+      process.stderr.write(
+        `building the snapshot warned; load what it names when it is used, not with the modules the snapshot holds:\n${built.stderr}`,
+      );
       return 1;
     }
   } finally {

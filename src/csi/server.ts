@@ -69,7 +69,7 @@ export interface CsiServerOptions {
 export class CsiServer {
   readonly #options: CsiServerOptions;
   readonly #listener: NetServer;
-  /** node:http2's server: made once the socket listens (`start`), or by the first connection if one comes sooner. */
+  /** node:http2's server: made as soon as the socket listens (`start`), before any connection is handed over. */
   #http2: Http2Server | undefined;
   readonly #makeHttp2: () => Http2Server;
   readonly #methods = new Map<string, MethodRunner>();

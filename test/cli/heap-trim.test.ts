@@ -69,7 +69,7 @@ describe("heap trimming after a burst of calls", () => {
       it(`trims after start-up and after a burst, never while idle, on ${runtime.name}${fromSnapshot ? ", started from its snapshot as the image starts it" : ""}`, async () => {
         let command: readonly string[] | undefined;
         if (fromSnapshot) {
-          buildSnapshot(runtime, join(dir, "plugin.blob"));
+          buildSnapshot(runtime.node, join(dir, "plugin.blob"));
           command = snapshotCommand(runtime, join(dir, "plugin.blob"));
         }
         driver = await startDriver(

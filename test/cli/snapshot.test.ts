@@ -29,7 +29,7 @@ for (const runtime of RUNTIMES) {
     beforeAll(async () => {
       dir = await makeTestDir("snapshot");
       const blob = join(dir, "plugin.blob");
-      buildSnapshot(runtime, blob);
+      buildSnapshot(runtime.node, blob);
       command = snapshotCommand(runtime, blob);
     }, 60_000);
     afterAll(async () => {

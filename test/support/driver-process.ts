@@ -37,12 +37,13 @@ export const IMAGE_NODE: NodeRuntime = {
 };
 
 /**
- * Build the plugin's start-up snapshot for `runtime` into `blob`, as the image
- * does when it is built (`node dist/build-snapshot.js FILE`, Dockerfile).
+ * Build the plugin's start-up snapshot for the Node binary `node` into `blob`,
+ * as the image does when it is built (`node dist/build-snapshot.js FILE`,
+ * Dockerfile); `buildScript` is that script of the bundle to use.
  */
-export function buildSnapshot(runtime: NodeRuntime, blob: string): void {
-  const built = spawnSync(runtime.node, [resolve("dist/build-snapshot.js"), blob], { encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`building the start-up snapshot on ${runtime.name} failed:\n${built.stderr}${built.stdout}`);
+export function buildSnapshot(node: string, blob: string, buildScript = resolve("dist/build-snapshot.js")): void {
+  const built = spawnSync(node, [buildScript, blob], { encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building the start-up snapshot with ${node} failed:\n${built.stderr}${built.stdout}`);
 }
 
 /**
