@@ -13,6 +13,11 @@ ARG DEBIAN_RELEASE=bookworm
 
 # --- build: the dev toolchain compiles and bundles the driver into dist/ -------
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS build
+# gcc and libc6-dev: the build compiles dist/malloc-trim.node, glibc's malloc_trim
+# for the heap trimmer (src/native/malloc-trim.c), against this Node's own headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 # No install scripts: esbuild and tsc find their platform binaries without them.
@@ -21,8 +26,9 @@ COPY tsconfig.json ./
 COPY scripts/build.mjs ./scripts/
 COPY src ./src
 # Type-checks src/ and writes the self-contained esbuild bundle to dist/
-# (node: built-ins only; nothing from node_modules is needed at run time).
-RUN npm run build
+# (node: built-ins only; nothing from node_modules is needed at run time),
+# with the addon beside it (the build skips it where it cannot be made: not here).
+RUN npm run build && test -f dist/malloc-trim.node
 
 # --- runtime: Node, the bundle, and the host tools the node service runs --------
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim

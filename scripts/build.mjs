@@ -1,9 +1,14 @@
 // Bundles the driver into dist/: one entry file plus lazily loaded chunks, so a
 // node plugin loads only what node mode needs (smaller and faster to start);
 // and the builder of the start-up snapshot the image starts from
-// (src/cli/snapshot.ts): one CommonJS file, as Node's snapshot builder runs.
+// (src/cli/snapshot.ts): one CommonJS file, as Node's snapshot builder runs;
+// and, where a C compiler and glibc are present, dist/malloc-trim.node
+// (src/native/malloc-trim.c), which the plugin runs without elsewhere.
 import { build } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { chmod, readFile, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 await rm("dist", { recursive: true, force: true });
 await build({
@@ -52,3 +57,28 @@ if ([...(await readFile("dist/snapshot-builder.cjs"))].some((byte) => byte > 0x7
 await chmod("dist/do-csi-plugin.js", 0o755);
 await chmod("dist/csi-conformance.js", 0o755);
 await chmod("dist/csictl.js", 0o755);
+
+buildMallocTrimAddon();
+
+/**
+ * Compiles src/native/malloc-trim.c against the Node-API headers of the Node
+ * running the build (Node's own include/node, as its releases and images ship
+ * it). Skipped, with a note, where there is no glibc or no C compiler; a
+ * compiler that is there and fails fails the build.
+ */
+function buildMallocTrimAddon() {
+  const out = "dist/malloc-trim.node";
+  const skip = (why) => process.stderr.write(`build: ${out} not built (${why}); the plugin then trims only V8's heap\n`);
+  if (process.platform !== "linux" || !process.report.getReport().header.glibcVersionRuntime) return skip("it needs glibc");
+  const include = [join(dirname(dirname(process.execPath)), "include", "node"), "node_modules/node-image/include/node"].find((dir) =>
+    existsSync(join(dir, "node_api.h")),
+  );
+  if (include === undefined) return skip("no node_api.h beside this Node");
+  const cc = process.env.CC || "cc";
+  const args = ["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I", include, "-o", out, "src/native/malloc-trim.c"];
+  const result = spawnSync(cc, args, { stdio: ["ignore", "inherit", "inherit"] });
+  if (result.error?.code === "ENOENT") return skip(`no C compiler: ${cc}`);
+  if (result.error !== undefined || result.status !== 0) {
+    throw new Error(`build: ${cc} ${args.join(" ")} failed (${result.error?.message ?? `exit ${result.status}`})`);
+  }
+}

@@ -11,12 +11,15 @@ declare -A package_of=(
   [kubectl]=kubernetes-client
   # tests only: test/interop builds a grpc-go client (Debian's grpc-go sources come with golang-google-grpc-dev)
   [go]=golang-go
+  # the build: dist/malloc-trim.node (src/native/malloc-trim.c; malloc.h comes with libc6-dev)
+  [cc]=gcc
 )
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
+[ -f /usr/include/malloc.h ] || missing+=(libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
