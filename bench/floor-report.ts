@@ -295,8 +295,10 @@ function afterLoad(r: AcrossRuns): string {
 function driverStartNote(results: readonly FloorRuntimeResult[]): string {
   const has = (subject: string) => results.some((r) => r.measures.some((m) => m.subject === subject));
   if (has(NO_SNAPSHOT_SUBJECT)) {
-    const flags = results.flatMap((r) => r.measures).find((m) => m.subject === "driver")?.nodeArgs;
-    return `; it sets none), started as the image starts it: from the start-up snapshot that \`node dist/build-snapshot.js\` builds with the same Node (\`node ${flags ? `${flags} ` : ""}--snapshot-blob FILE -- ARGS\`, the Dockerfile's ENTRYPOINT); for the lever's before/after, also as \`node dist/do-csi-plugin.js ARGS\`. `;
+    const driver = results.flatMap((r) => r.measures).find((m) => m.subject === "driver");
+    const flags = driver?.nodeArgs;
+    const environment = driver?.environment ? `in its environment (\`${driver.environment}\`, the Dockerfile's ENV), ` : "";
+    return `; it sets none), started as the image starts it: ${environment}from the start-up snapshot that \`node dist/build-snapshot.js\` builds with the same Node (\`node ${flags ? `${flags} ` : ""}--snapshot-blob FILE -- ARGS\`, the Dockerfile's ENTRYPOINT); for the lever's before/after, also as \`node dist/do-csi-plugin.js ARGS\`. `;
   }
   if (has(FORMER_FLAGS_SUBJECT))
     return `; it sets none) and, for the lever's before/after, with the heap flags the image set until 2026-12-05 (\`${FORMER_HEAP_FLAGS}\`). `;

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { benchRoot } from "../lib/cleanup.js";
 import { driverEntryPath, startDriver, type RunningDriver } from "../lib/driver.js";
-import { buildSnapshot, imageEntrypointNodeFlags, imageNodeOptions } from "../../test/support/driver-process.js";
+import { buildSnapshot, imageEntrypointNodeFlags, imageEnvironment } from "../../test/support/driver-process.js";
 import { cpuMicros, rssSample, type RssSample } from "../lib/proc.js";
 import { nodePluginArgs, startLoadClient, unaryRun, type UnaryRun } from "./footprint.js";
 
@@ -48,6 +48,8 @@ export interface FloorSubject {
   readonly args: readonly string[];
   /** NODE_OPTIONS the process gets (always set, so the bench's own never leak in). */
   readonly nodeOptions: string;
+  /** Other environment variables the process gets: the image's ENV (GLIBC_TUNABLES) for the driver. */
+  readonly environment?: Readonly<Record<string, string>>;
 }
 
 export interface FloorMeasure {
@@ -55,6 +57,8 @@ export interface FloorMeasure {
   readonly nodeOptions: string;
   /** Node's own arguments before the program (runs since 2026-12-06). */
   readonly nodeArgs?: string;
+  /** The environment variables set for it besides NODE_OPTIONS, as NAME=VALUE (runs since 2026-12-06T03). */
+  readonly environment?: string;
   /** Spawn -> first Probe OK, every start (the first is the measured process). */
   readonly readyMs: readonly number[];
   /** 2 s after ready, the measured process. */
@@ -117,12 +121,12 @@ export function floorRuntimes(): FloorRuntime[] {
 export const FORMER_HEAP_FLAGS = "--max-semi-space-size=2 --max-old-space-size=64";
 
 export function floorSubjects(dir: string): FloorSubject[] {
-  const shipped = imageNodeOptions();
+  const { NODE_OPTIONS: shipped = "", ...environment } = imageEnvironment();
   const subjects: FloorSubject[] = [
     { name: "baseline", entry: BARE_SERVER, args: [], nodeOptions: "" },
-    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, snapshot: true, nodeArgs: imageEntrypointNodeFlags() },
-    // The start-up snapshot's other side: the bundle as `node dist/do-csi-plugin.js` runs it.
-    { name: NO_SNAPSHOT_SUBJECT, args: nodePluginArgs(dir), nodeOptions: shipped },
+    { name: "driver", args: nodePluginArgs(dir), nodeOptions: shipped, environment, snapshot: true, nodeArgs: imageEntrypointNodeFlags() },
+    // The start-up snapshot's other side: the bundle as `node dist/do-csi-plugin.js` runs it (in the image's environment too).
+    { name: NO_SNAPSHOT_SUBJECT, args: nodePluginArgs(dir), nodeOptions: shipped, environment },
   ];
   return subjects;
 }
@@ -142,7 +146,7 @@ function start(runtime: FloorRuntime, subject: FloorSubject, name: string): Prom
     name,
     node: runtime.node,
     args: subject.args.map((a) => a.replace("<dir>", join(benchRoot(), name))),
-    env: { NODE_OPTIONS: subject.nodeOptions },
+    env: { ...subject.environment, NODE_OPTIONS: subject.nodeOptions },
     ...(subject.entry !== undefined ? { entry: subject.entry } : {}),
     ...(subject.snapshot ? { snapshotBlob: snapshotBlob(runtime) } : {}),
     ...(subject.nodeArgs ? { nodeOptions: subject.nodeArgs } : {}),
@@ -180,6 +184,13 @@ async function measureOne(
       subject: subject.name,
       nodeOptions: subject.nodeOptions,
       ...(subject.nodeArgs ? { nodeArgs: subject.nodeArgs.join(" ") } : {}),
+      ...(subject.environment && Object.keys(subject.environment).length > 0
+        ? {
+            environment: Object.entries(subject.environment)
+              .map(([name, value]) => `${name}=${value}`)
+              .join(" "),
+          }
+        : {}),
       readyMs: [driver.readyMs, ...extraStarts],
       idle,
       idleSamples: [idle, ...extraIdle],

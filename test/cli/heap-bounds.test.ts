@@ -13,7 +13,15 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { DRIVER_ENTRY, type DriverProcess, imageNodeOptions, probeBurst, RUNTIMES, startDriver } from "../support/driver-process.js";
+import {
+  DRIVER_ENTRY,
+  type DriverProcess,
+  imageEnvironment,
+  imageNodeOptions,
+  probeBurst,
+  RUNTIMES,
+  startDriver,
+} from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 const REPORTER = resolve("test/cli/fixtures/heap-bounds-report.mjs");
@@ -49,7 +57,7 @@ describe("the heap's bounds under a burst of calls", () => {
         ["--backend", "local", "--mode", "node", "--data-dir", join(dir, "data"), "--node-id", "n1"],
         {
           command: [runtime.node, "--import", REPORTER, DRIVER_ENTRY],
-          env: { NODE_OPTIONS: imageNodeOptions(), HEAP_BOUNDS_REPORT: report },
+          env: { ...imageEnvironment(), HEAP_BOUNDS_REPORT: report },
         },
       );
       const clients = connectCsi(driver.endpoint);

@@ -15,7 +15,7 @@ import { connectCsi } from "../../src/csi/client.js";
 import {
   buildSnapshot,
   type DriverProcess,
-  imageNodeOptions,
+  imageEnvironment,
   logLines,
   probeBurst,
   RUNTIMES,
@@ -82,7 +82,7 @@ describe("heap trimming after a burst of calls", () => {
         driver = await startDriver(
           join(dir, "csi.sock"),
           ["--backend", "local", "--mode", "node", "--data-dir", join(dir, "data"), "--node-id", "n1", "--log-level", "debug"],
-          { node: runtime.node, env: { NODE_OPTIONS: imageNodeOptions() }, ...(command ? { command } : {}) },
+          { node: runtime.node, env: imageEnvironment(), ...(command ? { command } : {}) },
         );
         const running = driver;
         // Start-up: one trim; idle: no more.

@@ -14,7 +14,7 @@ import { cp, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { connectCsi } from "../../src/csi/client.js";
-import { type DriverProcess, imageNodeOptions, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, imageEnvironment, RUNTIMES, startDriver } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 // Directory names that, with the test root's path, span the lengths that made the difference (1 to 22 more characters).
@@ -52,7 +52,7 @@ describe("an idle node plugin", () => {
           ["--backend", "local", "--mode", "node", "--data-dir", join(home, "data"), "--node-id", "n1"],
           {
             command: ["stdbuf", "-o0", runtime.node, "--trace-opt", join(home, "dist", "do-csi-plugin.js")],
-            env: { NODE_OPTIONS: imageNodeOptions() },
+            env: imageEnvironment(),
           },
         );
         const running = driver;

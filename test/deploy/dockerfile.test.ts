@@ -13,7 +13,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { FORMATTABLE_FILESYSTEMS, mkfsCommand } from "../../src/mounter/format.js";
 import { findExecutable } from "../../src/util/executables.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
-import { IMAGE_NODE, imageEntrypointNodeFlags } from "../support/driver-process.js";
+import { IMAGE_NODE, imageEntrypointNodeFlags, imageEnvironment } from "../support/driver-process.js";
 import { PLUGIN_CONTAINER } from "../../deploy/generate/config.js";
 import { REPO_ROOT, containers, listFiles, loadManifests, stringList, workloads } from "./manifests.js";
 
@@ -166,6 +166,22 @@ describe("Dockerfile", () => {
       (i) => i.keyword === "RUN" && i.args.includes(`ln -s ${workdir}/${BIN_PATH} /usr/local/bin/${BIN}`),
     );
     expect(link, `ln -s ${workdir}/${BIN_PATH} /usr/local/bin/${BIN}`).toBe(true);
+  });
+
+  it("sets only glibc tunables this glibc knows, within their bounds (glibc ignores any other without a word)", () => {
+    const tunables = imageEnvironment().GLIBC_TUNABLES ?? "";
+    expect(tunables).not.toBe("");
+    const known = new Map<string, { min: bigint; max: bigint }>();
+    const listing = execFileSync("/lib64/ld-linux-x86-64.so.2", ["--list-tunables"], { encoding: "utf8" });
+    for (const [, name = "", min = "0", max = "0"] of listing.matchAll(/^(\S+): \S+ \(min: (0x[0-9a-f]+), max: (0x[0-9a-f]+)\)$/gm))
+      known.set(name, { min: BigInt(min), max: BigInt(max) });
+    expect(known.size).toBeGreaterThan(10);
+    for (const setting of tunables.split(":")) {
+      const [name = "", value = ""] = setting.split("=");
+      const bounds = known.get(name);
+      expect(bounds, `${name} is a tunable of this glibc`).toBeDefined();
+      expect(BigInt(value) >= (bounds?.min ?? 0n) && BigInt(value) <= (bounds?.max ?? 0n), `${setting} within bounds`).toBe(true);
+    }
   });
 
   it("installs every host tool the node service runs (and cryptsetup), and the command → package table is right", async () => {

@@ -47,12 +47,34 @@ export function buildSnapshot(node: string, blob: string, buildScript = resolve(
 }
 
 /**
- * How the image starts the plugin (its ENTRYPOINT, read from the Dockerfile):
- * with its Node flags, from a snapshot `buildSnapshot` made for the same
- * runtime; the plugin's arguments follow.
+ * How the image starts the plugin (its ENV and ENTRYPOINT, read from the
+ * Dockerfile): in the image's environment (through env(1), which execs the
+ * command, so the pid is node's), with its Node flags, from a snapshot
+ * `buildSnapshot` made for the same runtime; the plugin's arguments follow.
  */
 export function snapshotCommand(runtime: NodeRuntime, blob: string): readonly string[] {
-  return [runtime.node, ...imageEntrypointNodeFlags(), "--snapshot-blob", blob, "--"];
+  const environment = Object.entries(imageEnvironment()).filter(([name]) => name !== "NODE_OPTIONS");
+  return [
+    ...(environment.length > 0 ? ["env", ...environment.map(([name, value]) => `${name}=${value}`)] : []),
+    runtime.node,
+    ...imageEntrypointNodeFlags(),
+    "--snapshot-blob",
+    blob,
+    "--",
+  ];
+}
+
+/**
+ * The environment the image runs the plugin in: the `ENV` lines of the
+ * Dockerfile's runtime (last) stage, with NODE_OPTIONS empty unless it sets
+ * it (so that the caller's own never leaks in).
+ */
+export function imageEnvironment(): Readonly<Record<string, string>> {
+  const stages = readFileSync("Dockerfile", "utf8").split(/^FROM\s/m);
+  const environment: Record<string, string> = { NODE_OPTIONS: "" };
+  for (const [, name = "", quoted, bare] of (stages.at(-1) ?? "").matchAll(/^ENV ([A-Z_][A-Z0-9_]*)=(?:"([^"]*)"|(\S*))$/gm))
+    environment[name] = quoted ?? bare ?? "";
+  return environment;
 }
 
 /** The Node flags of the Dockerfile's ENTRYPOINT: those between `node` and `--snapshot-blob`. */
@@ -79,10 +101,9 @@ export function imageNodeVersion(): string {
   }
 }
 
-/** `ENV NODE_OPTIONS="..."` of the Dockerfile's runtime (last) stage: the V8 flags the image runs the plugin with. */
+/** `ENV NODE_OPTIONS` of the Dockerfile's runtime (last) stage: the V8 flags the image runs the plugin with. */
 export function imageNodeOptions(): string {
-  const stages = readFileSync("Dockerfile", "utf8").split(/^FROM\s/m);
-  return /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(stages.at(-1) ?? "")?.[1] ?? "";
+  return imageEnvironment().NODE_OPTIONS ?? "";
 }
 
 /** A process's resident memory (VmRSS) in MiB; NaN once it has gone. */
