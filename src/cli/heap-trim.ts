@@ -38,7 +38,10 @@
  * the memory a burst allocated outside V8's heap (the compilers' zones,
  * HTTP/2 frames, buffers) is freed in the middle of glibc's heap, which glibc
  * never returns by itself. On the image's Node that is 4-5 MiB after 20,000
- * Probes at concurrency 64, about 2 on Node 20 (bench/RESULTS.md).
+ * Probes at concurrency 64, about 2 on Node 20 (bench/RESULTS.md). The image
+ * turns glibc's per-thread cache of freed blocks off (GLIBC_TUNABLES in the
+ * Dockerfile): a block held there is not free to glibc, and neither is it
+ * given back.
  *
  * V8 offers no API for it, so the collection is V8's `gc` from a throwaway
  * context (`--expose-gc` is set only while that context is made):
