@@ -219,8 +219,11 @@ describe("Kubernetes lifecycle on three nodes, one --node-deployment instance ea
       // scheduler puts it on the source's node, whose provisioner restores from its own snapshot.
       const restores: Running[] = [];
       for (const node of cluster.nodes) {
-        const source = running.find((r) => r.node === node && r.claim.requestBytes <= 16n * MiB);
-        if (source === undefined) throw new Error(`no small claim on ${node.name}`);
+        // The node's smallest claim (the scheduler decides which sizes each node got: a node may have none of 8 or 16 MiB).
+        const [source] = running
+          .filter((r) => r.node === node)
+          .sort((a, b) => (a.claim.requestBytes < b.claim.requestBytes ? -1 : a.claim.requestBytes > b.claim.requestBytes ? 1 : 0));
+        if (source === undefined) throw new Error(`no claim on ${node.name}`);
         const snapshot = await node.cluster.snapshot(`snap-${node.name}`, source.claim, {
           name: "local-snapshots",
           driver: node.env.driverName,
