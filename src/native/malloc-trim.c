@@ -15,9 +15,7 @@
  * Built by scripts/build.mjs into dist/malloc-trim.node where a C compiler and
  * glibc are present; without it the plugin runs and only V8's heap is trimmed.
  */
-#ifndef __GLIBC__
 #include <features.h>
-#endif
 #ifndef __GLIBC__
 #error "malloc_trim is glibc's"
 #endif

@@ -22,6 +22,7 @@ import {
   rssMiB,
   snapshotCommand,
   startDriver,
+  until,
 } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
@@ -49,14 +50,6 @@ function trims(driver: DriverProcess): Trim[] {
       rssBeforeMiB: Number(l.rssBeforeMiB),
       rssAfterMiB: Number(l.rssAfterMiB),
     }));
-}
-
-async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("heap trimming after a burst of calls", () => {

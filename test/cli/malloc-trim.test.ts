@@ -10,7 +10,7 @@ import { cp, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type DriverProcess, logLines, RUNTIMES, startDriver } from "../support/driver-process.js";
+import { type DriverProcess, logLines, RUNTIMES, startDriver, until } from "../support/driver-process.js";
 import { makeTestDir, removeTestDir } from "../support/test-dir.js";
 
 const ADDON = resolve("dist/malloc-trim.node");
@@ -80,9 +80,8 @@ describe("glibc's heap trim (dist/malloc-trim.node)", () => {
         { command: [process.execPath, join(dist, "do-csi-plugin.js")] },
       );
       const running = driver;
-      const deadline = Date.now() + 10_000;
       const trimmed = () => logLines(running.stderr()).find((l) => l.msg === "heap trimmed after a quiet time");
-      while (trimmed() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await until("the trim after start-up", () => trimmed() !== undefined);
       expect(trimmed()).toMatchObject({ after: "start-up" });
       expect(trimmed()).not.toHaveProperty("mallocReleased");
       const why = logLines(running.stderr()).find((l) => l.msg === "glibc's free heap is not trimmed");

@@ -106,6 +106,15 @@ export function imageNodeOptions(): string {
   return imageEnvironment().NODE_OPTIONS ?? "";
 }
 
+/** Polls `ok` every 50 ms until it holds; throws, naming `what`, after `timeoutMs`. */
+export async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A process's resident memory (VmRSS) in MiB; NaN once it has gone. */
 export async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
